@@ -1,0 +1,276 @@
+"""The language in which chapters define their hidden checks, and the code that runs one.
+
+A chapter's ``assignments/<chapter>/checks.py`` builds a list ``CHECKS`` of :class:`Check`.
+Each check exercises one part of the chapter's API (say ``Linear``) on seeded inputs and
+records named outputs (``y``, ``dx``, ``grad_weight`` ...). Every output is a graded item.
+
+The same :func:`run_check` runs a check twice:
+
+* at build time, in a trusted process, against the reference in ``solutions/``; the outputs
+  are saved as the expected data shipped (readable by root only) in the grader zip;
+* at grading time, in the sandboxed child, against the student's namespace; the outputs are
+  saved as plain ``.npy`` files that the judge loads with ``allow_pickle=False``.
+
+This module is imported by the child before it drops privileges, so it must not import
+anything from ``solutions/`` or from a chapter, and it must stay small.
+"""
+from __future__ import annotations
+
+import traceback
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+
+# Payload limit for one output: a check that produces more is broken, not a student.
+MAX_OUTPUT_ELEMENTS = 5_000_000
+
+
+@dataclass(frozen=True)
+class Output:
+    """One named, graded output of a check.
+
+    Attributes:
+        name: key the exercise stores the tensor under (``out["dx"] = ...``).
+        points: points for this item.
+        rtol, atol: closeness, as in ``torch.testing.assert_close``: |a - e| <= atol + rtol |e|.
+        hint: the likely bug when only this output is wrong; shown to the student on failure.
+    """
+
+    name: str
+    points: float = 1.0
+    rtol: float = 1e-7
+    atol: float = 1e-7
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class Check:
+    """A hidden check: one exercise of the API, run on every case, producing graded outputs.
+
+    Attributes:
+        name: what is exercised, e.g. ``"Linear"``; items are named ``"<name>: <output>"``.
+        question: the Otter question (``"q1"``) the items belong to.
+        uses: the names the submission must define (``("Linear",)``).
+        exercise: ``exercise(api, case, rng, out)``; ``api.Linear`` is the implementation under
+            test, ``case`` one dict of ``cases``, ``rng`` a seeded ``torch.Generator`` private to
+            this (check, case), ``out`` a :class:`Recorder`.
+        cases: input configurations, shown to the student in failure messages.
+        outputs: the graded outputs.
+        timeout_s: wall-clock seconds the child gets for all cases of this check.
+    """
+
+    name: str
+    question: str
+    uses: tuple[str, ...]
+    exercise: Callable[..., None]
+    cases: tuple[Mapping[str, Any], ...]
+    outputs: tuple[Output, ...]
+    timeout_s: float = 10.0
+
+    def item_name(self, output: Output) -> str:
+        return f"{self.name}: {output.name}"
+
+
+class Recorder:
+    """What an exercise writes its outputs into.
+
+    ``out["y"] = y`` records a copy of ``y`` (later in-place changes do not alter it).
+    ``out.watch(x=x)`` remembers inputs; if the implementation changes one in place, every
+    output of the case fails with a message naming the input.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self._watched: dict[str, torch.Tensor] = {}
+        self._originals: dict[str, torch.Tensor] = {}
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        if type(value) is torch.Tensor:
+            value = value.detach().clone()
+        self.values[name] = value
+
+    def watch(self, **tensors: torch.Tensor) -> None:
+        for name, tensor in tensors.items():
+            self._watched[name] = tensor
+            self._originals[name] = tensor.detach().clone()
+
+    def modified_inputs(self) -> list[str]:
+        changed = []
+        for name, tensor in self._watched.items():
+            original = self._originals[name]
+            same = tensor.shape == original.shape and torch.equal(tensor.detach(), original)
+            if not same:
+                changed.append(name)
+        return changed
+
+
+class MissingName(Exception):
+    """The submission does not define a name a check uses."""
+
+
+class Namespace:
+    """Attribute access onto the implementation under test, limited to the check's ``uses``."""
+
+    def __init__(self, source: Mapping[str, Any] | Any, allowed: tuple[str, ...]):
+        self._source = source
+        self._allowed = allowed
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self._allowed:
+            raise AttributeError(f"check bug: {name!r} is not listed in the check's uses")
+        if isinstance(self._source, Mapping):
+            if name not in self._source:
+                raise MissingName(name)
+            return self._source[name]
+        if not hasattr(self._source, name):
+            raise MissingName(name)
+        return getattr(self._source, name)
+
+
+def case_seed(check_name: str, case_index: int) -> int:
+    """A seed that depends only on the check and the case, stable across runs and machines."""
+    return zlib.crc32(f"{check_name}#{case_index}".encode()) & 0x7FFFFFFF
+
+
+def randn(rng: torch.Generator, *shape: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Standard normal tensor of ``shape`` drawn from ``rng``."""
+    return torch.randn(*shape, generator=rng, dtype=dtype)
+
+
+def uniform(rng: torch.Generator, *shape: int, low: float = -1.0, high: float = 1.0,
+            dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Uniform tensor in [low, high) of ``shape`` drawn from ``rng``."""
+    return low + (high - low) * torch.rand(*shape, generator=rng, dtype=dtype)
+
+
+def randint(rng: torch.Generator, high: int, *shape: int) -> torch.Tensor:
+    """int64 tensor of ``shape`` with values in [0, high) drawn from ``rng``."""
+    return torch.randint(0, high, shape, generator=rng, dtype=torch.int64)
+
+
+def noncontiguous(x: torch.Tensor) -> torch.Tensor:
+    """The same values as ``x`` in a non-contiguous layout (a transposed view of a copy)."""
+    return x.transpose(0, -1).contiguous().transpose(0, -1)
+
+
+# ----------------------------------------------------------------------------------------
+# Running a check and saving its outputs as plain arrays
+# ----------------------------------------------------------------------------------------
+
+def describe_value(value: Any) -> dict[str, Any]:
+    """Metadata of one recorded output, as the judge's comparison rule needs it."""
+    if type(value) is not torch.Tensor:
+        kind = type(value)
+        return {"kind": "not_tensor", "type": f"{kind.__module__}.{kind.__qualname__}"}
+    return {
+        "kind": "tensor",
+        "dtype": str(value.dtype).removeprefix("torch."),
+        "shape": list(value.shape),
+        "device": str(value.device),
+    }
+
+
+def to_plain_array(value: torch.Tensor) -> np.ndarray:
+    """A numpy copy of a plain CPU tensor; exotic dtypes are widened so numpy can hold them."""
+    tensor = value.detach()
+    if tensor.dtype in (torch.bfloat16, torch.float16):
+        tensor = tensor.to(torch.float32)
+    if tensor.is_complex():
+        raise TypeError("complex outputs are not supported")
+    return np.ascontiguousarray(tensor.cpu().numpy())
+
+
+def short_error(exc: BaseException) -> str:
+    """One line naming the exception and where in the submission it was raised."""
+    if isinstance(exc, NotImplementedError):
+        what = str(exc) or "a stub"
+        return f"not implemented: {what} still raises NotImplementedError"
+    if isinstance(exc, MissingName):
+        return f"{exc.args[0]} not found: define it with exactly this name"
+    if isinstance(exc, SystemExit):
+        return "your code called sys.exit() / exit(); the process ended for this item"
+    location = ""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.startswith("<cell"):
+            location = f" (at {frame.filename.strip('<>')}, line {frame.lineno}: {frame.line})"
+            break
+    message = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return f"{type(exc).__name__}: {message}{location}"
+
+
+def run_check(check: Check, implementation: Mapping[str, Any] | Any,
+              save: Callable[[int, str, np.ndarray], None]) -> dict[str, Any]:
+    """Runs ``check`` on every case against ``implementation`` and saves each output.
+
+    Args:
+        check: the check.
+        implementation: the student's globals (a dict) or the reference module.
+        save: ``save(case_index, output_name, array)`` stores one output's data.
+
+    Returns:
+        A JSON-able report: ``{"cases": [{"outputs": {name: meta}, "error": str|None,
+        "modified": [input names]}]}``. A missing output's meta is ``{"kind": "missing"}``.
+    """
+    api = Namespace(implementation, check.uses)
+    cases = []
+    for case_index, case in enumerate(check.cases):
+        rng = torch.Generator().manual_seed(case_seed(check.name, case_index))
+        out = Recorder()
+        error = None
+        try:
+            for name in check.uses:
+                getattr(api, name)
+            check.exercise(api, case, rng, out)
+        except BaseException as exc:  # noqa: BLE001 - student code may raise anything
+            error = short_error(exc)
+        metas: dict[str, Any] = {}
+        for output in check.outputs:
+            if output.name not in out.values:
+                metas[output.name] = {"kind": "missing"}
+                continue
+            value = out.values[output.name]
+            meta = describe_value(value)
+            if meta["kind"] == "tensor":
+                if value.numel() > MAX_OUTPUT_ELEMENTS:
+                    meta = {"kind": "too_large", "numel": int(value.numel())}
+                else:
+                    try:
+                        save(case_index, output.name, to_plain_array(value))
+                    except Exception as exc:  # noqa: BLE001
+                        meta = {"kind": "unsaveable", "error": short_error(exc)}
+            metas[output.name] = meta
+        try:
+            modified = out.modified_inputs()
+        except Exception:  # noqa: BLE001 - a broken tensor in the input slot
+            modified = ["(an input could not be compared)"]
+        cases.append({"outputs": metas, "error": error, "modified": modified})
+    return {"cases": cases}
+
+
+def array_file_name(check_index: int, case_index: int, output_name: str) -> str:
+    """File name under which one output is saved; the judge builds it itself, never reads it."""
+    safe = "".join(ch if ch.isalnum() or ch == "_" else "-" for ch in output_name)
+    return f"c{check_index:03d}_k{case_index:03d}_{safe}.npy"
+
+
+@dataclass
+class ChapterChecks:
+    """What a chapter's checks module provides (see ``assignments/*/checks.py``)."""
+
+    checks: list[Check]
+    forbidden: tuple[str, ...] = ()
+    scope_note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_checks_namespace(source: str, filename: str = "<checks>") -> ChapterChecks:
+    """Executes a checks module's source and returns what it defines."""
+    namespace: dict[str, Any] = {"__name__": "chapter_checks"}
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - trusted or child-side
+    return ChapterChecks(
+        checks=list(namespace["CHECKS"]),
+        forbidden=tuple(namespace.get("FORBIDDEN", ())),
+    )

@@ -1,0 +1,233 @@
+"""The sandboxed child: runs a submission's code and the hidden checks' exercises on it.
+
+Started by the judge (``autograder/sandbox.py``) as ``python -I -B child.py`` with the job as
+JSON on stdin. Before any student code runs it: reads the whole job, moves into a new network
+namespace (no interface is up, so every connection fails at once), sets resource limits,
+imports torch, and drops to the unprivileged sandbox user. It then executes the submission
+statement by statement and runs each requested check, reporting progress as JSON lines on the
+protocol file descriptor and writing outputs as plain ``.npy`` files into its work folder.
+
+Nothing here is trusted by the judge: reports and arrays are data to compare, never code.
+The job holds the submission's cells and the checks' exercise code (comments stripped), never
+an expected value.
+"""
+from __future__ import annotations
+
+import ast
+import ctypes
+import json
+import os
+import resource
+import sys
+import types
+
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
+
+
+def _send(proto, event: dict) -> None:
+    try:
+        proto.write(json.dumps(event)[:200_000] + "\n")
+        proto.flush()
+    except Exception:  # noqa: BLE001 - the student may have closed our pipe
+        pass
+
+
+def _unshare_network(as_root: bool) -> str:
+    """Moves this process into an empty network namespace; returns what was achieved."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    flags = CLONE_NEWNET if as_root else (CLONE_NEWUSER | CLONE_NEWNET)
+    if libc.unshare(flags) == 0:
+        return "network namespace"
+    return f"none (unshare failed: errno {ctypes.get_errno()})"
+
+
+def _set_limits(limits: dict) -> None:
+    pairs = {
+        "address_space_bytes": resource.RLIMIT_AS,
+        "cpu_seconds": resource.RLIMIT_CPU,
+        "file_size_bytes": resource.RLIMIT_FSIZE,
+        "open_files": resource.RLIMIT_NOFILE,
+        "processes": resource.RLIMIT_NPROC,
+    }
+    for key, which in pairs.items():
+        if key in limits:
+            resource.setrlimit(which, (limits[key], limits[key]))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _drop_privileges(uid: int, gid: int) -> None:
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+    if os.getuid() != uid or os.geteuid() != uid:
+        raise RuntimeError("privilege drop failed")
+
+
+class _HarmlessGrader:
+    """Stands in for ``otter.Notebook``: public checks and export do nothing when graded."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def _install_fake_otter() -> None:
+    fake = types.ModuleType("otter")
+    fake.Notebook = _HarmlessGrader
+    sys.modules["otter"] = fake
+
+
+def _forbidden_functions(names: list[str]):
+    """Resolves forbidden API names to the set of callables a runtime trap should notice."""
+    import importlib
+
+    import torch
+
+    found = {}
+    for name in names:
+        if name.startswith("Tensor."):
+            attr = getattr(torch.Tensor, name.split(".", 1)[1], None)
+            if attr is not None:
+                found[attr] = "torch." + name
+            continue
+        try:
+            module = importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - not a module: a function such as torch.softmax
+            module = None
+        if module is not None:
+            _add_module_functions(module, name, found, depth=2)
+            continue
+        parent, _, attr_name = name.rpartition(".")
+        try:
+            attr = getattr(importlib.import_module(parent), attr_name)
+            found[attr] = name
+        except Exception:  # noqa: BLE001
+            pass
+    return found
+
+
+def _add_module_functions(module, prefix: str, found: dict, depth: int) -> None:
+    """Adds every function of ``module`` (and of its submodules, ``depth`` levels down)."""
+    for attr_name in dir(module):
+        attr = getattr(module, attr_name, None)
+        if isinstance(attr, types.ModuleType):
+            if depth > 0 and attr.__name__.startswith(module.__name__ + "."):
+                _add_module_functions(attr, f"{prefix}.{attr_name}", found, depth - 1)
+        elif callable(attr) and not isinstance(attr, type):
+            try:
+                found.setdefault(attr, f"{prefix}.{attr_name}")
+            except TypeError:
+                pass
+
+
+def _make_trap(forbidden: dict):
+    """A TorchFunctionMode that records calls of forbidden functions (evidence only)."""
+    from torch.overrides import TorchFunctionMode
+
+    class ForbiddenCallTrap(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.seen: list[str] = []
+
+        def __torch_function__(self, func, types_, args=(), kwargs=None):
+            try:
+                name = forbidden.get(func)
+            except TypeError:
+                name = None
+            if name and name not in self.seen:
+                self.seen.append(name)
+            return func(*args, **(kwargs or {}))
+
+    return ForbiddenCallTrap
+
+
+def _statements(source: str, cell_index: int):
+    """Top-level statements of one cell, each compiled alone; raises SyntaxError."""
+    tree = ast.parse(source, filename=f"<cell {cell_index}>")
+    for stmt in tree.body:
+        module = ast.Module(body=[stmt], type_ignores=[])
+        yield compile(module, f"<cell {cell_index}>", "exec")
+
+
+def main() -> None:
+    job = json.loads(sys.stdin.read())
+    sys.path.insert(0, job["engine_root"])  # -I leaves the script's folder off sys.path
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    proto = os.fdopen(job["proto_fd"], "w", buffering=1)
+    as_root = os.geteuid() == 0
+    protections = {"network": "off (not requested)"}
+    if job["isolate_network"]:
+        protections["network"] = _unshare_network(as_root)
+    _set_limits(job["limits"])
+    protections["limits"] = sorted(job["limits"])
+
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    from autograder import checks as checks_api  # noqa: F401 - imported while still readable
+
+    chapter = checks_api.load_checks_namespace(job["check_source"])
+    forbidden = _forbidden_functions(list(chapter.forbidden)) if chapter.forbidden else {}
+    trap_class = _make_trap(forbidden) if forbidden else None
+    if as_root and job.get("uid") is not None:
+        _drop_privileges(job["uid"], job["gid"])
+        protections["user"] = f"uid {job['uid']}"
+    else:
+        protections["user"] = f"uid {os.getuid()} (no privilege drop)"
+    os.chdir(job["workdir"])
+    _send(proto, {"ev": "ready", "protections": protections})
+
+    _install_fake_otter()
+    namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}
+    skip = {tuple(pair) for pair in job["skip"]}
+    for cell_index, source in job["cells"]:
+        try:
+            compiled = list(_statements(source, cell_index))
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            _send(proto, {"ev": "cell_syntax_error", "cell": cell_index,
+                          "error": f"{type(exc).__name__}: {getattr(exc, 'msg', exc)} "
+                                   f"(line {getattr(exc, 'lineno', '?')})"})
+            continue
+        for stmt_index, code in enumerate(compiled):
+            if (cell_index, stmt_index) in skip:
+                continue
+            _send(proto, {"ev": "stmt", "cell": cell_index, "stmt": stmt_index})
+            try:
+                exec(code, namespace)  # noqa: S102 - this is the sandbox
+            except BaseException as exc:  # noqa: BLE001
+                _send(proto, {"ev": "stmt_error", "cell": cell_index, "stmt": stmt_index,
+                              "error": checks_api.short_error(exc)})
+    _send(proto, {"ev": "defs_done"})
+
+    outdir = job["outdir"]
+    for check_index in job["checks"]:
+        check = chapter.checks[check_index]
+        _send(proto, {"ev": "check_start", "check": check_index})
+
+        def save(case_index, output_name, array, _check_index=check_index):
+            name = checks_api.array_file_name(_check_index, case_index, output_name)
+            np.save(os.path.join(outdir, name), array, allow_pickle=False)
+
+        trap = trap_class() if trap_class else None
+        try:
+            if trap is not None:
+                with trap:
+                    report = checks_api.run_check(check, namespace, save)
+            else:
+                report = checks_api.run_check(check, namespace, save)
+        except BaseException as exc:  # noqa: BLE001 - e.g. the trap itself was sabotaged
+            report = {"cases": [], "error": checks_api.short_error(exc)}
+        report["trap"] = list(trap.seen) if trap is not None else []
+        _send(proto, {"ev": "check_done", "check": check_index, "report": report})
+    _send(proto, {"ev": "all_done"})
+    proto.close()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

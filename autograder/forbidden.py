@@ -1,0 +1,169 @@
+"""Static scan of a submission for forbidden API use ("from scratch" chapters).
+
+Runs in the judge on the submission's source; nothing is executed. Every top-level definition
+(a class, a function, an assigned name, or a statement that patches one of them) is scanned
+for references to forbidden names, resolved through import aliases and simple re-bindings.
+A check is charged with the hits of every definition reachable from the names it uses, so a
+helper function that calls ``F.linear`` on behalf of ``Linear`` is found too.
+
+Name forms in a chapter's ``FORBIDDEN``:
+    ``torch.nn``        the module and everything under it;
+    ``torch.softmax``   one function;
+    ``Tensor.backward`` a tensor method; for ``backward`` only calls that look like autograd's
+                        (no positional argument, or an autograd keyword) count, since the
+                        students' own layers have a ``backward(dupstream)`` method.
+In a chapter with a forbidden list, dynamic lookups that could hide a call (``getattr`` with a
+computed name, ``eval``, ``exec``, ``__import__``, ``importlib``, ``globals()``, ``vars()``,
+``__dict__``, ``__getattribute__``) are forbidden as well.
+"""
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+
+DYNAMIC_CALLS = {"eval", "exec", "compile", "__import__", "globals", "vars", "locals"}
+DYNAMIC_ATTRIBUTES = {"__dict__", "__getattribute__", "__builtins__", "__globals__"}
+AUTOGRAD_KEYWORDS = {"gradient", "retain_graph", "create_graph", "inputs"}
+
+
+def _dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:
+    """The fully qualified name an expression like ``F.linear`` refers to, if known."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    base = aliases.get(node.id)
+    if base is None:
+        return None
+    return ".".join([base, *reversed(parts)])
+
+
+def _collect_aliases(trees: list[ast.Module]) -> dict[str, str]:
+    aliases: dict[str, str] = {}
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname:
+                        aliases[alias.asname] = alias.name
+                    else:
+                        top = alias.name.split(".")[0]
+                        aliases[top] = top
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    for tree in trees:  # simple re-bindings: lin = F.linear ; G = F
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
+                    node.targets[0], ast.Name):
+                resolved = _dotted(node.value, aliases)
+                if resolved:
+                    aliases[node.targets[0].id] = resolved
+    return aliases
+
+
+def _matches(name: str, forbidden: tuple[str, ...]) -> str | None:
+    for entry in forbidden:
+        if not entry.startswith("Tensor.") and (name == entry or name.startswith(entry + ".")):
+            return entry
+    return None
+
+
+def _hits_in(node: ast.AST, aliases: dict[str, str], forbidden: tuple[str, ...]) -> list[str]:
+    hits = []
+    methods = {entry.split(".", 1)[1] for entry in forbidden if entry.startswith("Tensor.")}
+    covered: set[int] = set()  # inner parts of a chain already reported (torch.nn in torch.nn.X)
+    for sub in ast.walk(node):
+        line = getattr(sub, "lineno", "?")
+        if isinstance(sub, (ast.Name, ast.Attribute)) and id(sub) not in covered:
+            resolved = _dotted(sub, aliases)
+            entry = _matches(resolved, forbidden) if resolved else None
+            if entry:
+                hits.append(f"{resolved} (line {line})")
+                covered.update(id(inner) for inner in ast.walk(sub))
+            if isinstance(sub, ast.Attribute) and sub.attr in DYNAMIC_ATTRIBUTES:
+                hits.append(f"dynamic attribute access .{sub.attr} (line {line})")
+        if isinstance(sub, ast.Call):
+            func = sub.func
+            if isinstance(func, ast.Name) and func.id in DYNAMIC_CALLS:
+                hits.append(f"{func.id}() (line {line})")
+            if isinstance(func, ast.Name) and func.id == "getattr" and len(sub.args) >= 2:
+                name_arg = sub.args[1]
+                if isinstance(name_arg, ast.Constant) and isinstance(name_arg.value, str):
+                    base = _dotted(sub.args[0], aliases)
+                    target = f"{base}.{name_arg.value}" if base else None
+                    if target and _matches(target, forbidden):
+                        hits.append(f"{target} via getattr (line {line})")
+                    elif name_arg.value in methods:
+                        hits.append(f"Tensor.{name_arg.value} via getattr (line {line})")
+                else:
+                    hits.append(f"getattr with a computed name (line {line})")
+            if isinstance(func, ast.Attribute) and func.attr in methods:
+                if func.attr != "backward" or not sub.args or any(
+                        kw.arg in AUTOGRAD_KEYWORDS for kw in sub.keywords):
+                    hits.append(f"Tensor.{func.attr}() (line {line})")
+            resolved = _dotted(func, aliases) if isinstance(func, ast.Attribute) else None
+            if resolved and resolved.startswith("importlib"):
+                hits.append(f"{resolved} (line {line})")
+    return hits
+
+
+def _defined_names(stmt: ast.stmt) -> list[str]:
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [stmt.name]
+    targets: list[ast.AST] = []
+    if isinstance(stmt, ast.Assign):
+        targets = stmt.targets
+    elif isinstance(stmt, (ast.AugAssign, ast.AnnAssign)):
+        targets = [stmt.target]
+    names = []
+    for target in targets:
+        for node in ast.walk(target):
+            if isinstance(node, ast.Name):
+                names.append(node.id)
+                break
+    return names
+
+
+class ForbiddenScan:
+    """The result of scanning a submission: hits per definition and the reference graph."""
+
+    def __init__(self, cells: list[tuple[int, str]], forbidden: tuple[str, ...]):
+        self.forbidden = forbidden
+        self.hits: dict[str, list[str]] = defaultdict(list)
+        self.references: dict[str, set[str]] = defaultdict(set)
+        if not forbidden:
+            return
+        parsed = []
+        for number, source in cells:
+            try:
+                parsed.append((number, ast.parse(source)))
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                continue
+        aliases = _collect_aliases([tree for _, tree in parsed])
+        for number, tree in parsed:
+            for stmt in tree.body:
+                names = _defined_names(stmt)
+                if not names:
+                    continue
+                found = [f"{hit} in cell {number}" for hit in _hits_in(stmt, aliases, forbidden)]
+                used = {node.id for node in ast.walk(stmt) if isinstance(node, ast.Name)}
+                for name in names:
+                    self.hits[name].extend(found)
+                    self.references[name] |= used - {name}
+
+    def hits_for(self, uses: tuple[str, ...]) -> list[str]:
+        """Forbidden uses in ``uses`` and every definition they reach."""
+        seen, stack, hits = set(), list(uses), []
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            for hit in self.hits.get(name, []):
+                if hit not in hits:
+                    hits.append(hit)
+            stack.extend(self.references.get(name, ()))
+        return hits

@@ -1,0 +1,71 @@
+"""Entry point run by Gradescope (``run_autograder``) and by ``make grade``.
+
+    python -m autograder.gradescope [--source DIR] [--submission PATH] [--results PATH]
+
+Defaults follow Gradescope's layout: the zip unpacked in /autograder/source, the submission in
+/autograder/submission, results in /autograder/results/results.json. As root it first locks
+the grader's own files, the results folder and the submission metadata away from the sandbox
+user. A results.json is written whatever happens, even if the judge itself fails.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from autograder.chapter import ChapterPackage
+from autograder.judge import grade
+from autograder.results import summary
+
+
+def lock_down(source: Path, results_dir: Path) -> list[str]:
+    """Makes the grader's files, results and student metadata unreadable to other users."""
+    done = []
+    for path in (source, results_dir, Path("/autograder/submission_metadata.json"),
+                 Path("/autograder/results")):
+        if path.exists():
+            os.chmod(path, 0o700 if path.is_dir() else 0o600)
+            done.append(str(path))
+    return done
+
+
+def _fallback_results(message: str) -> dict:
+    return {"score": 0.0, "output": message, "output_format": "text",
+            "stdout_visibility": "hidden", "visibility": "visible", "tests": [],
+            "execution_time": 0.0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", default="/autograder/source")
+    parser.add_argument("--submission", default="/autograder/submission")
+    parser.add_argument("--results", default="/autograder/results/results.json")
+    parser.add_argument("--quiet", action="store_true", help="do not print the summary")
+    args = parser.parse_args(argv)
+    results_path = Path(args.results)
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        source = Path(args.source)
+        locked = lock_down(source, results_path.parent) if os.geteuid() == 0 else []
+        package = ChapterPackage.load(source / "chapter")
+        results = grade(package, args.submission)
+        results["extra_data"]["locked_down"] = locked
+    except Exception:  # noqa: BLE001 - the student must still get a valid results.json
+        traceback.print_exc()
+        results = _fallback_results("The grader itself failed on this submission; your "
+                                    "instructor has been shown the error. Please tell them.")
+    results_path.write_text(json.dumps(results, indent=1))
+    if not args.quiet:
+        print(f"Protections: {json.dumps(results.get('extra_data', {}).get('protections'))}")
+        if results.get("tests"):
+            print(summary(results))
+        else:
+            print(results["output"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Reads a submission into a list of code cells, without executing or unpickling anything.
+
+Accepted: a notebook (``.ipynb``), Otter's export zip (its notebook is used; ``.OTTER_LOG`` and
+every other member are ignored, never unpickled), a ``.py`` file with the definitions, or a
+folder holding one of these (Gradescope's ``/autograder/submission``). Notebook JSON is read
+with the standard ``json`` module rather than ``nbformat`` so that the grader zip needs only
+numpy and torch; the structure is checked here by hand.
+"""
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_SUBMISSION_BYTES = 20 * 2**20
+EXPERIMENT_TAG = "experiment"
+EXPERIMENT_MARKER = re.compile(r"^\s*#\s*EXPERIMENT\b", re.IGNORECASE)
+RUNNABLE_CELL_MAGICS = ("%%time", "%%timeit", "%%capture")
+IGNORED_MEMBERS = re.compile(r"(^|/)(__MACOSX|\.ipynb_checkpoints)(/|$)")
+
+
+class SubmissionError(Exception):
+    """The submission cannot be read; the message is shown to the student."""
+
+
+@dataclass
+class Submission:
+    """Code cells to run (number, source), with what was skipped and why."""
+
+    cells: list[tuple[int, str]]
+    skipped: list[str]
+    chapter: str | None
+    source_name: str
+
+
+def _choose_file(folder: Path, notebook_name: str) -> Path:
+    files = sorted(p for p in folder.rglob("*") if p.is_file()
+                   and not IGNORED_MEMBERS.search(p.relative_to(folder).as_posix()))
+    for suffix in (".ipynb", ".zip", ".py"):
+        candidates = [p for p in files if p.suffix.lower() == suffix]
+        named = [p for p in candidates if p.name == notebook_name]
+        if len(candidates) == 1:
+            return candidates[0]
+        if named:
+            return named[0]
+        if candidates:
+            listed = ", ".join(p.name for p in candidates)
+            raise SubmissionError(f"several {suffix} files were submitted ({listed}); submit "
+                                  f"only {notebook_name}")
+    listed = ", ".join(p.name for p in files[:10]) or "nothing"
+    raise SubmissionError(f"no notebook (.ipynb), export zip or .py file was found in the "
+                          f"submission (found: {listed})")
+
+
+def _read_capped(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_SUBMISSION_BYTES + 1)
+    if len(data) > MAX_SUBMISSION_BYTES:
+        raise SubmissionError(f"the submitted file is larger than "
+                              f"{MAX_SUBMISSION_BYTES // 2**20} MB; clear the outputs and retry")
+    return data
+
+
+def _notebook_from_zip(data: bytes, path: Path, notebook_name: str) -> bytes:
+    import io
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = [info for info in archive.infolist() if not info.is_dir()
+                   and not IGNORED_MEMBERS.search(info.filename)]
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise SubmissionError(f"{path.name} is not a readable zip file ({exc})") from None
+    notebooks = [info for info in members if info.filename.lower().endswith(".ipynb")]
+    if not notebooks:
+        raise SubmissionError(f"the zip {path.name} holds no notebook (.ipynb); export with "
+                              f"the notebook's last cell or upload the .ipynb itself")
+    if len(notebooks) > 1:
+        named = [info for info in notebooks if Path(info.filename).name == notebook_name]
+        if not named:
+            raise SubmissionError(f"the zip {path.name} holds several notebooks; it should "
+                                  f"hold only {notebook_name}")
+        notebooks = named
+    info = notebooks[0]
+    if info.file_size > MAX_SUBMISSION_BYTES:
+        raise SubmissionError(f"the notebook in {path.name} is too large")
+    with archive.open(info) as member:
+        content = member.read(MAX_SUBMISSION_BYTES + 1)
+    if len(content) > MAX_SUBMISSION_BYTES:
+        raise SubmissionError(f"the notebook in {path.name} is too large")
+    return content
+
+
+def _cell_source(cell: dict) -> str:
+    source = cell.get("source", "")
+    if isinstance(source, list) and all(isinstance(line, str) for line in source):
+        return "".join(source)
+    if isinstance(source, str):
+        return source
+    raise SubmissionError("the notebook is malformed: a cell's source is not text")
+
+
+def neutralize_ipython(source: str) -> str | None:
+    """Replaces IPython-only lines with ``pass``; None when the whole cell cannot run."""
+    lines = source.splitlines()
+    first = next((line.strip() for line in lines if line.strip()), "")
+    if first.startswith("%%"):
+        if not first.startswith(RUNNABLE_CELL_MAGICS):
+            return None
+        lines = lines[lines.index(next(line for line in lines if line.strip())) + 1:]
+    cleaned = []
+    for line in lines:
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")):
+            cleaned.append(line[: len(line) - len(stripped)] + "pass")
+        else:
+            cleaned.append(line)
+    return "\n".join(cleaned)
+
+
+def _is_experiment(cell: dict, source: str) -> bool:
+    metadata = cell.get("metadata")
+    tags = metadata.get("tags", []) if isinstance(metadata, dict) else []
+    first = next((line for line in source.splitlines() if line.strip()), "")
+    return (isinstance(tags, list) and EXPERIMENT_TAG in tags) or bool(
+        EXPERIMENT_MARKER.match(first))
+
+
+def _cells_from_notebook(data: bytes, name: str) -> tuple[list, list, str | None]:
+    try:
+        notebook = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise SubmissionError(f"{name} is not a notebook: it is not UTF-8 text") from None
+    except (ValueError, RecursionError):
+        raise SubmissionError(f"{name} is not a valid notebook: its JSON is malformed; open "
+                              f"it in Jupyter, save, and upload again") from None
+    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+        raise SubmissionError(f"{name} is not a valid notebook: it has no list of cells")
+    metadata = notebook.get("metadata")
+    kit = metadata.get("kit") if isinstance(metadata, dict) else None
+    chapter = kit.get("chapter") if isinstance(kit, dict) else None
+    cells, skipped = [], []
+    for number, cell in enumerate(notebook["cells"], start=1):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = _cell_source(cell)
+        if _is_experiment(cell, source):
+            continue
+        runnable = neutralize_ipython(source)
+        if runnable is None:
+            skipped.append(f"cell {number} was skipped: its cell magic is not Python")
+            continue
+        cells.append((number, runnable))
+    return cells, skipped, chapter if isinstance(chapter, str) else None
+
+
+def load_submission(path: str | Path, notebook_name: str) -> Submission:
+    """Reads ``path`` (file or folder) into a :class:`Submission`; raises SubmissionError."""
+    path = Path(path)
+    if path.is_dir():
+        path = _choose_file(path, notebook_name)
+    if not path.is_file():
+        raise SubmissionError(f"no submission found at {path.name}")
+    data = _read_capped(path)
+    if not data.strip():
+        raise SubmissionError(f"the submitted file {path.name} is empty")
+    suffix = path.suffix.lower()
+    if suffix == ".zip" or (suffix not in (".ipynb", ".py") and data[:2] == b"PK"):
+        data = _notebook_from_zip(data, path, notebook_name)
+        suffix = ".ipynb"
+    if suffix == ".ipynb" or data.lstrip()[:1] == b"{":
+        cells, skipped, chapter = _cells_from_notebook(data, path.name)
+        return Submission(cells, skipped, chapter, path.name)
+    if b"\x00" in data:
+        raise SubmissionError(f"{path.name} is a binary file, not a notebook or Python file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SubmissionError(f"{path.name} is not UTF-8 text") from None
+    runnable = neutralize_ipython(text)
+    return Submission([(1, runnable or "")], [], None, path.name)
