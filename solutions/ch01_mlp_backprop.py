@@ -137,10 +137,10 @@ class Net:
     def __init__(self, layers: list):
         self.layers = layers
 
-    def reset_params(self, std: float = 1.0) -> None:
+    def reset_params(self, std: float = 1.0, generator: torch.Generator | None = None) -> None:
         for layer in self.layers:
             if hasattr(layer, "init_params"):
-                layer.init_params(std)
+                layer.init_params(std, generator=generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:

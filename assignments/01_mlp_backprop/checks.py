@@ -121,7 +121,7 @@ class _Affine:
         self.weight, self.bias = weight, bias
         self.init_calls = []
 
-    def init_params(self, std=1.0):
+    def init_params(self, std=1.0, generator=None):
         self.init_calls.append(float(std))
 
     def forward(self, x):

@@ -1,0 +1,188 @@
+"""Builds every chapter's distributions and proves them by grading.
+
+    python -m tools.build [CHAPTER ...]
+
+For each chapter in ``assignments/`` (or those named):
+
+1. ``master.py`` (jupytext percent format) -> notebook -> ``otter assign`` (authoring, public
+   tests, solution stripping);
+2. ``dist/student/<chapter>/`` (notebook, public tests, the ``student`` package) and a zip;
+3. ``dist/solutions/<chapter>-solution.ipynb`` (Otter's solution notebook, markers removed);
+4. ``dist/autograder/<chapter>-autograder.zip`` (the kit's engine, the chapter package with
+   expected data, ``setup.sh``, ``run_autograder``), byte-for-byte reproducible;
+5. proof: the solution notebook and the untouched student notebook are graded by the real
+   grader (the zip, unpacked, run through its Gradescope entry point), and the student bundle
+   is scanned for leaks. The build fails unless the solution scores full marks, the stub zero,
+   and the scan finds nothing.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import nbformat
+
+from tools.chapter_package import REPO, build_package
+from tools.leaks import scan_for_leaks
+
+DIST = REPO / "dist"
+BUILD = REPO / "build"
+FIXED_DATE = (2024, 1, 1, 0, 0, 0)
+MARKER_LINE = re.compile(r"^\s*(# (BEGIN|END) SOLUTION.*|\"\"\" # (BEGIN|END) PROMPT)\s*$")
+GRADER_REQUIREMENTS = "numpy==2.4.6\n"
+SETUP_SH = """#!/usr/bin/env bash
+# Gradescope setup for the course kit's grader: Python 3.11 with CPU-only torch, nothing else.
+# (No Miniforge, no browser, no CUDA wheels: the grader needs only torch and numpy.)
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq python3-pip >/dev/null
+python3 -m pip install -q uv
+uv venv --python 3.11 /autograder/venv
+uv pip install -q --python /autograder/venv/bin/python \\
+    --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+uv pip install -q --python /autograder/venv/bin/python -r /autograder/source/requirements.txt
+"""
+RUN_AUTOGRADER = """#!/usr/bin/env bash
+# Gradescope runs this once per submission; it always writes /autograder/results/results.json.
+cd /autograder/source
+exec /autograder/venv/bin/python -m autograder.gradescope
+"""
+
+
+def chapters() -> list[str]:
+    return sorted(p.name for p in (REPO / "assignments").iterdir()
+                  if (p / "master.py").is_file())
+
+
+def write_zip(path: Path, files: dict[str, bytes], executable: set[str] = frozenset()) -> None:
+    """A zip with sorted members, fixed dates and modes: the same input gives the same bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=FIXED_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = (0o755 if name in executable else 0o644) << 16
+            archive.writestr(info, files[name])
+
+
+def tree_files(root: Path, prefix: str = "") -> dict[str, bytes]:
+    return {prefix + p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+def normalize_notebook(path: Path, chapter: str, strip_markers: bool = False) -> None:
+    """Stable cell ids, kit metadata, no jupytext leftovers; optionally drop Otter markers."""
+    notebook = nbformat.read(path, as_version=4)
+    notebook.metadata.pop("jupytext", None)
+    notebook.metadata["kit"] = {"chapter": chapter}
+    for index, cell in enumerate(notebook.cells):
+        cell["id"] = f"cell-{index:03d}"
+        cell.metadata.pop("lines_to_next_cell", None)
+        if strip_markers and cell.cell_type == "code":
+            lines = cell.source.split("\n")
+            cell.source = "\n".join(line for line in lines if not MARKER_LINE.match(line))
+    nbformat.write(notebook, path)
+
+
+def remove_prompt_blocks(path: Path) -> None:
+    """Deletes the student-only ``raise NotImplementedError`` prompt blocks from a solution."""
+    notebook = nbformat.read(path, as_version=4)
+    block = re.compile(r'\n[ \t]*""" # BEGIN PROMPT\n.*?\n[ \t]*""" # END PROMPT', re.S)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.source = block.sub("", cell.source)
+    nbformat.write(notebook, path)
+
+
+def run(command: list[str], cwd: Path | None = None) -> None:
+    subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+
+
+def build_chapter(chapter: str) -> dict:
+    source_dir = REPO / "assignments" / chapter
+    work = BUILD / chapter
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    bin_dir = Path(sys.executable).parent
+    master = work / f"{chapter}.ipynb"
+    run([str(bin_dir / "jupytext"), "--quiet", "--to", "ipynb", "--set-kernel", "python3",
+         str(source_dir / "master.py"), "-o", str(master)])
+    run([str(bin_dir / "otter"), "assign", str(master), str(work / "otter")])
+
+    student_dir = DIST / "student" / chapter
+    shutil.rmtree(student_dir, ignore_errors=True)
+    shutil.copytree(work / "otter" / "student", student_dir)
+    shutil.copytree(REPO / "student", student_dir / "student",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    normalize_notebook(student_dir / f"{chapter}.ipynb", chapter)
+    write_zip(DIST / "student" / f"{chapter}.zip", tree_files(student_dir, f"{chapter}/"))
+
+    solution = DIST / "solutions" / f"{chapter}-solution.ipynb"
+    solution.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(work / "otter" / "autograder" / f"{chapter}.ipynb", solution)
+    remove_prompt_blocks(solution)
+    normalize_notebook(solution, chapter, strip_markers=True)
+
+    package = work / "package"
+    config = build_package(chapter, package)
+    files = tree_files(package, "chapter/")
+    files.update(tree_files(REPO / "autograder", "autograder/"))
+    files.update({"setup.sh": SETUP_SH.encode(), "run_autograder": RUN_AUTOGRADER.encode(),
+                  "requirements.txt": GRADER_REQUIREMENTS.encode()})
+    grader_zip = DIST / "autograder" / f"{chapter}-autograder.zip"
+    write_zip(grader_zip, files, executable={"setup.sh", "run_autograder"})
+    return config
+
+
+def grade_with_zip(grader_zip: Path, submission: Path) -> dict:
+    """Grades like Gradescope: the zip unpacked as the source folder, its entry point run."""
+    with tempfile.TemporaryDirectory(prefix="kit-grade-") as tmp:
+        source = Path(tmp) / "source"
+        with zipfile.ZipFile(grader_zip) as archive:
+            archive.extractall(source)
+        results = Path(tmp) / "results" / "results.json"
+        subprocess.run([sys.executable, "-m", "autograder.gradescope", "--source", str(source),
+                        "--submission", str(submission), "--results", str(results),
+                        "--quiet"], cwd=source, check=True)
+        return json.loads(results.read_text())
+
+
+def prove_chapter(chapter: str) -> dict:
+    grader_zip = DIST / "autograder" / f"{chapter}-autograder.zip"
+    solution = grade_with_zip(grader_zip, DIST / "solutions" / f"{chapter}-solution.ipynb")
+    stub = grade_with_zip(grader_zip, DIST / "student" / chapter / f"{chapter}.ipynb")
+    leaks = scan_for_leaks(chapter, DIST / "student")
+    return {"chapter": chapter, "questions": len({t["name"].split()[0] for t in solution["tests"]}),
+            "points": solution["extra_data"]["max_score"], "solution": solution["score"],
+            "stub": stub["score"], "leaks": leaks}
+
+
+def main(argv: list[str]) -> int:
+    selected = argv or chapters()
+    rows = []
+    for chapter in selected:
+        print(f"building {chapter} ...", flush=True)
+        build_chapter(chapter)
+        rows.append(prove_chapter(chapter))
+    print(f"\n{'chapter':<28}{'questions':>10}{'points':>8}{'solution':>10}{'stub':>7}  leaks")
+    failed = False
+    for row in rows:
+        ok = row["solution"] == row["points"] and row["stub"] == 0 and not row["leaks"]
+        failed |= not ok
+        print(f"{row['chapter']:<28}{row['questions']:>10}{row['points']:>8g}"
+              f"{row['solution']:>10g}{row['stub']:>7g}  {len(row['leaks'])}"
+              f"{'' if ok else '   <-- FAILED'}")
+        for leak in row["leaks"][:10]:
+            print(f"    leak: {leak}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

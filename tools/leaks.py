@@ -1,0 +1,71 @@
+"""Leak scan: nothing hidden may reach the student bundle.
+
+Looks in every file under the student distribution for: Otter solution markers; the hidden
+check module's or the reference module's distinctive lines; solution-block lines of the master;
+files that belong to the grader (expected data, chapter packages, the reference module).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tools.chapter_package import REPO
+
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "SOLUTION NO PROMPT", "# HIDDEN")
+FORBIDDEN_FILES = re.compile(r"(checks(_source)?\.py|chapter\.json|\.npy|ch\d\d_\w+\.py)$")
+MIN_LINE = 28  # shorter lines (e.g. "return x") occur in stubs and prose legitimately
+
+
+def _distinctive_lines(text: str) -> set[str]:
+    lines = set()
+    for line in text.splitlines():
+        stripped = line.strip()
+        if len(stripped) >= MIN_LINE and not stripped.startswith(("#", '"""', "def ", "class ", "from ", "import ")) \
+                and "NotImplementedError" not in stripped and not stripped.startswith("assert"):
+            lines.add(stripped)
+    return lines
+
+
+def _solution_block_lines(master: str) -> set[str]:
+    inside, lines = False, set()
+    for line in master.splitlines():
+        if "# BEGIN SOLUTION" in line:
+            inside = True
+        elif "# END SOLUTION" in line:
+            inside = False
+        elif inside and len(line.strip()) >= 12:
+            lines.add(line.strip())
+    return lines
+
+
+def scan_for_leaks(chapter: str, student_root: Path) -> list[str]:
+    """Every leak found in ``student_root`` (the bundle folder and its zip), as text."""
+    chapter_dir = REPO / "assignments" / chapter
+    secret_lines = _distinctive_lines((chapter_dir / "checks.py").read_text())
+    secret_lines |= _distinctive_lines((REPO / "solutions" / f"ch{chapter}.py").read_text())
+    secret_lines |= _solution_block_lines((chapter_dir / "master.py").read_text())
+    found = []
+    bundle = student_root / chapter
+    files = [p for p in bundle.rglob("*") if p.is_file()]
+    for path in files:
+        relative = path.relative_to(student_root).as_posix()
+        if FORBIDDEN_FILES.search(path.name):
+            found.append(f"{relative}: grader-only file")
+            continue
+        text = path.read_text(errors="replace")
+        for marker in MARKERS:
+            if marker in text:
+                found.append(f"{relative}: contains '{marker}'")
+        content_lines = {line.strip() for line in text.replace("\\n", "\n").splitlines()}
+        for line in sorted(secret_lines & content_lines):
+            found.append(f"{relative}: contains hidden line '{line[:60]}'")
+    import zipfile
+
+    archive = student_root / f"{chapter}.zip"
+    if archive.exists():
+        with zipfile.ZipFile(archive) as handle:
+            names = sorted(handle.namelist())
+        expected = sorted(f"{chapter}/{p.relative_to(bundle).as_posix()}" for p in files)
+        if names != expected:
+            found.append(f"{archive.name}: members differ from the bundle folder")
+    return found
