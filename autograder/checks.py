@@ -78,12 +78,14 @@ class Recorder:
     """What an exercise writes its outputs into.
 
     ``out["y"] = y`` records a copy of ``y`` (later in-place changes do not alter it).
-    ``out.watch(x=x)`` remembers inputs; if the implementation changes one in place, every
-    output of the case fails with a message naming the input.
+    ``out.watch(x=x)`` remembers inputs; an output recorded after the implementation changed
+    one of them in place fails with a message naming the input (outputs recorded before the
+    change are graded normally, which localises the bug to the method that did it).
     """
 
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
+        self.modified_at: dict[str, list[str]] = {}
         self._watched: dict[str, torch.Tensor] = {}
         self._originals: dict[str, torch.Tensor] = {}
 
@@ -91,6 +93,20 @@ class Recorder:
         if type(value) is torch.Tensor:
             value = value.detach().clone()
         self.values[name] = value
+        try:
+            self.modified_at[name] = self.modified_inputs()
+        except Exception:  # noqa: BLE001 - a broken tensor in an input slot
+            self.modified_at[name] = ["(an input could not be compared)"]
+
+    def attributes(self, obj: Any, *names: str) -> None:
+        """Records ``obj.<name>`` for each name the object has (use in a ``finally:`` so that
+        gradients set before a later mistake still count)."""
+        for name in names:
+            try:
+                value = getattr(obj, name)
+            except Exception:  # noqa: BLE001 - a missing attribute is reported as missing
+                continue
+            self[name] = value
 
     def watch(self, **tensors: torch.Tensor) -> None:
         for name, tensor in tensors.items():
@@ -234,13 +250,17 @@ def run_check(check: Check, implementation: Mapping[str, Any] | Any,
             value = out.values[output.name]
             meta = describe_value(value)
             if meta["kind"] == "tensor":
-                if value.numel() > MAX_OUTPUT_ELEMENTS:
+                if meta["device"] != "cpu":
+                    pass  # not saved (a meta tensor has no data); the judge rejects the device
+                elif value.numel() > MAX_OUTPUT_ELEMENTS:
                     meta = {"kind": "too_large", "numel": int(value.numel())}
                 else:
                     try:
                         save(case_index, output.name, to_plain_array(value))
                     except Exception as exc:  # noqa: BLE001
                         meta = {"kind": "unsaveable", "error": short_error(exc)}
+            if out.modified_at.get(output.name):
+                meta["modified"] = out.modified_at[output.name]
             metas[output.name] = meta
         try:
             modified = out.modified_inputs()

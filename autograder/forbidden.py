@@ -13,8 +13,12 @@ Name forms in a chapter's ``FORBIDDEN``:
                         (no positional argument, or an autograd keyword) count, since the
                         students' own layers have a ``backward(dupstream)`` method.
 In a chapter with a forbidden list, dynamic lookups that could hide a call (``getattr`` with a
-computed name, ``eval``, ``exec``, ``__import__``, ``importlib``, ``globals()``, ``vars()``,
-``__dict__``, ``__getattribute__``) are forbidden as well.
+computed name or passed as a value, ``operator.attrgetter``/``methodcaller``, ``sys.modules``,
+``eval``, ``exec``, ``__import__``, ``importlib``, ``globals()``, ``vars()``, ``__dict__``,
+``__getattribute__``) are forbidden as well, and so are torch's private internals
+(``torch._C._nn.linear``, ``torch._refs``, ``torch._C.DisableTorchFunction`` ...), which reach
+the same operators around the names listed and can switch the run-time trap off. A forbidden
+tensor method is also caught when named through the class (``torch.Tensor.backward(loss)``).
 """
 from __future__ import annotations
 
@@ -24,6 +28,20 @@ from collections import defaultdict
 DYNAMIC_CALLS = {"eval", "exec", "compile", "__import__", "globals", "vars", "locals"}
 DYNAMIC_ATTRIBUTES = {"__dict__", "__getattribute__", "__builtins__", "__globals__"}
 AUTOGRAD_KEYWORDS = {"gradient", "retain_graph", "create_graph", "inputs"}
+DYNAMIC_NAMES = ("sys.modules", "operator.attrgetter", "operator.methodcaller")
+
+
+def _indirect(resolved: str, methods: set[str]) -> str | None:
+    """Why a resolved name that is not itself listed still reaches forbidden API, if it does."""
+    parts = resolved.split(".")
+    if any(resolved == name or resolved.startswith(name + ".") for name in DYNAMIC_NAMES):
+        return f"dynamic lookup {resolved}"
+    if parts[0] == "torch" and any(part.startswith("_") and not part.endswith("__")
+                                   for part in parts[1:]):
+        return f"torch private internals {resolved}"
+    if parts[:2] == ["torch", "Tensor"] and len(parts) > 2 and parts[2] in methods:
+        return f"Tensor.{parts[2]} via {resolved}"
+    return None
 
 
 def _dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:
@@ -75,14 +93,18 @@ def _hits_in(node: ast.AST, aliases: dict[str, str], forbidden: tuple[str, ...])
     hits = []
     methods = {entry.split(".", 1)[1] for entry in forbidden if entry.startswith("Tensor.")}
     covered: set[int] = set()  # inner parts of a chain already reported (torch.nn in torch.nn.X)
+    called = {id(sub.func) for sub in ast.walk(node) if isinstance(sub, ast.Call)}
     for sub in ast.walk(node):
         line = getattr(sub, "lineno", "?")
         if isinstance(sub, (ast.Name, ast.Attribute)) and id(sub) not in covered:
             resolved = _dotted(sub, aliases)
             entry = _matches(resolved, forbidden) if resolved else None
-            if entry:
-                hits.append(f"{resolved} (line {line})")
+            indirect = _indirect(resolved, methods) if resolved and not entry else None
+            if entry or indirect:
+                hits.append(f"{indirect or resolved} (line {line})")
                 covered.update(id(inner) for inner in ast.walk(sub))
+            if isinstance(sub, ast.Name) and sub.id == "getattr" and id(sub) not in called:
+                hits.append(f"getattr passed as a value (line {line})")
             if isinstance(sub, ast.Attribute) and sub.attr in DYNAMIC_ATTRIBUTES:
                 hits.append(f"dynamic attribute access .{sub.attr} (line {line})")
         if isinstance(sub, ast.Call):
@@ -100,7 +122,11 @@ def _hits_in(node: ast.AST, aliases: dict[str, str], forbidden: tuple[str, ...])
                         hits.append(f"Tensor.{name_arg.value} via getattr (line {line})")
                 else:
                     hits.append(f"getattr with a computed name (line {line})")
-            if isinstance(func, ast.Attribute) and func.attr in methods:
+            receiver = func.value if isinstance(func, ast.Attribute) else None
+            own_method = (isinstance(receiver, ast.Call) and isinstance(receiver.func, ast.Name)
+                          and receiver.func.id == "super") or (
+                isinstance(receiver, ast.Name) and receiver.id == "self")
+            if isinstance(func, ast.Attribute) and func.attr in methods and not own_method:
                 if func.attr != "backward" or not sub.args or any(
                         kw.arg in AUTOGRAD_KEYWORDS for kw in sub.keywords):
                     hits.append(f"Tensor.{func.attr}() (line {line})")

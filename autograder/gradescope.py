@@ -4,8 +4,11 @@
 
 Defaults follow Gradescope's layout: the zip unpacked in /autograder/source, the submission in
 /autograder/submission, results in /autograder/results/results.json. As root it first locks
-the grader's own files, the results folder and the submission metadata away from the sandbox
-user. A results.json is written whatever happens, even if the judge itself fails.
+the grader's own files, the results folder and the submission metadata (Gradescope's
+``/autograder/submission_metadata.json``, or the one beside ``--source``) away from the sandbox
+user. A results.json is written whatever happens: a provisional one (score 0, "grading did
+not finish") before grading starts, so that even a judge killed from outside leaves a valid
+file, then the real one, atomically, when grading ends or the judge itself fails.
 """
 from __future__ import annotations
 
@@ -19,14 +22,16 @@ from pathlib import Path
 from autograder.chapter import ChapterPackage
 from autograder.judge import grade
 from autograder.results import summary
+from autograder.sandbox import adopt_orphans
 
 
 def lock_down(source: Path, results_dir: Path) -> list[str]:
     """Makes the grader's files, results and student metadata unreadable to other users."""
     done = []
     for path in (source, results_dir, Path("/autograder/submission_metadata.json"),
+                 source.resolve().parent / "submission_metadata.json",
                  Path("/autograder/results")):
-        if path.exists():
+        if path.exists() and str(path) not in done:
             os.chmod(path, 0o700 if path.is_dir() else 0o600)
             done.append(str(path))
     return done
@@ -38,6 +43,13 @@ def _fallback_results(message: str) -> dict:
             "execution_time": 0.0}
 
 
+def _write_results(path: Path, results: dict) -> None:
+    """Replaces ``path`` atomically: a reader never sees a half-written results.json."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(results, indent=1))
+    os.replace(temporary, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", default="/autograder/source")
@@ -47,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results_path = Path(args.results)
     results_path.parent.mkdir(parents=True, exist_ok=True)
+    _write_results(results_path, _fallback_results(
+        "Grading did not finish (the grader was stopped before the end). Please tell your "
+        "instructor."))
+    adopt_orphans()  # this process only grades: whatever outlives the child is re-parented here
     try:
         source = Path(args.source)
         locked = lock_down(source, results_path.parent) if os.geteuid() == 0 else []
@@ -57,9 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         results = _fallback_results("The grader itself failed on this submission; your "
                                     "instructor has been shown the error. Please tell them.")
-    results_path.write_text(json.dumps(results, indent=1))
+    try:
+        _write_results(results_path, results)
+    except OSError:  # e.g. the disk is full: the provisional results.json stays
+        traceback.print_exc()
     if not args.quiet:
-        print(f"Protections: {json.dumps(results.get('extra_data', {}).get('protections'))}")
+        protections = results.get("extra_data", {}).get("protections") or {}
+        if str(protections.get("mode", "")).startswith("DEGRADED"):
+            print(f"WARNING: {protections['mode']}", file=sys.stderr)
+        print(f"Protections: {json.dumps(protections)}")
         if results.get("tests"):
             print(summary(results))
         else:

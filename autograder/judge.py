@@ -16,25 +16,40 @@ from autograder.results import ItemResult, build_results
 from autograder.sandbox import SandboxConfig, SessionResult, run_in_sandbox
 from autograder.submission import SubmissionError, load_submission
 
+# How an allocation refused by the address-space limit shows up in the child's error text.
+MEMORY_ERRORS = ("MemoryError", "can't allocate memory", "Cannot allocate memory",
+                 "out of memory")
+
+
+def explain_error(error: str) -> str:
+    """The child's one-line error, prefixed with the limit it ran into when it is one."""
+    if any(marker in error for marker in MEMORY_ERRORS):
+        return f"Memory limit: your code tried to allocate more memory than allowed. {error}"
+    return error
+
 
 def _grade_output(package: ChapterPackage, check: CheckSpec, output: OutputSpec,
                   report: dict, session: SessionResult) -> tuple[bool, str]:
     cases = report.get("cases")
     if not isinstance(cases, list) or len(cases) != len(check.cases):
-        return False, str(report.get("error") or "the check did not run to the end")[:500]
+        return False, explain_error(
+            str(report.get("error") or "the check did not run to the end")[:500])
     failures = []
     for case_index, case in enumerate(cases):
         label = f"case {case_index + 1} of {len(cases)} {check.cases[case_index]}"
         if not isinstance(case, dict):
             failures.append(f"{label}: no report")
             continue
-        meta = (case.get("outputs") or {}).get(output.name) or {"kind": "missing"}
+        outputs = case.get("outputs")
+        meta = outputs.get(output.name) if isinstance(outputs, dict) else None
         if not isinstance(meta, dict):
             meta = {"kind": "missing"}
         if meta.get("kind") == "missing" and case.get("error"):
-            failures.append(f"{label}: {str(case['error'])[:400]}")
+            failures.append(f"{label}: {explain_error(str(case['error'])[:400])}")
             continue
-        modified = case.get("modified") or []
+        modified = meta.get("modified") or []
+        if not isinstance(modified, list):
+            modified = ["(an input)"]
         if modified:
             names = ", ".join(str(name)[:40] for name in modified[:5])
             failures.append(f"{label}: your code changed its input {names} in place; "
@@ -60,6 +75,23 @@ def _grade_output(package: ChapterPackage, check: CheckSpec, output: OutputSpec,
     return False, message
 
 
+def _grade_item(package: ChapterPackage, check: CheckSpec, output: OutputSpec,
+                hits: list[str], report: dict | None,
+                session: SessionResult) -> tuple[bool, str]:
+    if hits:
+        shown = "; ".join(hits[:3]) + (" ..." if len(hits) > 3 else "")
+        return False, (f"uses API this chapter asks you to write yourself: {shown}. "
+                       f"Remove it from {', '.join(check.uses)} and its helpers.")
+    if report is None:
+        return False, session.check_failures.get(check.index, "the check did not run")
+    trap = report.get("trap")
+    if trap:
+        seen = ", ".join(str(name)[:80] for name in (trap if isinstance(trap, list)
+                                                     else [trap])[:3])
+        return False, f"called forbidden API at run time: {seen}"
+    return _grade_output(package, check, output, report, session)
+
+
 def grade(package: ChapterPackage, submission: str | Path,
           config: SandboxConfig | None = None) -> dict:
     """Grades ``submission`` and returns the Gradescope ``results.json`` content."""
@@ -71,7 +103,9 @@ def grade(package: ChapterPackage, submission: str | Path,
         for check in package.checks:
             for output in check.outputs:
                 items.append(ItemResult(check, output, False, message))
-        return build_results(package, items, [message], {}, time.monotonic() - started)
+        return build_results(package, items, [message],
+                             {"sandbox": "not started: the submission was not graded"},
+                             time.monotonic() - started)
 
     try:
         loaded = load_submission(submission, package.notebook_name)
@@ -87,27 +121,19 @@ def grade(package: ChapterPackage, submission: str | Path,
     to_run = {check.index: check.timeout_s for check in package.checks
               if not forbidden_hits[check.index]}
     session = run_in_sandbox(loaded.cells, package.check_source(), to_run, config) \
-        if to_run else SessionResult()
+        if to_run else SessionResult(protections={"sandbox": "not started: nothing to run"})
     try:
         for check in package.checks:
             hits = forbidden_hits[check.index]
             report = session.check_reports.get(check.index)
             for output in check.outputs:
-                if hits:
-                    shown = "; ".join(hits[:3]) + (" ..." if len(hits) > 3 else "")
-                    message = (f"uses API this chapter asks you to write yourself: {shown}. "
-                               f"Remove it from {', '.join(check.uses)} and its helpers.")
-                    items.append(ItemResult(check, output, False, message))
-                elif report is None:
-                    reason = session.check_failures.get(check.index, "the check did not run")
-                    items.append(ItemResult(check, output, False, reason))
-                elif report.get("trap"):
-                    seen = ", ".join(str(name)[:80] for name in report["trap"][:3])
-                    items.append(ItemResult(check, output, False,
-                                            f"called forbidden API at run time: {seen}"))
-                else:
-                    passed, message = _grade_output(package, check, output, report, session)
-                    items.append(ItemResult(check, output, passed, message))
+                try:
+                    passed, message = _grade_item(package, check, output, hits, report,
+                                                  session)
+                except Exception:  # noqa: BLE001 - a report the child forged or garbled
+                    passed, message = False, "could not be graded: the report of your code's " \
+                                             "run was malformed"
+                items.append(ItemResult(check, output, passed, message))
     finally:
         session.close()
     notes = loaded.skipped + session.notes

@@ -12,15 +12,31 @@ Protections by privilege (reported in every result):
 
 * as root: a dedicated unprivileged user, a new network namespace, no read access to the
   grader's files (``autograder.gradescope`` locks them down first), resource limits;
-* not root: resource limits, a user+network namespace where the kernel allows it, and the
-  same deadlines and memory watchdog; the child runs as the calling user.
+* not root (degraded, reported as such): resource limits, a user+network namespace where the
+  kernel allows it, and the same deadlines and memory watchdog; the child runs as the calling
+  user, so it can read and write whatever that user can, including the grader's files.
+
+Leftover processes are found by uid (as root) and, in both modes, by session and by descent
+from the child, which makes itself a child subreaper so that a daemonised grandchild stays
+below it rather than being re-parented to init. A dedicated judge process (the Gradescope entry
+point) also calls :func:`adopt_orphans`, so that what outlives the child is re-parented to the
+judge and killed with the rest. The event protocol is data from an untrusted process:
+events are accepted only in the order the real child sends them, so that forged ones cannot
+extend a deadline beyond one per statement and one per check.
+
+Environment (read by :class:`SandboxConfig`; never set by a submission, which only runs later):
+``KIT_SANDBOX_USER`` names the unprivileged user (default ``kitsandbox``), so that several
+graders can run side by side on one machine, as the test suite does; ``KIT_KEEP_WORKDIR_IN``
+makes the child's work folder in that folder and keeps it after grading, for inspection.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import pwd
 import selectors
+import shutil
 import signal
 import stat
 import subprocess
@@ -36,7 +52,14 @@ ENGINE_ROOT = str(Path(__file__).resolve().parent.parent)
 CHILD_SCRIPT = str(Path(__file__).resolve().parent / "child.py")
 SANDBOX_USER = "kitsandbox"
 MAX_ARRAY_FILE_BYTES = 64 * 2**20
-KEEP_STDOUT_BYTES = 4096
+KEEP_STDOUT_BYTES = 3000  # head and tail each: both fit in the student-visible output
+PR_SET_CHILD_SUBREAPER = 36
+
+# What the judge tells the student when it had to kill the child while a check was running.
+TIME_LIMIT = "Time limit: killed, your code did not finish within the time limit"
+MEMORY_LIMIT = "Memory limit: killed, your code went over the memory limit"
+PROCESS_ENDED = "Process ended: killed, your code ended the process (os._exit, a signal, or " \
+                "a crash)"
 
 
 @dataclass
@@ -46,6 +69,10 @@ class SandboxConfig:
     python: str = sys.executable
     isolate_network: bool = True
     drop_privileges: bool = True
+    sandbox_user: str = field(
+        default_factory=lambda: os.environ.get("KIT_SANDBOX_USER") or SANDBOX_USER)
+    keep_workdir_in: str | None = field(
+        default_factory=lambda: os.environ.get("KIT_KEEP_WORKDIR_IN") or None)
     memory_limit_bytes: int = 640 * 2**20
     startup_timeout_s: float = 60.0
     statement_timeout_s: float = 20.0
@@ -56,7 +83,8 @@ class SandboxConfig:
         "cpu_seconds": 300,
         "file_size_bytes": 64 * 2**20,
         "open_files": 256,
-        "processes": 64,
+        # per uid, threads included; below 60 so that a small fork bomb is refused
+        "processes": 32,
     })
 
 
@@ -71,6 +99,7 @@ class SessionResult:
     stdout_head: bytes = b""
     stdout_tail: bytes = b""
     outdir_fd: int | None = None
+    cleanup_path: str | None = None
 
     def load_array(self, file_name: str) -> np.ndarray | None:
         """Loads one output written by the child, refusing links, devices and huge files."""
@@ -89,44 +118,96 @@ class SessionResult:
                 return None
 
     def close(self) -> None:
+        """Releases the output folder and removes the work folder (unless it is kept)."""
         if self.outdir_fd is not None:
             os.close(self.outdir_fd)
             self.outdir_fd = None
+        if self.cleanup_path is not None:
+            # The container is owned by the judge, so the child cannot swap it for a link;
+            # rmtree works on file descriptors and never follows a link inside it.
+            shutil.rmtree(self.cleanup_path, ignore_errors=True)
+            self.cleanup_path = None
 
 
-def ensure_sandbox_user() -> tuple[int, int]:
+def ensure_sandbox_user(name: str = SANDBOX_USER) -> tuple[int, int]:
     """The sandbox user's uid and gid, creating the user if needed (root only)."""
     try:
-        entry = pwd.getpwnam(SANDBOX_USER)
+        entry = pwd.getpwnam(name)
     except KeyError:
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                        "/usr/sbin/nologin", SANDBOX_USER], check=True,
+                        "/usr/sbin/nologin", name], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        entry = pwd.getpwnam(SANDBOX_USER)
+        entry = pwd.getpwnam(name)
+    if entry.pw_uid == 0 or entry.pw_gid == 0:
+        raise RuntimeError(f"sandbox user {name} must not be root")
     return entry.pw_uid, entry.pw_gid
 
 
+_ADOPTS_ORPHANS = False
+
+
+def adopt_orphans() -> bool:
+    """Makes this process a child subreaper and counts all its descendants as the sandbox's.
+
+    Only for a process that exists to grade (``autograder.gradescope``): a library caller's
+    other children would be counted too.
+    """
+    global _ADOPTS_ORPHANS
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        _ADOPTS_ORPHANS = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        _ADOPTS_ORPHANS = False
+    return _ADOPTS_ORPHANS
+
+
+def _reap_adopted() -> None:
+    """Collects the exit status of adopted processes that were killed (no zombies left)."""
+    while _ADOPTS_ORPHANS:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def _processes(uid: int | None, session: int) -> list[int]:
-    """Pids owned by ``uid`` (when given) or belonging to session ``session``."""
+    """Live pids owned by ``uid`` (when given), in session ``session`` (the child's, whose pid
+    is the session id), or descending from the child. Zombies are left out: they hold no
+    memory and cannot be killed again."""
+    parents: dict[int, int] = {}
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
+        pid = int(entry)
         try:
-            if uid is not None:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    pids.append(int(entry))
-            else:
-                with open(f"/proc/{entry}/stat", "rb") as handle:
-                    fields = handle.read().rsplit(b")", 1)[1].split()
-                if int(fields[3]) == session:
-                    pids.append(int(entry))
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            if fields[0] in (b"Z", b"X"):
+                continue
+            parents[pid] = int(fields[1])
+            if int(fields[3]) == session or (
+                    uid is not None and os.stat(f"/proc/{entry}").st_uid == uid):
+                pids.append(pid)
         except (OSError, ValueError, IndexError):
             continue
+    # Descendants that left the session (setsid): the child is a subreaper, so orphans stay
+    # below it while it lives, and below an adopting judge after that.
+    me = os.getpid()
+    roots = {session, me} if _ADOPTS_ORPHANS else {session}
+    for pid in parents:
+        ancestor, hops = parents.get(pid), 0
+        while ancestor not in roots and ancestor not in (None, 0, 1) and hops < 64:
+            ancestor, hops = parents.get(ancestor), hops + 1
+        if ancestor in roots and pid != me and pid not in pids:
+            pids.append(pid)
     return pids
 
 
 def _resident_bytes(pids: list[int]) -> int:
+    """Sum of resident set sizes: cheap, but counts pages shared after a fork once per process."""
     total = 0
     for pid in pids:
         try:
@@ -134,6 +215,22 @@ def _resident_bytes(pids: list[int]) -> int:
                 total += int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         except (OSError, ValueError, IndexError):
             continue
+    return total
+
+
+def _proportional_bytes(pids: list[int]) -> int:
+    """Sum of proportional set sizes (shared pages split between their users), as a container's
+    memory limit sees them; about 5 ms per process, so only read to confirm an RSS alarm."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+                for line in handle:
+                    if line.startswith(b"Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except (OSError, ValueError, IndexError):
+            total += _resident_bytes([pid])
     return total
 
 
@@ -160,6 +257,8 @@ class _Attempt:
         self.selector.register(self.proto, selectors.EVENT_READ, "proto")
         self.selector.register(self.process.stdout, selectors.EVENT_READ, "stdout")
         self.buffer = b""
+        self.memory_checked_at = 0.0
+        self.memory_over = False
         try:
             self.process.stdin.write(json.dumps(job).encode())
             self.process.stdin.close()
@@ -175,8 +274,7 @@ class _Attempt:
             if now >= deadline:
                 yield "timeout", None
                 return
-            if _resident_bytes(_processes(self.uid, self.process.pid)) > \
-                    self.config.memory_limit_bytes:
+            if self.over_memory(now):
                 yield "memory", None
                 return
             exited = self.process.poll() is not None
@@ -205,14 +303,28 @@ class _Attempt:
                 yield "ended", None
                 return
 
+    def over_memory(self, now: float) -> bool:
+        """Whether the sandbox's processes hold more than the limit (RSS, confirmed by PSS so
+        that forked processes sharing pages are not counted several times)."""
+        limit = self.config.memory_limit_bytes
+        pids = _processes(self.uid, self.process.pid)
+        if _resident_bytes(pids) <= limit:
+            return False
+        if now - self.memory_checked_at >= 0.25:
+            self.memory_checked_at = now
+            self.memory_over = _proportional_bytes(pids) > limit
+        return self.memory_over
+
     def kill(self) -> None:
-        """SIGKILLs the child, its session and (as root) every process of the sandbox user."""
+        """SIGKILLs the child, its session, its descendants and (as root) every process of the
+        sandbox user. The processes are listed before the child dies, while its descendants
+        are still below it."""
         for _ in range(20):
+            remaining = _processes(self.uid, self.process.pid)
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            remaining = _processes(self.uid, self.process.pid)
             for pid in remaining:
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -225,12 +337,49 @@ class _Attempt:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+        _reap_adopted()
         for stream in (self.proto, self.process.stdout):
             try:
                 stream.close()
             except OSError:
                 pass
         self.selector.close()
+
+
+def _make_workdir(config: SandboxConfig, uid: int | None, gid: int | None) -> tuple[str, str]:
+    """Creates (container, work folder). The container belongs to the judge (mode 0711: the
+    sandbox user may pass through, not list or rename); the work folder inside it, and its
+    ``out`` folder, belong to the sandbox user."""
+    container = tempfile.mkdtemp(prefix="kit-sandbox-", dir=config.keep_workdir_in)
+    os.chmod(container, 0o711)
+    workdir = os.path.join(container, "work")
+    os.mkdir(workdir, 0o700)
+    os.mkdir(os.path.join(workdir, "out"), 0o700)
+    if uid is not None:
+        os.chown(workdir, uid, gid)
+        os.chown(os.path.join(workdir, "out"), uid, gid)
+    return container, workdir
+
+
+def _int(value) -> int | None:
+    return value if type(value) is int else None
+
+
+def protections_by_judge(config: SandboxConfig, uid: int | None) -> dict:
+    """What the judge itself enforces, whatever the child reports (instructor-only output)."""
+    if uid is not None:
+        mode = "full: running as root, the child drops to an unprivileged user"
+        cleanup = "every process of the sandbox user, its session and its descendants"
+    else:
+        why = "privilege drop is switched off" if os.geteuid() == 0 else "the grader is not root"
+        mode = (f"DEGRADED: {why}, so the child runs as the grader's own user and can read "
+                f"and write what the grader can; grade as root for isolation")
+        cleanup = ("the child's session and descendants, and orphans adopted by the judge"
+                   if _ADOPTS_ORPHANS else
+                   "the child's session and descendants (a daemon that left both may survive)")
+    return {"mode": mode, "sandbox_user": config.sandbox_user if uid is not None else None,
+            "memory_watchdog_mib": config.memory_limit_bytes // 2**20,
+            "process_cleanup": cleanup}
 
 
 def run_in_sandbox(cells: list[tuple[int, str]], check_source: str,
@@ -244,22 +393,33 @@ def run_in_sandbox(cells: list[tuple[int, str]], check_source: str,
         config: limits.
 
     Returns:
-        The reports of the checks that completed and the reason for each that did not.
+        The reports of the checks that completed and the reason for each that did not. The
+        caller must ``close()`` it, which removes the work folder.
     """
     result = SessionResult()
-    started = time.monotonic()
     is_root = os.geteuid() == 0
     uid = gid = None
     if is_root and config.drop_privileges:
-        uid, gid = ensure_sandbox_user()
-    workdir = tempfile.mkdtemp(prefix="kit-sandbox-")
-    outdir = os.path.join(workdir, "out")
-    os.mkdir(outdir)
-    result.outdir_fd = os.open(outdir, os.O_RDONLY | os.O_DIRECTORY)
-    if uid is not None:
-        os.chown(workdir, uid, gid)
-        os.chown(outdir, uid, gid)
+        uid, gid = ensure_sandbox_user(config.sandbox_user)
+    container, workdir = _make_workdir(config, uid, gid)
+    result.cleanup_path = None if config.keep_workdir_in else container
+    try:
+        result.outdir_fd = os.open(os.path.join(workdir, "out"),
+                                   os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        _supervise(result, cells, check_source, check_timeouts, config, workdir, uid, gid)
+    except BaseException:
+        result.close()
+        raise
+    result.protections = dict(result.protections, **protections_by_judge(config, uid))
+    return result
 
+
+def _supervise(result: SessionResult, cells: list[tuple[int, str]], check_source: str,
+               check_timeouts: dict[int, float], config: SandboxConfig, workdir: str,
+               uid: int | None, gid: int | None) -> None:
+    """Runs children until every check has a report or a failure (see run_in_sandbox)."""
+    started = time.monotonic()
+    outdir = os.path.join(workdir, "out")
     stdout_state = {"head": b"", "tail": b""}
 
     def on_stdout(chunk: bytes) -> None:
@@ -279,7 +439,7 @@ def run_in_sandbox(cells: list[tuple[int, str]], check_source: str,
                "skip": skip, "workdir": workdir, "outdir": outdir}
         attempt = _Attempt(config, job, uid, gid)
         state = {"phase": "startup", "stmt": None, "check": None,
-                 "since": time.monotonic()}
+                 "since": time.monotonic(), "started": set()}
 
         def deadline_for() -> float:
             budget_end = started + config.total_budget_s
@@ -291,51 +451,61 @@ def run_in_sandbox(cells: list[tuple[int, str]], check_source: str,
                 return min(budget_end, state["since"] + check_timeouts[state["check"]])
             return min(budget_end, state["since"] + 5.0)
 
+        # Events are accepted only in the order the real child sends them: student code can
+        # write to the protocol pipe too, but cannot reset a deadline more than once per
+        # statement (strictly increasing) and once per check, nor change the protections.
         outcome = "ended"
         for kind, event in attempt.events(deadline_for, on_stdout):
             if kind != "event":
                 outcome = kind
                 break
-            name = event.get("ev")
-            if name == "ready":
-                result.protections = event.get("protections", {})
+            name, phase = event.get("ev"), state["phase"]
+            if name == "ready" and phase == "startup":
+                protections = event.get("protections")
+                result.protections = protections if isinstance(protections, dict) else {}
                 state.update(phase="defs", since=time.monotonic())
-            elif name == "stmt":
-                state.update(stmt=(event.get("cell"), event.get("stmt")),
-                             since=time.monotonic())
-            elif name == "stmt_error":
-                result.notes.append(f"cell {event.get('cell')}: {event.get('error')}")
-            elif name == "cell_syntax_error":
-                result.notes.append(f"cell {event.get('cell')} was skipped, it does not "
-                                    f"parse: {event.get('error')}")
-            elif name == "defs_done":
+            elif name == "stmt" and phase == "defs":
+                where = (_int(event.get("cell")), _int(event.get("stmt")))
+                if None not in where and (state["stmt"] is None or where > state["stmt"]):
+                    state.update(stmt=where, since=time.monotonic())
+            elif name == "stmt_error" and phase == "defs":
+                result.notes.append(f"cell {_int(event.get('cell'))}: "
+                                    f"{str(event.get('error'))[:500]}")
+            elif name == "cell_syntax_error" and phase == "defs":
+                result.notes.append(f"cell {_int(event.get('cell'))} was skipped, it does not "
+                                    f"parse: {str(event.get('error'))[:500]}")
+            elif name == "defs_done" and phase == "defs":
                 state.update(phase="checks", stmt=None, since=time.monotonic())
-            elif name == "check_start" and event.get("check") in pending:
+            elif name == "check_start" and phase == "checks" and \
+                    event.get("check") in pending and event["check"] not in state["started"]:
+                state["started"].add(event["check"])
                 state.update(phase="check", check=event["check"], since=time.monotonic())
-            elif name == "check_done" and event.get("check") == state["check"]:
+            elif name == "check_done" and phase == "check" and \
+                    event.get("check") == state["check"]:
                 report = event.get("report")
                 if isinstance(report, dict):
                     result.check_reports[state["check"]] = report
                 pending.remove(state["check"])
                 state.update(phase="checks", check=None, since=time.monotonic())
-            elif name == "all_done":
+            elif name == "all_done" and phase == "checks":
                 outcome = "done"
                 break
         attempt.kill()
         if outcome == "done":
             break
-        reason = {"timeout": "did not finish within its time limit",
-                  "memory": f"went over the memory limit "
-                            f"({config.memory_limit_bytes // 2**20} MiB)",
-                  "ended": "ended the process (os._exit, a signal, or a crash)"}[outcome]
+        reason = {"timeout": TIME_LIMIT,
+                  "memory": f"{MEMORY_LIMIT} ({config.memory_limit_bytes // 2**20} MiB)",
+                  "ended": PROCESS_ENDED}[outcome]
         if state["phase"] == "check":
-            result.check_failures[state["check"]] = f"killed: your code {reason}"
+            if outcome == "timeout":
+                reason += f" ({check_timeouts[state['check']]:g} s)"
+            result.check_failures[state["check"]] = reason
             pending.remove(state["check"])
         elif state["phase"] == "defs" and state["stmt"] is not None:
             cell, stmt = state["stmt"]
             skip.append((cell, stmt))
-            result.notes.append(f"cell {cell}, statement {stmt + 1} {reason}; it was "
-                                f"skipped and the rest of your code was run without it")
+            result.notes.append(f"cell {cell}, statement {stmt + 1}: {reason}; it was skipped "
+                                f"and the rest of your code was run without it")
             if len(skip) > config.max_skipped_statements:
                 for index in pending:
                     result.check_failures[index] = "not run: too many statements of your " \
@@ -350,4 +520,3 @@ def run_in_sandbox(cells: list[tuple[int, str]], check_source: str,
                 break
     result.stdout_head = stdout_state["head"]
     result.stdout_tail = stdout_state["tail"]
-    return result

@@ -169,11 +169,11 @@ def load_submission(path: str | Path, notebook_name: str) -> Submission:
     if suffix == ".zip" or (suffix not in (".ipynb", ".py") and data[:2] == b"PK"):
         data = _notebook_from_zip(data, path, notebook_name)
         suffix = ".ipynb"
+    if b"\x00" in data:  # text (JSON notebooks included) never holds a NUL byte
+        raise SubmissionError(f"{path.name} is a binary file, not a notebook or Python file")
     if suffix == ".ipynb" or data.lstrip()[:1] == b"{":
         cells, skipped, chapter = _cells_from_notebook(data, path.name)
         return Submission(cells, skipped, chapter, path.name)
-    if b"\x00" in data:
-        raise SubmissionError(f"{path.name} is a binary file, not a notebook or Python file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

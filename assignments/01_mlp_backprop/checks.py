@@ -36,9 +36,10 @@ def exercise_linear(api, case, rng, out):
     dy = randn(rng, n, fan_out)
     out.watch(x=x, dupstream=dy)
     out["y"] = layer.forward(x)
-    out["dx"] = layer.backward(dy)
-    out["grad_weight"] = layer.grad_weight
-    out["grad_bias"] = layer.grad_bias
+    try:
+        out["dx"] = layer.backward(dy)
+    finally:
+        out.attributes(layer, "grad_weight", "grad_bias")
 
 
 LINEAR_CASES = (
@@ -68,6 +69,7 @@ ACTIVATION_CASES = (
     {"shape": (4, 7), "scale": 1.0},
     {"shape": (3, 2, 5), "scale": 3.0},
     {"shape": (16, 9), "scale": 30.0},
+    {"shape": (6, 5), "scale": 1000.0},
 )
 
 
@@ -103,15 +105,16 @@ def exercise_cross_entropy(api, case, rng, out):
 
 
 # ------------------------------------------------------------------------------- q4: Net
-class _Square:
-    """Probe layer without parameters: y = x**2 (elementwise)."""
+class _SquareRoll:
+    """Probe layer without parameters: y = roll(x**2, 1 along features); does not commute
+    with the elementwise probes, so a backward pass in the wrong order is caught."""
 
     def forward(self, x):
         self.x = x
-        return x * x
+        return torch.roll(x * x, 1, dims=1)
 
     def backward(self, dupstream):
-        return 2 * self.x * dupstream
+        return 2 * self.x * torch.roll(dupstream, -1, dims=1)
 
 
 class _Affine:
@@ -138,7 +141,7 @@ def exercise_net(api, case, rng, out):
     n, d = case["N"], case["D"]
     first = _Affine(randn(rng, d), randn(rng, d))
     second = _Affine(randn(rng, d), randn(rng, d))
-    net = api.Net([first, _Square(), second])
+    net = api.Net([first, _SquareRoll(), second])
     x = randn(rng, n, d)
     dy = randn(rng, n, d)
     out.watch(x=x, dupstream=dy)

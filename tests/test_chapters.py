@@ -1,0 +1,97 @@
+"""What every chapter must prove: full marks for the solution, zero for the stub, every bug in
+the zoo caught exactly where it lives, nothing hidden in the student bundle, reproducible zips."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections import Counter
+
+import pytest
+
+from autograder.chapter import ChapterPackage
+from tests.conftest import CHAPTERS, failed_items, notebook_with_extra_cell
+from tools.build import DIST, build_chapter
+from tools.leaks import scan_for_leaks
+from tools.zoo import load_bugs
+
+BUG_CASES = [(chapter, bug) for chapter in CHAPTERS for bug in load_bugs(chapter)]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_solution_notebook_scores_full_marks(chapter, grade_file, package_for):
+    results = grade_file(chapter, DIST / "solutions" / f"{chapter}-solution.ipynb")
+    assert failed_items(results) == set(), results["output"]
+    assert results["score"] == package_for(chapter).max_score > 0
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_untouched_student_notebook_scores_zero_with_not_implemented(chapter, grade_file):
+    results = grade_file(chapter, DIST / "student" / chapter / f"{chapter}.ipynb")
+    assert results["score"] == 0
+    for test in results["tests"]:
+        assert "not implemented" in test["output"], (test["name"], test["output"])
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_graded_check_has_at_least_three_bugs(chapter, package_for):
+    checks = {check.name for check in package_for(chapter).checks}
+    per_check = Counter(item.split(":")[0] for bug in load_bugs(chapter) for item in bug.fails)
+    thin = {name: per_check[name] for name in checks if per_check[name] < 3}
+    assert not thin, f"checks caught by fewer than 3 bugs: {thin}"
+
+
+@pytest.mark.parametrize("chapter,bug", BUG_CASES, ids=[f"{c}:{b.name}" for c, b in BUG_CASES])
+def test_bug_zoo_mutant_loses_exactly_its_items(chapter, bug, grade_file, package_for, tmp_path):
+    items = {f"{c.name}: {o.name}" for c in package_for(chapter).checks for o in c.outputs}
+    assert bug.fails <= items, f"bug names unknown items: {bug.fails - items}"
+    mutant = notebook_with_extra_cell(chapter, bug.code, tmp_path / f"{chapter}.ipynb")
+    results = grade_file(chapter, mutant)
+    assert failed_items(results) == set(bug.fails), results["output"]
+    for test in results["tests"]:
+        if test["status"] == "failed":
+            assert "case" in test["output"] or "killed" in test["output"], test["output"]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_student_bundle_leaks_nothing(chapter, proof_for):
+    assert proof_for(chapter)["leaks"] == []
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_leak_scan_catches_a_planted_solution_line(chapter, tmp_path):
+    bundle = tmp_path / chapter
+    shutil.copytree(DIST / "student" / chapter, bundle)
+    master = (DIST.parent / "assignments" / chapter / "master.py").read_text()
+    solution_line = next(line.strip() for line in master.split("# BEGIN SOLUTION", 1)[1]
+                         .splitlines()[1:] if len(line.strip()) >= 12)
+    (bundle / "notes.py").write_text(f"# {chapter}\n{solution_line}\n")
+    leaks = scan_for_leaks(chapter, tmp_path)
+    assert any("notes.py" in leak for leak in leaks), leaks
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_build_is_reproducible(chapter):
+    outputs = [DIST / "autograder" / f"{chapter}-autograder.zip", DIST / "student" / f"{chapter}.zip",
+               DIST / "solutions" / f"{chapter}-solution.ipynb"]
+    if not all(path.exists() for path in outputs):
+        build_chapter(chapter)
+    before = [hashlib.sha256(path.read_bytes()).hexdigest() for path in outputs]
+    build_chapter(chapter)
+    after = [hashlib.sha256(path.read_bytes()).hexdigest() for path in outputs]
+    assert before == after
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_grader_zip_has_gradescope_layout_and_no_reference_module(chapter, package_for):
+    import zipfile
+
+    with zipfile.ZipFile(DIST / "autograder" / f"{chapter}-autograder.zip") as archive:
+        names = set(archive.namelist())
+        setup = archive.read("setup.sh").decode()
+    assert {"setup.sh", "run_autograder", "requirements.txt", "chapter/chapter.json"} <= names
+    assert not any(name.startswith("solutions/") for name in names)
+    assert "download.pytorch.org/whl/cpu" in setup and "conda" not in setup.lower()
+    config = json.loads((package_for(chapter).root / "chapter.json").read_text())
+    assert config["chapter"] == chapter
+    assert isinstance(ChapterPackage.load(package_for(chapter).root), ChapterPackage)
