@@ -519,7 +519,8 @@ print("predictions", xor_net.forward(xor_x).squeeze(1).round(decimals=2).tolist(
 # %% [markdown]
 # ### 5.2 Handwritten digits
 # The course's default data set is scikit-learn's bundled digits: 1797 images of 8x8 pixels,
-# nothing to download. We train on 70%, pick the epoch with the best validation accuracy,
+# nothing to download. Inputs are standardised pixel by pixel. We train on 70%, pick the epoch
+# with the best validation accuracy,
 # save that model to a file, reload it, and only then look at the test set.
 
 # %% tags=["experiment"]
@@ -529,9 +530,13 @@ from student.data import load_digits_splits, minibatches
 from student.plots import plot_curves
 
 splits = load_digits_splits(seed=0)
-train_x, train_y = splits["train"].flat(), splits["train"].labels
-val_x, val_y = splits["val"].flat(), splits["val"].labels
-test_x, test_y = splits["test"].flat(), splits["test"].labels
+# Standardise every pixel with statistics of the training set only (the +0.1 keeps the
+# always-blank border pixels from being divided by zero).
+pixel_mean = splits["train"].flat().mean(dim=0)
+pixel_std = splits["train"].flat().std(dim=0) + 0.1
+train_x, train_y = (splits["train"].flat() - pixel_mean) / pixel_std, splits["train"].labels
+val_x, val_y = (splits["val"].flat() - pixel_mean) / pixel_std, splits["val"].labels
+test_x, test_y = (splits["test"].flat() - pixel_mean) / pixel_std, splits["test"].labels
 
 
 def accuracy(net, x, y):
@@ -548,7 +553,7 @@ def load_parameters(net, saved):
         layer.weight, layer.bias = weight.clone(), bias.clone()
 
 
-def train(net, epochs=40, lr=0.1, batch_size=32, seed=0, label=""):
+def train(net, epochs=60, lr=0.05, batch_size=32, seed=0, label=""):
     """Mini-batch gradient descent; returns the curves and the best validation parameters."""
     generator = torch.Generator().manual_seed(seed)
     loss_fn = CrossEntropyLoss()
@@ -570,7 +575,7 @@ def train(net, epochs=40, lr=0.1, batch_size=32, seed=0, label=""):
 
 
 def make_net(activation, seed=0):
-    net = Net([Linear(64, 128), activation, Linear(128, 10)])
+    net = Net([Linear(64, 256), activation, Linear(256, 10)])
     net.reset_params(0.1, generator=torch.Generator().manual_seed(seed))
     return net
 
@@ -582,6 +587,7 @@ reloaded = make_net(ReLU(), seed=1)
 load_parameters(reloaded, torch.load("best_mlp.pt"))
 test_accuracy = accuracy(reloaded, test_x, test_y)
 print(f"best validation accuracy {best_val:.3f}; test accuracy of the reloaded model {test_accuracy:.3f}")
+print(f"RESULT test_accuracy={test_accuracy:.4f}")
 plot_curves({"train loss": curves["train loss"]}, ylabel="cross-entropy", title="Training loss");
 
 # %% [markdown]
