@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CHAPTERS := $(notdir $(patsubst %/master.py,%,$(wildcard assignments/*/master.py)))
 
-.PHONY: all build test grade bench clean
+.PHONY: all build test grade grade-all bench clean
 
 all: build
 
@@ -29,6 +29,12 @@ grade: $(VENV)/.installed
 	  (echo "usage: make grade CHAPTER=<chapter> SUBMISSION=<file or folder> [RESULTS=<path>]"; exit 2)
 	$(PY) -m tools.grade_local --chapter "$(CHAPTER)" --submission "$(SUBMISSION)" \
 	  $(if $(RESULTS),--results "$(RESULTS)")
+
+grade-all: $(VENV)/.installed
+	@test -n "$(CHAPTER)" -a -n "$(SUBMISSIONS)" || \
+	  (echo "usage: make grade-all CHAPTER=<chapter> SUBMISSIONS=<folder> [OUT=<folder>]"; exit 2)
+	$(PY) -m tools.grade_local --chapter "$(CHAPTER)" --each "$(SUBMISSIONS)" \
+	  --results-dir "$(or $(OUT),graded/$(CHAPTER))"
 
 bench: build
 	$(PY) -m tools.bench

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from autograder.arrays import array_file_name
 from autograder.chapter import ChapterPackage, CheckSpec, OutputSpec
 from autograder.compare import compare_output
 from autograder.forbidden import ForbiddenScan
@@ -55,8 +56,6 @@ def _grade_output(package: ChapterPackage, check: CheckSpec, output: OutputSpec,
             failures.append(f"{label}: your code changed its input {names} in place; "
                             f"work on a copy (or out-of-place operations)")
             continue
-        from autograder.checks import array_file_name
-
         actual = None
         if meta.get("kind") == "tensor":
             actual = session.load_array(array_file_name(check.index, case_index, output.name))
@@ -137,8 +136,19 @@ def grade(package: ChapterPackage, submission: str | Path,
     finally:
         session.close()
     notes = loaded.skipped + session.notes
+    unparsed = [note.split(" was skipped")[0] for note in session.notes if "does not parse" in note]
+    if unparsed:
+        for item in items:
+            if not item.passed and " not found" in item.message:
+                item.message += (f"\n({', '.join(unparsed)} could not be parsed and was "
+                                 f"skipped; fix the syntax error shown in the notes)")
     stdout = session.stdout_head.decode("utf-8", "replace")
-    if session.stdout_tail and session.stdout_tail not in session.stdout_head:
-        stdout += "\n...\n" + session.stdout_tail.decode("utf-8", "replace")
+    left_out = session.stdout_bytes - len(session.stdout_head) - len(session.stdout_tail)
+    if left_out > 0:
+        stdout += f"\n[... {left_out} bytes of output left out ...]\n" + \
+            session.stdout_tail.decode("utf-8", "replace")
+    elif session.stdout_bytes > len(session.stdout_head):
+        overlap = len(session.stdout_head) + len(session.stdout_tail) - session.stdout_bytes
+        stdout += session.stdout_tail[max(overlap, 0):].decode("utf-8", "replace")
     return build_results(package, items, notes, session.protections,
                          time.monotonic() - started, stdout)

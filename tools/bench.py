@@ -1,0 +1,141 @@
+"""``make bench``: speed and memory, measured (never asserted in tests: machines are noisy).
+
+For every chapter: the wall time to grade the solution notebook through the grader zip's
+entry point, exactly as Gradescope runs it (median of several runs); the peak resident memory
+of the whole grading run, judge and sandboxed child together, sampled every 10 ms; and the
+solution notebook's full execution time in a Jupyter kernel. Then each chapter's own figures
+(``assignments/<chapter>/bench.py``, a ``bench() -> dict[str, str]`` function, if present) and
+the hostile-submission suite's timings (``tests/hostile/bench_suite.py``, if present).
+
+    python -m tools.bench [--runs N] [--skip-notebooks] [CHAPTER ...]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+from tools.build import DIST, REPO, chapters
+
+
+def _tree_rss(root: int) -> int:
+    """Resident bytes of ``root`` and all its descendants right now."""
+    parents, rss = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            parents[int(entry)] = int(fields[1])
+            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            continue
+    total, stack = 0, [root]
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def grade_once(grader_zip: Path, submission: Path) -> tuple[float, int, dict]:
+    """(seconds, peak bytes of judge + child, results) for one Gradescope-style grading."""
+    with tempfile.TemporaryDirectory(prefix="kit-bench-") as tmp:
+        source = Path(tmp) / "source"
+        with zipfile.ZipFile(grader_zip) as archive:
+            archive.extractall(source)
+        results = Path(tmp) / "results.json"
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "autograder.gradescope", "--source", str(source),
+             "--submission", str(submission), "--results", str(results), "--quiet"],
+            cwd=source)
+        peak = 0
+        stop = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not stop.is_set():
+                peak = max(peak, _tree_rss(process.pid))
+                time.sleep(0.01)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        process.wait()
+        seconds = time.monotonic() - started
+        stop.set()
+        sampler.join()
+        return seconds, peak, json.loads(results.read_text())
+
+
+def notebook_seconds(chapter: str) -> float:
+    from tests.test_notebooks import execute
+
+    with tempfile.TemporaryDirectory(prefix="kit-nb-") as tmp:
+        folder = Path(tmp) / chapter
+        shutil.copytree(DIST / "student" / chapter, folder)
+        notebook = folder / f"{chapter}-solution.ipynb"
+        shutil.copy(DIST / "solutions" / notebook.name, notebook)
+        _, seconds = execute(notebook, allow_errors=False)
+        return seconds
+
+
+def chapter_hook(chapter: str) -> dict[str, str]:
+    path = REPO / "assignments" / chapter / "bench.py"
+    if not path.exists():
+        return {}
+    spec = importlib.util.spec_from_file_location(f"bench_{chapter}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.bench()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--skip-notebooks", action="store_true")
+    parser.add_argument("chapters", nargs="*")
+    args = parser.parse_args(argv)
+    print(f"machine: {os.cpu_count()} cores; grading runs per chapter: {args.runs}")
+    for chapter in args.chapters or chapters():
+        grader_zip = DIST / "autograder" / f"{chapter}-autograder.zip"
+        solution = DIST / "solutions" / f"{chapter}-solution.ipynb"
+        runs = [grade_once(grader_zip, solution) for _ in range(args.runs)]
+        times = [seconds for seconds, _, _ in runs]
+        peaks = [peak for _, peak, _ in runs]
+        scores = {results["score"] for _, _, results in runs}
+        print(f"\n== {chapter}")
+        print(f"  grading wall time per submission: median {statistics.median(times):.2f} s "
+              f"(min {min(times):.2f}, max {max(times):.2f}; goal < 5 s)")
+        print(f"  peak RSS, judge + child: max {max(peaks) / 2**20:.0f} MiB "
+              f"(median {statistics.median(peaks) / 2**20:.0f} MiB; goal < 768 MiB)")
+        print(f"  solution score on every run: {sorted(scores)}")
+        if not args.skip_notebooks:
+            print(f"  solution notebook full execution: {notebook_seconds(chapter):.1f} s")
+        for name, value in chapter_hook(chapter).items():
+            print(f"  {name}: {value}")
+    suite = REPO / "tests" / "hostile" / "bench_suite.py"
+    if suite.exists():
+        print("\n== hostile-submission suite")
+        sys.stdout.flush()
+        subprocess.run([sys.executable, "-m", "tests.hostile.bench_suite"], cwd=REPO,
+                       check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
