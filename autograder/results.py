@@ -71,9 +71,15 @@ def build_results(package, items: list[ItemResult], notes: list[str], protection
 
 
 def summary(results: dict) -> str:
-    """A per-question, per-item summary for a terminal."""
+    """A per-question, per-item summary for a terminal (questions in the order graded)."""
     lines = []
+    question = None
     for test in results["tests"]:
+        if test["name"].split()[0] != question:
+            question = test["name"].split()[0]
+            mine = [t for t in results["tests"] if t["name"].split()[0] == question]
+            lines.append(f"{question}: {sum(t['score'] for t in mine):g} / "
+                         f"{sum(t['max_score'] for t in mine):g}")
         mark = "PASS" if test["status"] == "passed" else "FAIL"
         lines.append(f"  [{mark}] {test['name']:<42} {test['score']:g}/{test['max_score']:g}")
         if test["status"] != "passed":
