@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder.checks import array_file_name
+from autograder.arrays import array_file_name
 
 
 @dataclass(frozen=True)
