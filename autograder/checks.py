@@ -24,6 +24,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
+from autograder.arrays import array_file_name  # noqa: F401 - part of this module's API
+
 # Payload limit for one output: a check that produces more is broken, not a student.
 MAX_OUTPUT_ELEMENTS = 5_000_000
 
@@ -172,6 +174,69 @@ def noncontiguous(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(0, -1).contiguous().transpose(0, -1)
 
 
+class ParameterMismatch(Exception):
+    """A student's module lacks a parameter a check sets, or holds it in another form.
+
+    Its message is written for the student; ``short_error`` shows it as
+    ``"ParameterMismatch: <message>"``.
+    """
+
+
+def assign_parameters(module: Any, values: Mapping[str, torch.Tensor],
+                      layouts: Mapping[str, str] | None = None) -> None:
+    """Sets the parameters of a student's ``torch.nn.Module`` to a check's values, by name.
+
+    For chapters whose students write ``nn.Module`` classes: the check draws every parameter
+    from its seeded generator and installs it here, so that the outputs do not depend on the
+    student's initialisation. Runs inside the sandboxed child.
+
+    For each ``name, value``, ``getattr(module, name)`` must be a ``torch.nn.Parameter`` of
+    exactly ``value``'s shape. Its data is replaced, under ``torch.no_grad()``, by a copy of
+    ``value``, dtype included (a float32 parameter becomes float64 like the check's inputs;
+    the Parameter object itself is kept, so the module still owns it), and its ``.grad`` is
+    cleared.
+
+    Args:
+        module: the implementation under test, e.g. ``api.GRUCell(3, 5)``.
+        values: parameter name -> value, e.g. ``{"weight_hh": randn(rng, 5, 15)}``.
+        layouts: optional parameter name -> layout in words, appended to shape errors,
+            e.g. ``{"weight_hh": "(hidden_size, 3*hidden_size)"}``.
+
+    Raises:
+        ParameterMismatch: the module is not an ``nn.Module``, or a parameter is missing, is
+            not an ``nn.Parameter``, or has another shape. Examples of messages:
+            ``GRUCell has no parameter weight_hh: name your nn.Parameter exactly weight_hh``;
+            ``GRUCell.weight_hh has shape (4, 12), expected (4, 6): the layout is
+            (hidden_size, 3*hidden_size)``.
+    """
+    owner = type(module).__name__
+    if not isinstance(module, torch.nn.Module):
+        raise ParameterMismatch(f"{owner} is not a torch.nn.Module: subclass nn.Module and "
+                                f"call super().__init__() in __init__")
+
+    def shape(tensor_shape: Any) -> str:
+        dims = [str(int(n)) for n in tensor_shape]
+        return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+    for name, value in values.items():
+        try:
+            param = getattr(module, name)
+        except Exception:  # noqa: BLE001 - nn.Module raises AttributeError; a student may not
+            raise ParameterMismatch(f"{owner} has no parameter {name}: name your "
+                                    f"nn.Parameter exactly {name}") from None
+        if not isinstance(param, torch.nn.Parameter):
+            raise ParameterMismatch(f"{owner}.{name} is a {type(param).__name__}, not an "
+                                    f"nn.Parameter: wrap it, self.{name} = "
+                                    f"nn.Parameter(...), so that autograd and optimizers see it")
+        if tuple(param.shape) != tuple(value.shape):
+            layout = f": the layout is {layouts[name]}" if layouts and name in layouts else ""
+            raise ParameterMismatch(f"{owner}.{name} has shape {shape(param.shape)}, expected "
+                                    f"{shape(value.shape)}{layout}")
+        with torch.no_grad():
+            param.data = value.detach().clone()
+        param.grad = None
+
+
 # ----------------------------------------------------------------------------------------
 # Running a check and saving its outputs as plain arrays
 # ----------------------------------------------------------------------------------------
@@ -268,12 +333,6 @@ def run_check(check: Check, implementation: Mapping[str, Any] | Any,
             modified = ["(an input could not be compared)"]
         cases.append({"outputs": metas, "error": error, "modified": modified})
     return {"cases": cases}
-
-
-def array_file_name(check_index: int, case_index: int, output_name: str) -> str:
-    """File name under which one output is saved; the judge builds it itself, never reads it."""
-    safe = "".join(ch if ch.isalnum() or ch == "_" else "-" for ch in output_name)
-    return f"c{check_index:03d}_k{case_index:03d}_{safe}.npy"
 
 
 @dataclass

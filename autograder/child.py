@@ -1,8 +1,9 @@
 """The sandboxed child: runs a submission's code and the hidden checks' exercises on it.
 
-Started by the judge (``autograder/sandbox.py``) as ``python -I -B child.py`` with the job as
-JSON on stdin. Before any student code runs it: reads the whole job, moves into a new network
-namespace (no interface is up, so every connection fails at once), sets resource limits,
+Started by the judge (``autograder/sandbox.py``) as ``python -I -B -u child.py`` with the job
+as JSON on stdin (unbuffered, so that what the submission prints survives a kill). Before any
+student code runs it: reads the whole job, moves into a new network namespace (no interface
+is up, so every connection fails at once), sets resource limits, becomes a child subreaper,
 imports torch, and drops to the unprivileged sandbox user. It then executes the submission
 statement by statement and runs each requested check, reporting progress as JSON lines on the
 protocol file descriptor and writing outputs as plain ``.npy`` files into its work folder.

@@ -98,6 +98,7 @@ class SessionResult:
     protections: dict = field(default_factory=dict)
     stdout_head: bytes = b""
     stdout_tail: bytes = b""
+    stdout_bytes: int = 0
     outdir_fd: int | None = None
     cleanup_path: str | None = None
 
@@ -172,6 +173,16 @@ def _reap_adopted() -> None:
             return
 
 
+def _real_uid(pid: str) -> int | None:
+    """The real uid of a process. (The owner of /proc/<pid> is not it: a process that dropped
+    privileges is not dumpable, and its /proc files may stay owned by root.)"""
+    with open(f"/proc/{pid}/status", "rb") as handle:
+        for line in handle:
+            if line.startswith(b"Uid:"):
+                return int(line.split()[1])
+    return None
+
+
 def _processes(uid: int | None, session: int) -> list[int]:
     """Live pids owned by ``uid`` (when given), in session ``session`` (the child's, whose pid
     is the session id), or descending from the child. Zombies are left out: they hold no
@@ -188,8 +199,7 @@ def _processes(uid: int | None, session: int) -> list[int]:
             if fields[0] in (b"Z", b"X"):
                 continue
             parents[pid] = int(fields[1])
-            if int(fields[3]) == session or (
-                    uid is not None and os.stat(f"/proc/{entry}").st_uid == uid):
+            if int(fields[3]) == session or (uid is not None and _real_uid(entry) == uid):
                 pids.append(pid)
         except (OSError, ValueError, IndexError):
             continue
@@ -204,6 +214,29 @@ def _processes(uid: int | None, session: int) -> list[int]:
         if ancestor in roots and pid != me and pid not in pids:
             pids.append(pid)
     return pids
+
+
+_HAS_CHILDREN_LISTS = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
+
+
+def _tree(root: int) -> list[int]:
+    """``root`` and every live process below it, from the kernel's per-thread children lists:
+    much cheaper than scanning /proc, so the watchdog can look every 50 ms."""
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        found.append(pid)
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/children", "rb") as handle:
+                    stack.extend(int(child) for child in handle.read().split())
+            except (OSError, ValueError):
+                continue
+    return found
 
 
 def _resident_bytes(pids: list[int]) -> int:
@@ -247,7 +280,7 @@ class _Attempt:
                "TMPDIR": job["workdir"], "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "LANG": "C.UTF-8"}
         self.process = subprocess.Popen(
-            [config.python, "-I", "-B", CHILD_SCRIPT], stdin=subprocess.PIPE,
+            [config.python, "-I", "-B", "-u", CHILD_SCRIPT], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
             start_new_session=True, cwd=job["workdir"], env=env, close_fds=True)
         os.close(write_fd)
@@ -303,11 +336,20 @@ class _Attempt:
                 yield "ended", None
                 return
 
+    def watched(self) -> list[int]:
+        """The processes whose memory counts: everything below the child (a subreaper), or
+        below an adopting judge; a full scan of /proc where the kernel keeps no children lists.
+        (kill() always does the full scan, by uid as well.)"""
+        if not _HAS_CHILDREN_LISTS:
+            return _processes(self.uid, self.process.pid)
+        me = os.getpid()
+        return [pid for pid in _tree(me if _ADOPTS_ORPHANS else self.process.pid) if pid != me]
+
     def over_memory(self, now: float) -> bool:
         """Whether the sandbox's processes hold more than the limit (RSS, confirmed by PSS so
         that forked processes sharing pages are not counted several times)."""
         limit = self.config.memory_limit_bytes
-        pids = _processes(self.uid, self.process.pid)
+        pids = self.watched()
         if _resident_bytes(pids) <= limit:
             return False
         if now - self.memory_checked_at >= 0.25:
@@ -423,6 +465,7 @@ def _supervise(result: SessionResult, cells: list[tuple[int, str]], check_source
     stdout_state = {"head": b"", "tail": b""}
 
     def on_stdout(chunk: bytes) -> None:
+        result.stdout_bytes += len(chunk)
         if len(stdout_state["head"]) < KEEP_STDOUT_BYTES:
             stdout_state["head"] += chunk[:KEEP_STDOUT_BYTES - len(stdout_state["head"])]
         stdout_state["tail"] = (stdout_state["tail"] + chunk)[-KEEP_STDOUT_BYTES:]

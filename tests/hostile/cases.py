@@ -137,6 +137,8 @@ def hostile_lines(run: Run) -> dict[str, str]:
 def nothing_read(run: Run, suite) -> None:
     if suite.full_protection:
         assert "hostile: read 0 of 12 secrets" in run.output, run.output
+    else:  # what the DEGRADED report says is true: the child reads what the grader can
+        assert "hostile: read 0 of" not in run.output, run.output
 
 
 def forged_results_ignored(run: Run, suite) -> None:
@@ -219,7 +221,7 @@ def forged_events_ignored(run: Run, suite) -> None:
 
 
 def daemon_did_not_outlive(run: Run, suite) -> None:
-    heartbeat = Path(f"/tmp/kit-hostile-heartbeat-{run.run_dir.name}")
+    heartbeat = Path(f"/tmp/kit-hostile-heartbeat-{suite.grader.run_tag(run.run_dir)}")
     time.sleep(1.0)
     assert "FORGED" not in run.results_text
     assert "FORGED" not in (run.run_dir / "results" / "results.json").read_text()

@@ -38,6 +38,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if runs:
         worst = max(runs, key=lambda run: run.seconds)
         terminalreporter.write_line(
-            f"hostile suite: {len(runs)} gradings, {sum(run.seconds for run in runs):.1f} s "
-            f"of grading on {session_suite.grader.workers} workers; worst single run "
+            f"hostile suite: {len(runs)} gradings on {session_suite.grader.workers} workers, "
+            f"{sum(run.cpu_seconds for run in runs):.0f} s CPU; worst single run "
             f"{worst.name} {worst.seconds:.1f} s")

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from autograder.sandbox import ensure_sandbox_user
+from autograder.sandbox import _real_uid, _tree, ensure_sandbox_user
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -206,6 +206,7 @@ class Run:
     stdout: str
     stderr: str
     seconds: float
+    cpu_seconds: float
     returncode: int
     sandbox_user: str | None
     child_files: dict[str, bytes] = field(default_factory=dict)
@@ -236,23 +237,30 @@ def _sandbox_uid(user: str | None) -> int | None:
 
 
 def _proc_table() -> dict[int, tuple[int, int, str]]:
-    """pid -> (parent pid, uid, state) for every process."""
+    """pid -> (parent pid, real uid, state) for every process."""
     table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-            table[int(entry)] = (int(fields[1]), os.stat(f"/proc/{entry}").st_uid,
-                                 fields[0].decode())
-        except (OSError, ValueError, IndexError):
+            with open(f"/proc/{entry}/status", "rb") as handle:
+                fields = dict(line.split(b":", 1) for line in handle if b":" in line)
+            table[int(entry)] = (int(fields[b"PPid"]), int(fields[b"Uid"].split()[0]),
+                                 fields[b"State"].split()[0].decode())
+        except (OSError, ValueError, IndexError, KeyError):
             continue
     return table
 
 
-def descendants(root: int) -> list[int]:
-    table = _proc_table()
+def _uid_of(pid: int) -> int | None:
+    try:
+        return _real_uid(str(pid))
+    except (OSError, ValueError):
+        return None
+
+
+def descendants(root: int, table: dict[int, tuple[int, int, str]] | None = None) -> list[int]:
+    table = table if table is not None else _proc_table()
     found = []
     for pid in table:
         ancestor, hops = table[pid][0], 0
@@ -263,8 +271,10 @@ def descendants(root: int) -> list[int]:
     return found
 
 
-def live_processes_of(uid: int) -> list[int]:
-    return [pid for pid, (_, owner, state) in _proc_table().items()
+def live_processes_of(uid: int, table: dict[int, tuple[int, int, str]] | None = None
+                      ) -> list[int]:
+    table = table if table is not None else _proc_table()
+    return [pid for pid, (_, owner, state) in table.items()
             if owner == uid and state not in ("Z", "X")]
 
 
@@ -304,6 +314,25 @@ def read_tree(root: Path) -> dict[str, bytes]:
     return contents
 
 
+def _wait_with_usage(process: subprocess.Popen) -> tuple[bytes, bytes, float]:
+    """Drains the grader's output, waits for it (killing it after RUN_TIMEOUT_S) and returns
+    stdout, stderr and the CPU seconds it and its children (judge and sandbox) used."""
+    chunks: dict[str, bytes] = {}
+    readers = [threading.Thread(target=lambda key=key, stream=stream:
+                                chunks.__setitem__(key, stream.read()))
+               for key, stream in (("out", process.stdout), ("err", process.stderr))]
+    for reader in readers:
+        reader.start()
+    timer = threading.Timer(RUN_TIMEOUT_S, process.kill)
+    timer.start()
+    _, status, usage = os.wait4(process.pid, 0)
+    timer.cancel()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    for reader in readers:
+        reader.join()
+    return chunks["out"], chunks["err"], usage.ru_utime + usage.ru_stime
+
+
 Trigger = Callable[[float, Path, list[int]], bool]
 
 
@@ -322,9 +351,13 @@ def when_output_appears(prefix: str) -> Trigger:
 
 def when_privileges_dropped(uid: int | None, otherwise_after: float) -> Trigger:
     """Fires once a process below the judge runs as the sandbox user (root mode), i.e. the
-    child is ready and runs the submission's statements."""
+    child is ready and runs the submission's statements; at the latest when its first output
+    appears (a short child can slip between two looks at the process table)."""
+    first_output = when_output_appears("c")
+
     def fire(elapsed: float, run_dir: Path, owners: list[int]) -> bool:
-        return uid in owners if uid is not None else elapsed >= otherwise_after
+        dropped = uid in owners if uid is not None else elapsed >= otherwise_after
+        return dropped or first_output(elapsed, run_dir, owners)
     return fire
 
 
@@ -341,15 +374,15 @@ class Killer(threading.Thread):
     def run(self) -> None:
         first_seen = None
         while not self.stop.is_set():
-            table = _proc_table()
-            victims = descendants(self.grader_pid)
-            if self.uid is not None:
-                victims += live_processes_of(self.uid)
-            if victims and first_seen is None:
+            below = [pid for pid in _tree(self.grader_pid) if pid != self.grader_pid]
+            if below and first_seen is None:
                 first_seen = time.monotonic()
-            owners = [table[pid][1] for pid in victims if pid in table]
+            owners = [_uid_of(pid) for pid in below]
             if first_seen is not None and self.trigger(time.monotonic() - first_seen,
                                                        self.run_dir, owners):
+                victims = descendants(self.grader_pid)
+                if self.uid is not None:
+                    victims += live_processes_of(self.uid)
                 for pid in set(victims):
                     try:
                         os.kill(pid, signal.SIGKILL)
@@ -357,7 +390,7 @@ class Killer(threading.Thread):
                         pass
                 self.killed_at = time.monotonic() - first_seen
                 return
-            time.sleep(0.005)
+            time.sleep(0.01)
 
 
 class HostileGrader:
@@ -383,10 +416,18 @@ class HostileGrader:
         self.lock = threading.Lock()
         self.futures: dict[str, Future] = {}
 
+    def run_tag(self, run_dir: Path) -> str:
+        """A name unique to this session and run, for files a submission leaves in /tmp."""
+        return f"{self.base.name}-{run_dir.name}"
+
     # -- lifecycle ----------------------------------------------------------------------
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.listener.close()
+        for folder in TEMPORARY_FOLDERS:  # what the submissions wrote on purpose, either mode
+            for path in Path(folder).glob(f"kit-hostile-*{self.base.name}*"):
+                if path.is_file() and not path.is_symlink():
+                    path.unlink(missing_ok=True)
         if AS_ROOT:
             for index in range(self.workers):
                 uid = _sandbox_uid(f"kitsandbox-t{index + 1}")
@@ -441,7 +482,7 @@ class HostileGrader:
                   kill_when: Callable[[int | None], Trigger] | None) -> Run:
         run_dir = self._new_run_dir(name)
         context = RunContext(run_dir, run_dir / "submission", {
-            "LISTEN_PORT": str(self.listen_port), "RUN_TAG": run_dir.name,
+            "LISTEN_PORT": str(self.listen_port), "RUN_TAG": self.run_tag(run_dir),
             "MARKER": str(run_dir / "marker-unpickled")})
         build(context)
         for path in context.submission_dir.rglob("*"):
@@ -462,11 +503,7 @@ class HostileGrader:
             uid = _sandbox_uid(user)
             killer = Killer(process.pid, uid, run_dir, kill_when(uid))
             killer.start()
-        try:
-            stdout, stderr = process.communicate(timeout=RUN_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            stdout, stderr = process.communicate()
+        stdout, stderr, cpu_seconds = _wait_with_usage(process)
         seconds = time.monotonic() - began
         if killer is not None:
             killer.stop.set()
@@ -484,7 +521,8 @@ class HostileGrader:
                     child_files[str(path)] = path.read_bytes()[:MAX_SCANNED_BYTES]
         return Run(name=name, run_dir=run_dir, results=results, results_text=results_text,
                    stdout=stdout.decode(errors="replace"), stderr=stderr.decode(errors="replace"),
-                   seconds=seconds, returncode=process.returncode, sandbox_user=user,
+                   seconds=seconds, cpu_seconds=cpu_seconds, returncode=process.returncode,
+                   sandbox_user=user,
                    child_files=child_files,
                    leftover_processes=live_processes_of(uid) if uid is not None else [],
                    killed_at=killer.killed_at if killer else None, ended_at=time.time())

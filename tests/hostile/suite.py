@@ -6,10 +6,11 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from autograder.chapter import ChapterPackage
 from tests.gradescope_schema import validate_results
-from tests.hostile.cases import CASES, Case, Expect
+from tests.hostile.cases import Case, Expect
 from tests.hostile.harness import AS_ROOT, Builder, HostileGrader, Run, Trigger, _sandbox_uid
 
 PER_ITEM_DEADLINE_S = 10.0  # the checks' timeout_s
@@ -20,7 +21,7 @@ class FaultPoint:
     """A moment to kill the child from outside while the reference is graded."""
 
     id: str
-    trigger: object  # uid -> Trigger
+    trigger: Callable[[int | None], Trigger]  # the sandbox uid (None without root) -> when
 
 
 class Suite:
@@ -135,5 +136,3 @@ def mode_line() -> str:
     return (f"hostile suite: DEGRADED mode (uid {os.geteuid()}, not root: no privilege drop; "
             f"attacks a degraded grader is open to are checked for validity only)")
 
-
-__all__ = ["CASES", "FaultPoint", "Suite", "Trigger", "mode_line"]
