@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 import traceback
 from pathlib import Path
@@ -31,10 +32,19 @@ def lock_down(source: Path, results_dir: Path) -> list[str]:
     for path in (source, results_dir, Path("/autograder/submission_metadata.json"),
                  source.resolve().parent / "submission_metadata.json",
                  Path("/autograder/results")):
-        if path.exists() and str(path) not in done:
-            os.chmod(path, 0o700 if path.is_dir() else 0o600)
-            done.append(str(path))
+        if not path.exists() or str(path) in done:
+            continue
+        if path.is_dir() and (_is_shared_folder(path) or path.resolve() == Path("/")):
+            continue  # e.g. --results /tmp/r.json: never lock a folder others rely on
+        os.chmod(path, 0o700 if path.is_dir() else 0o600)
+        done.append(str(path))
     return done
+
+
+def _is_shared_folder(path: Path) -> bool:
+    """A sticky or world-writable folder (``/tmp``, ``/var/tmp``, ``/dev/shm``...)."""
+    mode = path.stat().st_mode
+    return bool(mode & (stat.S_ISVTX | stat.S_IWOTH))
 
 
 def _fallback_results(message: str) -> dict:

@@ -31,7 +31,9 @@ makes the child's work folder in that folder and keeps it after grading, for ins
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import pwd
@@ -424,6 +426,27 @@ def protections_by_judge(config: SandboxConfig, uid: int | None) -> dict:
             "process_cleanup": cleanup}
 
 
+@contextlib.contextmanager
+def _exclusive_use_of(user: str | None):
+    """Holds a lock on the sandbox user for one grading.
+
+    Cleaning up kills every process of the sandbox user, so two gradings sharing the user
+    (``make test`` beside ``make grade``, say) would kill each other's children. They take
+    turns instead. The lock file is root's and the child never inherits its descriptor.
+    """
+    if user is None:
+        yield
+        return
+    folder = "/run/lock" if os.path.isdir("/run/lock") else tempfile.gettempdir()
+    fd = os.open(os.path.join(folder, f"kit-sandbox-{user}.lock"),
+                 os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def run_in_sandbox(cells: list[tuple[int, str]], check_source: str,
                    check_timeouts: dict[int, float], config: SandboxConfig) -> SessionResult:
     """Runs the submission's cells, then the given checks, in as many children as needed.
@@ -448,7 +471,8 @@ def run_in_sandbox(cells: list[tuple[int, str]], check_source: str,
     try:
         result.outdir_fd = os.open(os.path.join(workdir, "out"),
                                    os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        _supervise(result, cells, check_source, check_timeouts, config, workdir, uid, gid)
+        with _exclusive_use_of(config.sandbox_user if uid is not None else None):
+            _supervise(result, cells, check_source, check_timeouts, config, workdir, uid, gid)
     except BaseException:
         result.close()
         raise

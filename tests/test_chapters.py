@@ -7,6 +7,7 @@ import json
 import shutil
 from collections import Counter
 
+import nbformat
 import pytest
 
 from autograder.chapter import ChapterPackage
@@ -66,8 +67,13 @@ def test_leak_scan_catches_a_planted_solution_line(chapter, tmp_path):
     solution_line = next(line.strip() for line in master.split("# BEGIN SOLUTION", 1)[1]
                          .splitlines()[1:] if len(line.strip()) >= 12)
     (bundle / "notes.py").write_text(f"# {chapter}\n{solution_line}\n")
+    notebook_path = bundle / f"{chapter}.ipynb"
+    notebook = nbformat.read(notebook_path, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(f"x = 1\n    {solution_line}"))
+    nbformat.write(notebook, notebook_path)
     leaks = scan_for_leaks(chapter, tmp_path)
     assert any("notes.py" in leak for leak in leaks), leaks
+    assert any(f"{chapter}.ipynb: contains hidden line" in leak for leak in leaks), leaks
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)

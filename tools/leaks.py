@@ -26,16 +26,23 @@ def _distinctive_lines(text: str) -> set[str]:
     return lines
 
 
-def _solution_block_lines(master: str) -> set[str]:
-    inside, lines = False, set()
+def _solution_block_lines(master: str) -> tuple[set[str], set[str]]:
+    """(lines inside solution blocks, lines of the master outside them: public text)."""
+    inside, lines, public = False, set(), set()
     for line in master.splitlines():
+        if line.startswith("# # "):  # a raw-cell delimiter (question level), not a code block
+            continue
         if "# BEGIN SOLUTION" in line:
             inside = True
         elif "# END SOLUTION" in line:
             inside = False
         elif inside and len(line.strip()) >= 12:
             lines.add(line.strip())
-    return lines
+        elif not inside:
+            public.add(line.strip())
+            if line.startswith("# "):  # a markdown line in the percent format
+                public.add(line[2:].strip())
+    return lines, public
 
 
 def scan_for_leaks(chapter: str, student_root: Path) -> list[str]:
@@ -43,7 +50,10 @@ def scan_for_leaks(chapter: str, student_root: Path) -> list[str]:
     chapter_dir = REPO / "assignments" / chapter
     secret_lines = _distinctive_lines((chapter_dir / "checks.py").read_text())
     secret_lines |= _distinctive_lines((REPO / "solutions" / f"ch{chapter}.py").read_text())
-    secret_lines |= _solution_block_lines((chapter_dir / "master.py").read_text())
+    solution_lines, public_lines = _solution_block_lines((chapter_dir / "master.py").read_text())
+    # Scaffolding the students are given (e.g. ``self.in_features = in_features``) may equal
+    # a line of the reference: public text of the master is never a leak.
+    secret_lines = (secret_lines | solution_lines) - public_lines
     found = []
     bundle = student_root / chapter
     files = [p for p in bundle.rglob("*") if p.is_file()]
@@ -53,10 +63,15 @@ def scan_for_leaks(chapter: str, student_root: Path) -> list[str]:
             found.append(f"{relative}: grader-only file")
             continue
         text = path.read_text(errors="replace")
+        if path.suffix == ".ipynb":  # compare the cells' code, not its JSON-quoted lines
+            import nbformat
+
+            text += "\n" + "\n".join(cell.source for cell in nbformat.reads(
+                text, as_version=4).cells)
         for marker in MARKERS:
             if marker in text:
                 found.append(f"{relative}: contains '{marker}'")
-        content_lines = {line.strip() for line in text.replace("\\n", "\n").splitlines()}
+        content_lines = {line.strip() for line in text.splitlines()}
         for line in sorted(secret_lines & content_lines):
             found.append(f"{relative}: contains hidden line '{line[:60]}'")
     import zipfile
