@@ -49,6 +49,23 @@ uv pip install -q --python /autograder/venv/bin/python \\
     --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 uv pip install -q --python /autograder/venv/bin/python -r /autograder/source/requirements.txt
 """
+# The first two code cells of every notebook, added by the build (after the title cell) so
+# that the masters do not repeat them: Colab setup, then Otter's grader object.
+SETUP_CELL = """# Setup. In Google Colab: upload {chapter}.zip to the Files pane first; this cell
+# installs Otter and unpacks the bundle. Elsewhere it does nothing.
+import importlib.util
+import os
+import sys
+import zipfile
+
+if "google.colab" in sys.modules:
+    if importlib.util.find_spec("otter") is None:
+        %pip install -q otter-grader==7.0.0
+    if not os.path.isdir("student"):
+        zipfile.ZipFile("{chapter}.zip").extractall(".")
+        os.chdir("{chapter}")"""
+OTTER_CELL = """import otter
+grader = otter.Notebook("{chapter}.ipynb")"""
 RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope runs this once per submission; it always writes /autograder/results/results.json.
 cd /autograder/source
@@ -101,6 +118,16 @@ def remove_prompt_blocks(path: Path) -> None:
     nbformat.write(notebook, path)
 
 
+def add_setup_cells(master: Path, chapter: str) -> None:
+    """Inserts the Colab setup and Otter cells after the notebook's title (markdown) cell."""
+    notebook = nbformat.read(master, as_version=4)
+    title = next(i for i, cell in enumerate(notebook.cells) if cell.cell_type == "markdown")
+    cells = [nbformat.v4.new_code_cell(template.format(chapter=chapter))
+             for template in (SETUP_CELL, OTTER_CELL)]
+    notebook.cells[title + 1:title + 1] = cells
+    nbformat.write(notebook, master)
+
+
 def run(command: list[str], cwd: Path | None = None) -> None:
     subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
 
@@ -114,6 +141,7 @@ def build_chapter(chapter: str) -> dict:
     master = work / f"{chapter}.ipynb"
     run([str(bin_dir / "jupytext"), "--quiet", "--to", "ipynb", "--set-kernel", "python3",
          str(source_dir / "master.py"), "-o", str(master)])
+    add_setup_cells(master, chapter)
     run([str(bin_dir / "otter"), "assign", str(master), str(work / "otter")])
 
     student_dir = DIST / "student" / chapter

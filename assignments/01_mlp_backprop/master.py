@@ -32,25 +32,6 @@
 #   return value is the gradient with respect to its input.
 
 # %%
-# Setup. In Google Colab: upload 01_mlp_backprop.zip to the Files pane first; this cell installs
-# Otter and unpacks the bundle. Elsewhere it does nothing.
-import os
-import sys
-import zipfile
-import importlib.util
-
-if "google.colab" in sys.modules:
-    if importlib.util.find_spec("otter") is None:
-        %pip install -q otter-grader==7.0.0
-    if not os.path.isdir("student"):
-        zipfile.ZipFile("01_mlp_backprop.zip").extractall(".")
-        os.chdir("01_mlp_backprop")
-
-# %%
-import otter
-grader = otter.Notebook("01_mlp_backprop.ipynb")
-
-# %%
 import torch
 
 # %% [markdown]

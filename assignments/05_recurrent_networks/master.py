@@ -62,25 +62,6 @@
 #   PyTorch's default for these cells. `__init__` creates the parameters and calls it.
 
 # %%
-# Setup. In Google Colab: upload 05_recurrent_networks.zip to the Files pane first; this cell
-# installs Otter and unpacks the bundle. Elsewhere it does nothing.
-import os
-import sys
-import zipfile
-import importlib.util
-
-if "google.colab" in sys.modules:
-    if importlib.util.find_spec("otter") is None:
-        %pip install -q otter-grader==7.0.0
-    if not os.path.isdir("student"):
-        zipfile.ZipFile("05_recurrent_networks.zip").extractall(".")
-        os.chdir("05_recurrent_networks")
-
-# %%
-import otter
-grader = otter.Notebook("05_recurrent_networks.ipynb")
-
-# %%
 import math
 
 import torch
