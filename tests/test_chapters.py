@@ -64,7 +64,7 @@ def test_leak_scan_catches_a_planted_solution_line(chapter, tmp_path):
     bundle = tmp_path / chapter
     shutil.copytree(DIST / "student" / chapter, bundle)
     master = (DIST.parent / "assignments" / chapter / "master.py").read_text()
-    solution_line = next(line.strip() for line in master.split("# BEGIN SOLUTION", 1)[1]
+    solution_line = next(line.strip() for line in master.split("# BEGIN SOLUTION NO PROMPT", 1)[1]
                          .splitlines()[1:] if len(line.strip()) >= 12)
     (bundle / "notes.py").write_text(f"# {chapter}\n{solution_line}\n")
     notebook_path = bundle / f"{chapter}.ipynb"

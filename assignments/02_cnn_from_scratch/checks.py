@@ -1,0 +1,470 @@
+"""Hidden checks of chapter 02: concept questions, Conv2dLoop, Conv2d, MaxPool2d, Flatten, CNN.
+
+Never shipped to students. Every check runs in float64 on inputs drawn from its own seeded
+generator, sets parameters directly, and records each graded output separately.
+
+Isolation of the CNN check: a CNN builds its own layers from the student's classes, so a
+probe cannot be handed in as in chapter 01. Instead the check builds the student's CNN, grades
+the layer list it made ("architecture": kinds and settings, read from the attributes the given
+constructors store), then replaces every layer by a trusted probe of the same kind and
+settings defined below, and grades forward, backward, optimizer_step and reset_params through
+the probes. A bug inside Conv2d or MaxPool2d therefore never costs CNN items; a CNN that builds
+the wrong layers loses "architecture" and the items whose shapes or values that changes. The
+remaining dependency: CNN construction calls the student's constructors, which call
+``init_params``; an unwritten ``Conv2dLoop.init_params`` or ``Linear.init_params`` fails every
+CNN item with its NotImplementedError.
+"""
+import operator
+
+import torch
+
+from autograder.checks import Check, Output, noncontiguous, randint, randn
+
+# From scratch: no autograd and no library convolution or pooling. Tensor.unfold and
+# Tensor.as_strided stay allowed (students write im2col with them); torch.nn covers
+# torch.nn.functional.{conv2d, unfold, fold, max_pool2d, pad} and nn.Conv2d / nn.MaxPool2d.
+FORBIDDEN = (
+    "torch.nn",
+    "torch.autograd",
+    "torch.func",
+    "torch.ops",
+    "functorch",
+    "Tensor.backward",
+    "torch.conv1d",
+    "torch.conv2d",
+    "torch.conv3d",
+    "torch.conv_tbc",
+    "torch.conv_transpose1d",
+    "torch.conv_transpose2d",
+    "torch.conv_transpose3d",
+    "torch.convolution",
+    "torch.cudnn_convolution",
+    "torch.miopen_convolution",
+    "torch.mkldnn_convolution",
+    "torch.max_pool1d",
+    "torch.max_pool1d_with_indices",
+    "torch.max_pool2d",
+    "torch.max_pool3d",
+    "torch.mkldnn_max_pool2d",
+    "torch.quantized_max_pool2d",
+    "torch.adaptive_max_pool1d",
+    "torch.avg_pool1d",
+)
+
+
+def output_size(size, kernel_size, stride, padding):
+    return (size + 2 * padding - kernel_size) // stride + 1
+
+
+def as_ints(values, function_name):
+    """int64 tensor of the answers; a float answer (7.0 from /) is an error, never truncated."""
+    answers = []
+    for value in values:
+        if isinstance(value, bool):
+            raise TypeError(f"{function_name} returned a bool; return an int")
+        try:
+            answers.append(operator.index(value))
+        except TypeError:
+            raise TypeError(f"{function_name} returned {value!r} of type {type(value).__name__}; "
+                            f"return a Python int (use // for integer division)") from None
+    return torch.tensor(answers, dtype=torch.int64)
+
+
+# ------------------------------------------------------------------ q1: concept questions
+def exercise_output_size(api, case, rng, out):
+    out["sizes"] = as_ints([api.conv_output_size(*row) for row in case["rows"]],
+                           "conv_output_size")
+
+
+def exercise_param_counts(api, case, rng, out):
+    c, f, k, h, w = case["C"], case["F"], case["k"], case["H"], case["W"]
+    # the fully connected layer that maps the same image to an output of the same size
+    h_out, w_out = output_size(h, k, 1, k // 2), output_size(w, k, 1, k // 2)
+    questions = {
+        "conv": lambda: as_ints([api.conv_param_count(c, f, k)], "conv_param_count"),
+        "linear": lambda: as_ints([api.linear_param_count(c * h * w, f * h_out * w_out)],
+                                  "linear_param_count"),
+    }
+    errors = []
+    for name, answer in questions.items():  # one wrong function must not cost the other item
+        try:
+            out[name] = answer()
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after both were tried
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
+def exercise_receptive_field(api, case, rng, out):
+    out["field"] = as_ints([api.receptive_field([tuple(layer) for layer in stack])
+                            for stack in case["stacks"]], "receptive_field")
+
+
+# ----------------------------------------------------------------- q2, q3: the convolution
+def make_conv_exercise(class_name):
+    def exercise(api, case, rng, out):
+        n, c, f, h, w = case["N"], case["C"], case["F"], case["H"], case["W"]
+        k, s, p = case["k"], case["stride"], case["padding"]
+        layer = getattr(api, class_name)(c, f, k, s, p)
+        layer.weight = randn(rng, f, c, k, k)
+        layer.bias = randn(rng, f)
+        x = randn(rng, n, c, h, w)
+        dy = randn(rng, n, f, output_size(h, k, s, p), output_size(w, k, s, p))
+        if case.get("noncontiguous"):
+            x, dy = noncontiguous(x), noncontiguous(dy)
+        out.watch(x=x, dupstream=dy)
+        out["y"] = layer.forward(x)
+        try:
+            out["dx"] = layer.backward(dy)
+        finally:
+            out.attributes(layer, "grad_weight", "grad_bias")
+    return exercise
+
+
+CONV_CASES = (
+    {"N": 1, "C": 1, "F": 1, "H": 5, "W": 5, "k": 3, "stride": 1, "padding": 0},
+    {"N": 2, "C": 3, "F": 4, "H": 7, "W": 9, "k": 3, "stride": 1, "padding": 1},
+    {"N": 2, "C": 2, "F": 3, "H": 9, "W": 8, "k": 3, "stride": 2, "padding": 1},
+    {"N": 3, "C": 4, "F": 2, "H": 11, "W": 7, "k": 5, "stride": 3, "padding": 2},
+    {"N": 2, "C": 3, "F": 5, "H": 6, "W": 5, "k": 1, "stride": 1, "padding": 0},
+    {"N": 1, "C": 2, "F": 3, "H": 5, "W": 6, "k": 1, "stride": 2, "padding": 1},
+    {"N": 2, "C": 3, "F": 2, "H": 8, "W": 8, "k": 5, "stride": 1, "padding": 2,
+     "noncontiguous": True},
+    {"N": 4, "C": 2, "F": 3, "H": 10, "W": 7, "k": 2, "stride": 2, "padding": 0},
+    {"N": 2, "C": 1, "F": 2, "H": 7, "W": 5, "k": 3, "stride": 3, "padding": 0},
+    {"N": 3, "C": 2, "F": 4, "H": 9, "W": 10, "k": 3, "stride": 2, "padding": 2,
+     "noncontiguous": True},
+)
+
+
+def conv_check(class_name, question):
+    # timeout: a scalar implementation (seven nested Python loops, one multiply-add per
+    # iteration) needs about 11 s for all cases on a loaded 2-core machine, inside the sandbox
+    return Check(
+        name=class_name, question=question, uses=(class_name,),
+        exercise=make_conv_exercise(class_name), cases=CONV_CASES, timeout_s=60.0,
+        outputs=(
+            Output("y", hint="y[n, f, i, j] = bias[f] + sum over c, u, v of weight[f, c, u, v] * "
+                             "xpadded[n, c, i*stride + u, j*stride + v]: a cross-correlation "
+                             "(no kernel flip), zero padding on all four sides."),
+            Output("dx", hint="Every output position sends dupstream * weight back to the "
+                              "window it read, windows overlap so contributions add up, and the "
+                              "padding is cropped off at the end; rows never read get zero."),
+            Output("grad_weight", hint="grad_weight[f, c, u, v] sums dupstream[n, f, i, j] * "
+                                       "xpadded[n, c, i*stride + u, j*stride + v] over n, i, j."),
+            Output("grad_bias", hint="grad_bias has shape (F,): sum dupstream over the batch "
+                                     "and both spatial dimensions."),
+        ),
+    )
+
+
+# ----------------------------------------------------------------------- q4: max pooling
+def exercise_maxpool(api, case, rng, out):
+    n, c, h, w = case["N"], case["C"], case["H"], case["W"]
+    k, s, p = case["k"], case["stride"], case["padding"]
+    layer = api.MaxPool2d(k, s, p)
+    if case.get("ties"):
+        x = randint(rng, 3, n, c, h, w).to(torch.float64)
+    else:
+        x = randn(rng, n, c, h, w) + case.get("shift", 0.0)
+    dy = randn(rng, n, c, output_size(h, k, s, p), output_size(w, k, s, p))
+    if case.get("noncontiguous"):
+        x, dy = noncontiguous(x), noncontiguous(dy)
+    out.watch(x=x, dupstream=dy)
+    out["y"] = layer.forward(x)
+    out["dx"] = layer.backward(dy)
+
+
+MAXPOOL_CASES = (
+    {"N": 1, "C": 1, "H": 4, "W": 4, "k": 2, "stride": 2, "padding": 0},
+    {"N": 2, "C": 3, "H": 7, "W": 9, "k": 3, "stride": 2, "padding": 1},
+    {"N": 2, "C": 2, "H": 8, "W": 7, "k": 3, "stride": 1, "padding": 1},
+    {"N": 3, "C": 2, "H": 11, "W": 6, "k": 2, "stride": 3, "padding": 1},
+    {"N": 2, "C": 3, "H": 9, "W": 10, "k": 5, "stride": 2, "padding": 2, "noncontiguous": True},
+    {"N": 2, "C": 2, "H": 7, "W": 5, "k": 1, "stride": 2, "padding": 0},
+    {"N": 2, "C": 3, "H": 6, "W": 7, "k": 3, "stride": 2, "padding": 1, "shift": -3.0},
+    {"N": 2, "C": 2, "H": 6, "W": 8, "k": 3, "stride": 2, "padding": 1, "ties": True},
+)
+
+
+# ------------------------------------------------------------------ q5: Flatten and CNN
+def exercise_flatten(api, case, rng, out):
+    n, c, h, w = case["shape"]
+    layer = api.Flatten()
+    x = randn(rng, n, c, h, w)
+    dy = randn(rng, n, c * h * w)
+    if case.get("noncontiguous"):
+        x, dy = noncontiguous(x), noncontiguous(dy)
+    out.watch(x=x, dupstream=dy)
+    out["y"] = layer.forward(x)
+    out["dx"] = layer.backward(dy)
+
+
+def _padded(x, padding, value):
+    n, c, h, w = x.shape
+    xp = x.new_full((n, c, h + 2 * padding, w + 2 * padding), value)
+    xp[:, :, padding:padding + h, padding:padding + w] = x
+    return xp
+
+
+def _window(xp, u, v, stride, h_out, w_out):
+    return xp[:, :, u:u + stride * (h_out - 1) + 1:stride, v:v + stride * (w_out - 1) + 1:stride]
+
+
+class _ProbeConv:
+    """Trusted convolution with the settings of the layer it replaces (one term per tap)."""
+
+    def __init__(self, settings, weight, bias):
+        self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding = settings
+        self.weight, self.bias = weight, bias
+        self.init_calls = []
+
+    def init_params(self, std=0.7071, generator=None):
+        self.init_calls.append(float(std))
+
+    def forward(self, x):
+        k, s = self.kernel_size, self.stride
+        self.xp = _padded(x, self.padding, 0.0)
+        self.h_out = output_size(x.shape[2], k, s, self.padding)
+        self.w_out = output_size(x.shape[3], k, s, self.padding)
+        y = self.bias.reshape(1, -1, 1, 1).expand(x.shape[0], -1, self.h_out, self.w_out)
+        for u in range(k):
+            for v in range(k):
+                window = _window(self.xp, u, v, s, self.h_out, self.w_out)
+                y = y + torch.einsum("nchw,fc->nfhw", window, self.weight[:, :, u, v])
+        return y
+
+    def backward(self, dupstream):
+        k, s, p = self.kernel_size, self.stride, self.padding
+        dxp = torch.zeros_like(self.xp)
+        self.grad_weight = torch.zeros_like(self.weight)
+        for u in range(k):
+            for v in range(k):
+                window = _window(self.xp, u, v, s, self.h_out, self.w_out)
+                self.grad_weight[:, :, u, v] = torch.einsum("nfhw,nchw->fc", dupstream, window)
+                _window(dxp, u, v, s, self.h_out, self.w_out).add_(
+                    torch.einsum("nfhw,fc->nchw", dupstream, self.weight[:, :, u, v]))
+        self.grad_bias = dupstream.sum(dim=(0, 2, 3))
+        return dxp[:, :, p:dxp.shape[2] - p, p:dxp.shape[3] - p]
+
+
+class _ProbePool:
+    """Trusted max pooling with the settings of the layer it replaces (first maximum wins)."""
+
+    def __init__(self, settings):
+        self.kernel_size, self.stride, self.padding = settings
+
+    def forward(self, x):
+        k, s, p = self.kernel_size, self.stride, self.padding
+        xp = _padded(x, p, float("-inf"))
+        self.shape = xp.shape
+        self.h_out = output_size(x.shape[2], k, s, p)
+        self.w_out = output_size(x.shape[3], k, s, p)
+        best, self.which = None, None
+        for u in range(k):
+            for v in range(k):
+                window = _window(xp, u, v, s, self.h_out, self.w_out)
+                if best is None:
+                    best, self.which = window, torch.zeros(window.shape, dtype=torch.int64)
+                else:
+                    better = window > best
+                    best = torch.where(better, window, best)
+                    self.which = torch.where(better, u * k + v, self.which)
+        return best.clone()
+
+    def backward(self, dupstream):
+        k, s, p = self.kernel_size, self.stride, self.padding
+        dxp = dupstream.new_zeros(self.shape)
+        for u in range(k):
+            for v in range(k):
+                _window(dxp, u, v, s, self.h_out, self.w_out).add_(
+                    dupstream * (self.which == u * k + v))
+        return dxp[:, :, p:dxp.shape[2] - p, p:dxp.shape[3] - p]
+
+
+class _ProbeReLU:
+    def forward(self, x):
+        self.x = x
+        return x.clamp(min=0)
+
+    def backward(self, dupstream):
+        return dupstream * (self.x > 0)
+
+
+class _ProbeFlatten:
+    def forward(self, x):
+        self.shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dupstream):
+        return dupstream.reshape(self.shape)
+
+
+class _ProbeLinear:
+    def __init__(self, weight, bias):
+        self.weight, self.bias = weight, bias
+        self.init_calls = []
+
+    def init_params(self, std=1.0, generator=None):
+        self.init_calls.append(float(std))
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.weight + self.bias
+
+    def backward(self, dupstream):
+        self.grad_weight = self.x.T @ dupstream
+        self.grad_bias = dupstream.sum(dim=0)
+        return dupstream @ self.weight.T
+
+
+KINDS = ("Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear")
+
+
+def _describe(api, layer):
+    """One row per layer: kind code (1-based index in KINDS, 0 unknown) and its settings."""
+    if isinstance(layer, api.Conv2d):
+        settings = (layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+                    layer.padding)
+        return [1, *(int(v) for v in settings)]
+    if isinstance(layer, api.MaxPool2d):
+        return [3, 0, 0, int(layer.kernel_size), int(layer.stride), int(layer.padding)]
+    if isinstance(layer, api.Linear):
+        return [5, int(layer.in_features), int(layer.out_features), 0, 0, 0]
+    if isinstance(layer, api.Flatten):
+        return [4, 0, 0, 0, 0, 0]
+    if isinstance(layer, api.ReLU):
+        return [2, 0, 0, 0, 0, 0]
+    return [0, 0, 0, 0, 0, 0]
+
+
+def _probe(row, rng):
+    kind, *settings = row
+    if kind == 1:
+        c, f, k = settings[0], settings[1], settings[2]
+        return _ProbeConv(settings, 0.5 * randn(rng, f, c, k, k), randn(rng, f))
+    if kind == 3:
+        return _ProbePool(settings[2:])
+    if kind == 5:
+        fan_in, fan_out = settings[0], settings[1]
+        return _ProbeLinear(randn(rng, fan_in, fan_out) / fan_in ** 0.5, randn(rng, fan_out))
+    if kind == 4:
+        return _ProbeFlatten()
+    if kind == 2:
+        return _ProbeReLU()
+    raise TypeError("CNN.layers holds a layer that is none of Conv2d, ReLU, MaxPool2d, Flatten "
+                    "or Linear")
+
+
+def exercise_cnn(api, case, rng, out):
+    c, hidden, classes, size, n = case["C"], case["hidden"], case["classes"], case["size"], case["N"]
+    cnn = api.CNN(c, hidden, classes, size)
+    rows = [_describe(api, layer) for layer in cnn.layers]
+    out["architecture"] = torch.tensor(rows, dtype=torch.int64)
+    probes = [_probe(row, rng) for row in rows]
+    cnn.layers = list(probes)
+    x = randn(rng, n, c, size, size)
+    dy = randn(rng, n, classes)
+    out.watch(x=x, dupstream=dy)
+    out["y"] = cnn.forward(x)
+    out["dx"] = cnn.backward(dy)
+    cnn.optimizer_step(case["lr"])
+    with_params = [probe for probe in probes if hasattr(probe, "init_calls")]
+    out["params_after_step"] = torch.cat([t.reshape(-1) for probe in with_params
+                                          for t in (probe.weight, probe.bias)])
+    cnn.reset_params(case["std"])
+    calls = []
+    for probe in with_params:
+        calls += probe.init_calls + [-1.0]
+    out["reset_params_std"] = torch.tensor(calls, dtype=torch.float64)
+
+
+CNN_CASES = (
+    {"C": 1, "hidden": 2, "classes": 3, "size": 8, "N": 1, "lr": 0.1, "std": 0.5},
+    {"C": 3, "hidden": 3, "classes": 5, "size": 12, "N": 2, "lr": 0.01, "std": 2.0},
+    {"C": 2, "hidden": 4, "classes": 10, "size": 16, "N": 3, "lr": 1.0, "std": 1.0},
+)
+
+
+CHECKS = [
+    Check(
+        name="conv_output_size", question="q1", uses=("conv_output_size",),
+        exercise=exercise_output_size,
+        cases=(
+            {"rows": [[5, 3, 1, 0], [32, 3, 1, 1], [28, 5, 1, 2], [7, 3, 2, 0], [16, 2, 2, 0]]},
+            {"rows": [[8, 3, 2, 1], [10, 3, 3, 0], [11, 5, 3, 2], [9, 4, 2, 1], [6, 1, 2, 1]]},
+            {"rows": [[224, 7, 2, 3], [13, 3, 2, 0], [1, 1, 1, 0], [5, 5, 1, 0], [12, 3, 4, 2]]},
+        ),
+        outputs=(Output("sizes", hint="1 + (size + 2 * padding - kernel_size) // stride: "
+                                      "padding is added on both sides, and a last window "
+                                      "that does not fit is dropped (floor, not round)."),),
+    ),
+    Check(
+        name="param_counts", question="q1", uses=("conv_param_count", "linear_param_count"),
+        exercise=exercise_param_counts,
+        cases=(
+            {"C": 1, "F": 1, "k": 1, "H": 4, "W": 4},
+            {"C": 3, "F": 16, "k": 3, "H": 32, "W": 32},
+            {"C": 8, "F": 4, "k": 5, "H": 7, "W": 9},
+        ),
+        outputs=(
+            Output("conv", points=0.5, hint="A conv layer has out * in * k * k weights and one "
+                                            "bias per output channel, whatever the image size."),
+            Output("linear", points=0.5, hint="A fully connected layer has in * out weights and "
+                                              "one bias per output feature."),
+        ),
+    ),
+    Check(
+        name="receptive_field", question="q1", uses=("receptive_field",),
+        exercise=exercise_receptive_field,
+        cases=(
+            {"stacks": [[[3, 1]], [[1, 1]], [[3, 1], [3, 1]], [[3, 1], [3, 1], [3, 1]]]},
+            {"stacks": [[[2, 2]], [[3, 1], [2, 2], [3, 1]], [[2, 2], [2, 2], [2, 2]]]},
+            {"stacks": [[[7, 2], [3, 2], [3, 1], [3, 1]], [[5, 1], [2, 2], [5, 1], [2, 2], [3, 1]],
+                        [[3, 3], [3, 3]]]},
+        ),
+        outputs=(Output("field", hint="Each layer widens the field by (kernel_size - 1) times "
+                                      "the product of the strides of the layers before it."),),
+    ),
+    conv_check("Conv2dLoop", "q2"),
+    conv_check("Conv2d", "q3"),
+    Check(
+        name="MaxPool2d", question="q4", uses=("MaxPool2d",), exercise=exercise_maxpool,
+        cases=MAXPOOL_CASES, timeout_s=20.0,
+        outputs=(
+            Output("y", points=1.5, hint="The maximum of each k x k window; padding must never "
+                                         "win, so pad with -inf, not 0."),
+            Output("dx", points=1.5, hint="Only the window's maximum (the first one in row-major "
+                                          "order on ties) receives dupstream; gradients of "
+                                          "overlapping windows add up; other entries get 0."),
+        ),
+    ),
+    Check(
+        name="Flatten", question="q5", uses=("Flatten",), exercise=exercise_flatten,
+        cases=({"shape": (1, 1, 1, 1)}, {"shape": (2, 3, 4, 5)},
+               {"shape": (3, 2, 5, 4), "noncontiguous": True}),
+        outputs=(
+            Output("y", points=0.5, hint="(N, C, H, W) -> (N, C * H * W) in (C, H, W) order; "
+                                         "use reshape (view fails on non-contiguous input)."),
+            Output("dx", points=0.5, hint="backward reshapes dupstream to the input's shape."),
+        ),
+    ),
+    Check(
+        name="CNN", question="q5", uses=("CNN", "Conv2d", "MaxPool2d", "ReLU", "Flatten", "Linear"),
+        exercise=exercise_cnn, cases=CNN_CASES, timeout_s=20.0,
+        outputs=(
+            Output("architecture", hint="self.layers must be [Conv2d(C, h, 3, 1, 1), ReLU(), "
+                                        "MaxPool2d(2, 2, 0), Conv2d(h, 2h, 3, 1, 1), ReLU(), "
+                                        "MaxPool2d(2, 2, 0), Flatten(), Linear(2h * (S//4)**2, "
+                                        "out)]."),
+            Output("y", hint="forward feeds each layer's output to the next, in order."),
+            Output("dx", hint="backward visits the layers in reverse order."),
+            Output("params_after_step", points=0.5,
+                   hint="optimizer_step does weight -= lr * grad_weight and bias -= lr * "
+                        "grad_bias on every layer with parameters."),
+            Output("reset_params_std", points=0.5,
+                   hint="reset_params(std) calls init_params(std, generator=generator) on every "
+                        "layer that has it, and only on those."),
+        ),
+    ),
+]
