@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAX_SUBMISSION_BYTES = 20 * 2**20
-EXPERIMENT_TAG = "experiment"
-EXPERIMENT_MARKER = re.compile(r"^\s*#\s*EXPERIMENT\b", re.IGNORECASE)
+# Cells the grader never runs: experiments (training runs, plots) and the notebook's own setup
+# cell (Colab install, bundle check), by tag or by a marker on the cell's first line.
+NOT_GRADED_TAGS = ("experiment", "setup")
+NOT_GRADED_MARKER = re.compile(r"^\s*#\s*(EXPERIMENT|SETUP)\b", re.IGNORECASE)
 RUNNABLE_CELL_MAGICS = ("%%time", "%%timeit", "%%capture")
 IGNORED_MEMBERS = re.compile(r"(^|/)(__MACOSX|\.ipynb_checkpoints)(/|$)")
 
@@ -119,12 +121,12 @@ def neutralize_ipython(source: str) -> str | None:
     return "\n".join(cleaned)
 
 
-def _is_experiment(cell: dict, source: str) -> bool:
+def _is_not_graded(cell: dict, source: str) -> bool:
     metadata = cell.get("metadata")
     tags = metadata.get("tags", []) if isinstance(metadata, dict) else []
     first = next((line for line in source.splitlines() if line.strip()), "")
-    return (isinstance(tags, list) and EXPERIMENT_TAG in tags) or bool(
-        EXPERIMENT_MARKER.match(first))
+    tagged = isinstance(tags, list) and any(tag in NOT_GRADED_TAGS for tag in tags)
+    return tagged or bool(NOT_GRADED_MARKER.match(first))
 
 
 def _cells_from_notebook(data: bytes, name: str) -> tuple[list, list, str | None]:
@@ -145,7 +147,7 @@ def _cells_from_notebook(data: bytes, name: str) -> tuple[list, list, str | None
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         source = _cell_source(cell)
-        if _is_experiment(cell, source):
+        if _is_not_graded(cell, source):
             continue
         runnable = neutralize_ipython(source)
         if runnable is None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 from tests.conftest import CHAPTERS
 from tools.build import DIST, REPO
@@ -81,3 +82,13 @@ def test_student_notebook_runs_with_only_not_implemented_errors(chapter, bundle_
     unexpected = [f"{e['ename']}: {e['evalue']}" for e in errors
                   if e["ename"] != "NotImplementedError"]
     assert not unexpected, unexpected
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_notebook_opened_outside_its_bundle_says_what_to_do(chapter, tmp_path):
+    """The released solution notebook, opened on its own, stops at the setup cell with the fix
+    rather than failing later inside Otter or on an import."""
+    lonely = tmp_path / f"{chapter}-solution.ipynb"
+    shutil.copy(DIST / "solutions" / lonely.name, lonely)
+    with pytest.raises(CellExecutionError, match=f"unzip {chapter}.zip"):
+        execute(lonely, allow_errors=False)

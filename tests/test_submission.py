@@ -28,6 +28,8 @@ def test_notebook_cells_keep_numbers_and_skip_experiments(tmp_path):
     path.write_text(notebook({"cell_type": "markdown", "source": "# hi", "metadata": {}},
                              code("x = 1"), code("train()", tags=["experiment"]),
                              code("# EXPERIMENT: not run\ntrain()"), code(["y = ", "2"]),
+                             code("# SETUP (not graded)\nraise FileNotFoundError"),
+                             code("install()", tags=["setup"]),
                              chapter="01_mlp_backprop"))
     submission = load_submission(path, NAME)
     assert submission.cells == [(2, "x = 1"), (5, "y = 2")]

@@ -51,8 +51,9 @@ uv pip install -q --python /autograder/venv/bin/python -r /autograder/source/req
 """
 # The first two code cells of every notebook, added by the build (after the title cell) so
 # that the masters do not repeat them: Colab setup, then Otter's grader object.
-SETUP_CELL = """# Setup. In Google Colab: upload {chapter}.zip to the Files pane first; this cell
-# installs Otter and unpacks the bundle. Elsewhere it does nothing.
+SETUP_CELL = """# SETUP (not graded). In Google Colab: upload {chapter}.zip to the Files pane first; this
+# cell installs Otter and unpacks the bundle. Elsewhere it checks that the notebook sits in the
+# unzipped bundle folder, beside student/ and tests/.
 import importlib.util
 import os
 import sys
@@ -63,7 +64,12 @@ if "google.colab" in sys.modules:
         %pip install -q otter-grader==7.0.0
     if not os.path.isdir("student"):
         zipfile.ZipFile("{chapter}.zip").extractall(".")
-        os.chdir("{chapter}")"""
+        os.chdir("{chapter}")
+elif not (os.path.isdir("student") and os.path.isdir("tests")):
+    raise FileNotFoundError(
+        "This notebook needs the student/ and tests/ folders of {chapter}.zip beside it: "
+        "unzip {chapter}.zip and open the notebook (or the solution notebook) inside the "
+        "{chapter}/ folder it creates.")"""
 OTTER_CELL = """import otter
 grader = otter.Notebook("{chapter}.ipynb")"""
 RUN_AUTOGRADER = """#!/usr/bin/env bash
