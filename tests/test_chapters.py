@@ -101,3 +101,16 @@ def test_grader_zip_has_gradescope_layout_and_no_reference_module(chapter, packa
     config = json.loads((package_for(chapter).root / "chapter.json").read_text())
     assert config["chapter"] == chapter
     assert isinstance(ChapterPackage.load(package_for(chapter).root), ChapterPackage)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_only_the_student_notebook_has_an_export_cell(chapter):
+    """The student exports from their notebook; the released solution has no export cell (it
+    would package the student notebook beside it) and no leftover prompt blocks."""
+    student = nbformat.read(DIST / "student" / chapter / f"{chapter}.ipynb", as_version=4).cells
+    solution = nbformat.read(DIST / "solutions" / f"{chapter}-solution.ipynb", as_version=4).cells
+    assert sum("grader.export(" in cell.source for cell in student) == 1
+    assert sum(cell.source.lstrip().startswith("## Submission") for cell in student) == 1
+    assert not any("grader.export(" in cell.source or "## Submission" in cell.source
+                   or "BEGIN PROMPT" in cell.source for cell in solution)
+    assert solution[-1].source.strip()

@@ -114,13 +114,23 @@ def normalize_notebook(path: Path, chapter: str, strip_markers: bool = False) ->
     nbformat.write(notebook, path)
 
 
-def remove_prompt_blocks(path: Path) -> None:
-    """Deletes the student-only ``raise NotImplementedError`` prompt blocks from a solution."""
+def remove_student_only_parts(path: Path) -> None:
+    """Turns Otter's autograder notebook into the released solution: deletes the student-only
+    ``raise NotImplementedError`` prompt blocks, and Otter's export cell with the markdown cell
+    before it (exporting would package the student notebook beside it, not this one), and drops
+    trailing blank cells."""
     notebook = nbformat.read(path, as_version=4)
     block = re.compile(r'\n[ \t]*""" # BEGIN PROMPT\n.*?\n[ \t]*""" # END PROMPT', re.S)
     for cell in notebook.cells:
         if cell.cell_type == "code":
             cell.source = block.sub("", cell.source)
+    exports = [i for i, cell in enumerate(notebook.cells)
+               if cell.cell_type == "code" and "grader.export(" in cell.source]
+    dropped = {j for i in exports for j in (i - 1, i)
+               if j == i or notebook.cells[j].cell_type == "markdown"}
+    notebook.cells = [cell for i, cell in enumerate(notebook.cells) if i not in dropped]
+    while notebook.cells and not notebook.cells[-1].source.strip():
+        notebook.cells.pop()
     nbformat.write(notebook, path)
 
 
@@ -161,7 +171,7 @@ def build_chapter(chapter: str) -> dict:
     solution = DIST / "solutions" / f"{chapter}-solution.ipynb"
     solution.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(work / "otter" / "autograder" / f"{chapter}.ipynb", solution)
-    remove_prompt_blocks(solution)
+    remove_student_only_parts(solution)
     normalize_notebook(solution, chapter, strip_markers=True)
 
     package = work / "package"

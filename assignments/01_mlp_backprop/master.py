@@ -7,7 +7,7 @@
 # export_cell:
 #   pdf: false
 #   run_tests: true
-#   instructions: "Save the notebook, then run this cell. Upload the zip it creates (or the .ipynb itself) to Gradescope."
+#   instructions: "Upload the zip this cell writes (or the .ipynb itself) to Gradescope; in Colab, use File > Download > Download .ipynb and upload that. The grader re-runs your definitions in a sandbox and skips the experiment cells, so their outputs do not matter for your score."
 # tests:
 #   files: true
 
@@ -584,9 +584,3 @@ for name, activation in [("sigmoid", Sigmoid()), ("ReLU", ReLU()), ("LeakyReLU",
     comparison[name] = run_curves["val accuracy"]
     print(f"{name:>10}: best validation accuracy {run_best:.3f}")
 plot_curves(comparison, ylabel="validation accuracy", title="Activation functions");
-
-# %% [markdown]
-# ## Submission
-# Save the notebook (File > Save), run the export cell below and upload the zip (or the
-# notebook itself) to Gradescope. The grader re-runs your class definitions in a sandbox; the
-# experiment cells are skipped, so their outputs do not matter for your score.

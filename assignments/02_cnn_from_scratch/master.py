@@ -7,7 +7,7 @@
 # export_cell:
 #   pdf: false
 #   run_tests: true
-#   instructions: "Save the notebook, then run this cell. Upload the zip it creates (or the .ipynb itself) to Gradescope."
+#   instructions: "Upload the zip this cell writes (or the .ipynb itself) to Gradescope; in Colab, use File > Download > Download .ipynb and upload that. The grader re-runs your definitions in a sandbox and skips the experiment cells, so their outputs do not matter for your score."
 # tests:
 #   files: true
 
@@ -1042,9 +1042,3 @@ image = test_x[:1]
 feature_maps = cnn.layers[1].forward(first_conv.forward(image))[0]
 show_images(image, titles=[f"digit {test_y[0].item()}"], columns=1);
 show_images(feature_maps, titles=[f"map {i}" for i in range(len(feature_maps))]);
-
-# %% [markdown]
-# ## Submission
-# Save the notebook (File > Save), run the export cell below and upload the zip (or the
-# notebook itself) to Gradescope. The grader re-runs your definitions in a sandbox; the
-# experiment cells are skipped, so their outputs do not matter for your score.

@@ -7,7 +7,7 @@
 # export_cell:
 #   pdf: false
 #   run_tests: true
-#   instructions: "Save the notebook, then run this cell. Upload the zip it creates (or the .ipynb itself) to Gradescope."
+#   instructions: "Upload the zip this cell writes (or the .ipynb itself) to Gradescope; in Colab, use File > Download > Download .ipynb and upload that. The grader re-runs your definitions in a sandbox and skips the experiment cells, so their outputs do not matter for your score."
 # tests:
 #   files: true
 
@@ -833,9 +833,3 @@ for name, make_cell in delayed_makers.items():
 plot_curves({name: h["val accuracy"] for name, h in delayed_histories.items()}, ylabel="validation accuracy", title="Digits followed by 16 blank steps");
 print(f"RESULT delayed_gru_test_accuracy={delayed_accuracies['GRU']:.4f}")
 print(f"RESULT delayed_max_seconds_per_model={max(h['seconds'] for h in delayed_histories.values()):.1f}")
-
-# %% [markdown]
-# ## Submission
-# Save the notebook (File > Save), run the export cell below and upload the zip (or the
-# notebook itself) to Gradescope. The grader re-runs your class definitions in a sandbox; the
-# experiment cells are skipped, so their outputs do not matter for your score.
