@@ -16,9 +16,11 @@ from pathlib import Path
 
 MAX_SUBMISSION_BYTES = 20 * 2**20
 # Cells the grader never runs: experiments (training runs, plots) and the notebook's own setup
-# cell (Colab install, bundle check), by tag or by a marker on the cell's first line.
+# cell (Colab install, bundle check), by tag or by a marker on the cell's first line. The
+# markers are upper case only, so that an ordinary comment ("# setup the data") never hides a
+# student's definitions from the grader.
 NOT_GRADED_TAGS = ("experiment", "setup")
-NOT_GRADED_MARKER = re.compile(r"^\s*#\s*(EXPERIMENT|SETUP)\b", re.IGNORECASE)
+NOT_GRADED_MARKER = re.compile(r"^\s*#\s*(EXPERIMENT\b|SETUP \(not graded\))")
 RUNNABLE_CELL_MAGICS = ("%%time", "%%timeit", "%%capture")
 IGNORED_MEMBERS = re.compile(r"(^|/)(__MACOSX|\.ipynb_checkpoints)(/|$)")
 

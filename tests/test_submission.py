@@ -30,9 +30,11 @@ def test_notebook_cells_keep_numbers_and_skip_experiments(tmp_path):
                              code("# EXPERIMENT: not run\ntrain()"), code(["y = ", "2"]),
                              code("# SETUP (not graded)\nraise FileNotFoundError"),
                              code("install()", tags=["setup"]),
+                             code("# Setup the data; experiment later\nz = 3"),
                              chapter="01_mlp_backprop"))
     submission = load_submission(path, NAME)
-    assert submission.cells == [(2, "x = 1"), (5, "y = 2")]
+    assert submission.cells == [(2, "x = 1"), (5, "y = 2"),
+                                (8, "# Setup the data; experiment later\nz = 3")]
     assert submission.chapter == "01_mlp_backprop"
 
 
