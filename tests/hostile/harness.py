@@ -357,12 +357,11 @@ def when_privileges_dropped(uid: int | None, otherwise_after: float) -> Trigger:
     """Fires once a process below the judge runs as the sandbox user (root mode), i.e. the
     child is ready and runs the submission's statements; at the latest when its first output
     appears (a short child can slip between two looks at the process table)."""
+    if uid is None:  # no privilege drop to watch for: a plain timed fault
+        return after(otherwise_after)
     first_output = when_output_appears("c")
-
-    def fire(elapsed: float, run_dir: Path, owners: list[int]) -> bool:
-        dropped = uid in owners if uid is not None else elapsed >= otherwise_after
-        return dropped or first_output(elapsed, run_dir, owners)
-    return fire
+    return lambda elapsed, run_dir, owners: (uid in owners
+                                             or first_output(elapsed, run_dir, owners))
 
 
 class Killer(threading.Thread):
