@@ -193,3 +193,29 @@ class ForbiddenScan:
                     hits.append(hit)
             stack.extend(self.references.get(name, ()))
         return hits
+
+
+RULES_MARKER = "{{FORBIDDEN_RULES}}"
+
+
+def describe_rules(forbidden: tuple[str, ...] | list[str]) -> str:
+    """The notebook's statement of what the grader forbids and how it finds it (markdown).
+
+    The build replaces :data:`RULES_MARKER` in a master's markdown with this text, generated
+    from the chapter's ``FORBIDDEN``, so the list students read is the list the grader enforces.
+    """
+    if not forbidden:
+        return ("**Rules the grader enforces.** No library function is forbidden in this "
+                "chapter.")
+    names = ", ".join(f"`{name}`" for name in forbidden)
+    return (
+        "**Rules the grader enforces.** Inside the code you submit, these are forbidden "
+        f"(a module name covers everything under it): {names}. "
+        "The grader reads your code as text before running it and follows imports, aliases "
+        "(`import torch.nn.functional as F`), re-bindings and helper functions; while your "
+        "code runs, a trap records calls that reach these functions. Hidden lookups that could "
+        "reach them are forbidden too: `getattr` with a computed name, `eval`/`exec`, "
+        "`__import__`/`importlib`, `sys.modules`, `operator.attrgetter`, and torch's private "
+        "internals (`torch._C`, `torch._refs`, ...). A hit costs the items of the class or "
+        "function that uses it (directly or through a helper), and the message names the call. "
+        "Experiment cells (`# EXPERIMENT`) are not graded, so anything is allowed there.")

@@ -14,7 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.checks import ParameterMismatch, assign_parameters, load_checks_namespace
+from autograder.checks import load_checks_namespace
+from autograder.kit import ParameterMismatch, assign_parameters
 from solutions.ch05_recurrent_networks import (GRUCell, LSTMCell, RecurrentLayer, RNNCell,
                                                clip_grad_norm)
 from tests.conftest import failed_items, notebook_with_extra_cell

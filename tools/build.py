@@ -28,6 +28,8 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.checks import load_checks_namespace
+from autograder.forbidden import RULES_MARKER, describe_rules
 from tools.chapter_package import REPO, build_package
 from tools.leaks import scan_for_leaks
 
@@ -84,6 +86,12 @@ def chapters() -> list[str]:
                   if (p / "master.py").is_file())
 
 
+def chapter_forbidden(chapter: str) -> tuple[str, ...]:
+    """The chapter's ``FORBIDDEN``, read from its checks module (the grader's own source)."""
+    path = REPO / "assignments" / chapter / "checks.py"
+    return load_checks_namespace(path.read_text(), str(path)).forbidden
+
+
 def write_zip(path: Path, files: dict[str, bytes], executable: set[str] = frozenset()) -> None:
     """A zip with sorted members, fixed dates and modes: the same input gives the same bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,8 +143,14 @@ def remove_student_only_parts(path: Path) -> None:
 
 
 def add_setup_cells(master: Path, chapter: str) -> None:
-    """Inserts the Colab setup and Otter cells after the notebook's title (markdown) cell."""
+    """Inserts the Colab setup and Otter cells after the notebook's title (markdown) cell, and
+    writes the grader's rules (from the chapter's ``FORBIDDEN``) where the master says
+    ``{{FORBIDDEN_RULES}}``."""
     notebook = nbformat.read(master, as_version=4)
+    rules = describe_rules(chapter_forbidden(chapter))
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown" and RULES_MARKER in cell.source:
+            cell.source = cell.source.replace(RULES_MARKER, rules)
     title = next(i for i, cell in enumerate(notebook.cells) if cell.cell_type == "markdown")
     cells = [nbformat.v4.new_code_cell(template.format(chapter=chapter))
              for template in (SETUP_CELL, OTTER_CELL)]

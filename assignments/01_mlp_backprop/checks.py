@@ -5,16 +5,12 @@ generator, sets parameters directly, and records each graded output separately.
 """
 import torch
 
-from autograder.checks import Check, Output, noncontiguous, randint, randn
+from autograder.checks import Check, Output
+from autograder.kit import FROM_SCRATCH, ProbeScale, ProbeSquareRoll, noncontiguous, randint, randn
 
 # From scratch: no autograd and no library version of the layers being written.
 FORBIDDEN = (
-    "torch.nn",
-    "torch.autograd",
-    "torch.func",
-    "torch.ops",
-    "functorch",
-    "Tensor.backward",
+    *FROM_SCRATCH,
     "torch.softmax",
     "torch.log_softmax",
     "Tensor.softmax",
@@ -105,43 +101,11 @@ def exercise_cross_entropy(api, case, rng, out):
 
 
 # ------------------------------------------------------------------------------- q4: Net
-class _SquareRoll:
-    """Probe layer without parameters: y = roll(x**2, 1 along features); does not commute
-    with the elementwise probes, so a backward pass in the wrong order is caught."""
-
-    def forward(self, x):
-        self.x = x
-        return torch.roll(x * x, 1, dims=1)
-
-    def backward(self, dupstream):
-        return 2 * self.x * torch.roll(dupstream, -1, dims=1)
-
-
-class _Affine:
-    """Probe layer with parameters: y = x * weight + bias, weight and bias of shape (D,)."""
-
-    def __init__(self, weight, bias):
-        self.weight, self.bias = weight, bias
-        self.init_calls = []
-
-    def init_params(self, std=1.0, generator=None):
-        self.init_calls.append(float(std))
-
-    def forward(self, x):
-        self.x = x
-        return x * self.weight + self.bias
-
-    def backward(self, dupstream):
-        self.grad_weight = (self.x * dupstream).sum(dim=0)
-        self.grad_bias = dupstream.sum(dim=0)
-        return dupstream * self.weight
-
-
 def exercise_net(api, case, rng, out):
     n, d = case["N"], case["D"]
-    first = _Affine(randn(rng, d), randn(rng, d))
-    second = _Affine(randn(rng, d), randn(rng, d))
-    net = api.Net([first, _SquareRoll(), second])
+    first = ProbeScale(randn(rng, d), randn(rng, d))
+    second = ProbeScale(randn(rng, d), randn(rng, d))
+    net = api.Net([first, ProbeSquareRoll(), second])
     x = randn(rng, n, d)
     dy = randn(rng, n, d)
     out.watch(x=x, dupstream=dy)

@@ -24,6 +24,8 @@
 # so a correct forward pass earns its points even if the backward pass is wrong. The cells
 # marked `# EXPERIMENT` are not run by the grader: train and plot as much as you like there.
 #
+# {{FORBIDDEN_RULES}}
+#
 # Conventions used throughout (the same as the course notes):
 # * a batch of inputs has shape `(N, features)`;
 # * `Linear` computes `y = x @ W + b` with `W` of shape `(in_features, out_features)`;

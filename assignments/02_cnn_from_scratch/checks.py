@@ -18,18 +18,15 @@ import operator
 
 import torch
 
-from autograder.checks import Check, Output, noncontiguous, randint, randn
+from autograder.checks import Check, Output
+from autograder.kit import (FROM_SCRATCH, ProbeFlatten, ProbeLinear, ProbeReLU, noncontiguous,
+                            randint, randn)
 
 # From scratch: no autograd and no library convolution or pooling. Tensor.unfold and
 # Tensor.as_strided stay allowed (students write im2col with them); torch.nn covers
 # torch.nn.functional.{conv2d, unfold, fold, max_pool2d, pad} and nn.Conv2d / nn.MaxPool2d.
 FORBIDDEN = (
-    "torch.nn",
-    "torch.autograd",
-    "torch.func",
-    "torch.ops",
-    "functorch",
-    "Tensor.backward",
+    *FROM_SCRATCH,
     "torch.conv1d",
     "torch.conv2d",
     "torch.conv3d",
@@ -282,42 +279,6 @@ class _ProbePool:
         return dxp[:, :, p:dxp.shape[2] - p, p:dxp.shape[3] - p]
 
 
-class _ProbeReLU:
-    def forward(self, x):
-        self.x = x
-        return x.clamp(min=0)
-
-    def backward(self, dupstream):
-        return dupstream * (self.x > 0)
-
-
-class _ProbeFlatten:
-    def forward(self, x):
-        self.shape = x.shape
-        return x.reshape(x.shape[0], -1)
-
-    def backward(self, dupstream):
-        return dupstream.reshape(self.shape)
-
-
-class _ProbeLinear:
-    def __init__(self, weight, bias):
-        self.weight, self.bias = weight, bias
-        self.init_calls = []
-
-    def init_params(self, std=1.0, generator=None):
-        self.init_calls.append(float(std))
-
-    def forward(self, x):
-        self.x = x
-        return x @ self.weight + self.bias
-
-    def backward(self, dupstream):
-        self.grad_weight = self.x.T @ dupstream
-        self.grad_bias = dupstream.sum(dim=0)
-        return dupstream @ self.weight.T
-
-
 KINDS = ("Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear")
 
 
@@ -347,11 +308,11 @@ def _probe(row, rng):
         return _ProbePool(settings[2:])
     if kind == 5:
         fan_in, fan_out = settings[0], settings[1]
-        return _ProbeLinear(randn(rng, fan_in, fan_out) / fan_in ** 0.5, randn(rng, fan_out))
+        return ProbeLinear(randn(rng, fan_in, fan_out) / fan_in ** 0.5, randn(rng, fan_out))
     if kind == 4:
-        return _ProbeFlatten()
+        return ProbeFlatten()
     if kind == 2:
-        return _ProbeReLU()
+        return ProbeReLU()
     raise TypeError("CNN.layers holds a layer that is none of Conv2d, ReLU, MaxPool2d, Flatten "
                     "or Linear")
 

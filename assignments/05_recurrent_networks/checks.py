@@ -11,7 +11,8 @@ import math
 import torch
 from torch import nn
 
-from autograder.checks import Check, Output, assign_parameters, noncontiguous, randn
+from autograder.checks import Check, Output
+from autograder.kit import assign_parameters, noncontiguous, randn, record_grads, run_independently
 
 _RECURRENT_CLASSES = ("RNNBase", "RNNCellBase", "RNN", "RNNCell", "GRU", "GRUCell", "LSTM",
                       "LSTMCell")
@@ -73,13 +74,6 @@ def seeded_parameters(rng, cell_name, input_size, hidden_size):
     return {name: 0.7 * randn(rng, *shape) for name, shape in shapes.items()}
 
 
-def record_grads(out, tensors):
-    """Records ``t.grad`` under each name; a gradient that never arrived stays missing."""
-    for name, tensor in tensors.items():
-        if tensor is not None and tensor.grad is not None:
-            out[name] = tensor.grad
-
-
 def check_initialization(make_cell, cell_name, input_size):
     """Raises BadInitialization unless a fresh cell, and the same cell after zeroing and
     reset_parameters(), hold parameters ~ U(-1/sqrt(H), 1/sqrt(H)); returns True otherwise.
@@ -112,20 +106,6 @@ def check_initialization(make_cell, cell_name, input_size):
                                         f"values lie within [{values.min():.3g}, "
                                         f"{values.max():.3g}]")
     return True
-
-
-def run_independently(*parts):
-    """Runs every part even when an earlier one raises (so that one mistake does not hide the
-    outputs of the others), then raises the first exception: its message is shown for the
-    outputs that are missing."""
-    problems = []
-    for part in parts:
-        try:
-            part()
-        except Exception as exc:  # noqa: BLE001 - student code may raise anything
-            problems.append(exc)
-    if problems:
-        raise problems[0]
 
 
 # ------------------------------------------------------------------ q1-q3: the three cells
