@@ -137,8 +137,7 @@ def assign_parameters(module: Any, values: Mapping[str, torch.Tensor],
                 param = getattr(param, part)
         except Exception:  # noqa: BLE001 - nn.Module raises AttributeError; a student may not
             raise ParameterMismatch(f"{owner} has no parameter {name}: name your "
-                                    f"nn.Parameter (or submodule) exactly "
-                                    f"{name}") from None
+                                    f"nn.Parameter exactly {name}") from None
         if not isinstance(param, torch.nn.Parameter):
             raise ParameterMismatch(f"{owner}.{name} is a {type(param).__name__}, not an "
                                     f"nn.Parameter: wrap it, self.{name} = "
