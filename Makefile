@@ -32,9 +32,9 @@ grade: $(VENV)/.installed
 
 grade-all: $(VENV)/.installed
 	@test -n "$(CHAPTER)" -a -n "$(SUBMISSIONS)" || \
-	  (echo "usage: make grade-all CHAPTER=<chapter> SUBMISSIONS=<folder> [OUT=<folder>]"; exit 2)
-	$(PY) -m tools.grade_local --chapter "$(CHAPTER)" --each "$(SUBMISSIONS)" \
-	  --results-dir "$(or $(OUT),graded/$(CHAPTER))"
+	  (echo "usage: make grade-all CHAPTER=<chapter> SUBMISSIONS=<folder> [OUT=<folder>] [JOBS=<n>] [FORCE=1]"; exit 2)
+	$(PY) -m tools.grade_all --chapter "$(CHAPTER)" --submissions "$(SUBMISSIONS)" \
+	  $(if $(OUT),--out "$(OUT)") $(if $(JOBS),--jobs "$(JOBS)") $(if $(FORCE),--force)
 
 bench: build
 	$(PY) -m tools.bench

@@ -41,19 +41,6 @@ def test_make_grade(which, score, message, tmp_path, capsys):
         assert "does not parse: SyntaxError" in results["output"]
 
 
-def test_make_grade_all_writes_one_result_per_student_and_a_csv(tmp_path, capsys):
-    folder = tmp_path / "submissions"
-    folder.mkdir()
-    (folder / "alice.ipynb").write_bytes((DIST / "solutions" / f"{CHAPTER}-solution.ipynb").read_bytes())
-    (folder / "bob.ipynb").write_bytes((DIST / "student" / CHAPTER / f"{CHAPTER}.ipynb").read_bytes())
-    out = tmp_path / "graded"
-    assert main(["--chapter", CHAPTER, "--each", str(folder), "--results-dir", str(out)]) == 0
-    rows = (out / "scores.csv").read_text().splitlines()
-    assert rows[0] == "submission,score,max_score,failed_items"
-    assert rows[1].startswith("alice.ipynb,16.0,16.0,") and rows[2].startswith("bob.ipynb,0.0,16.0,")
-    assert (out / "alice.json").exists() and (out / "bob.json").exists()
-
-
 def test_make_grade_explains_a_missing_chapter(tmp_path, capsys):
     assert main(["--chapter", "99_nothing", "--submission", str(tmp_path)]) == 2
     assert "no grader zip" in capsys.readouterr().err

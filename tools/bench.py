@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-notebooks", action="store_true")
+    parser.add_argument("--class-size", type=int, default=1000,
+                        help="submissions in the make grade-all bench")
     parser.add_argument("chapters", nargs="*")
     args = parser.parse_args(argv)
     print(f"machine: {os.cpu_count()} cores; grading runs per chapter: {args.runs}")
@@ -128,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  solution notebook full execution: {notebook_seconds(chapter):.1f} s")
         for name, value in chapter_hook(chapter).items():
             print(f"  {name}: {value}")
+    print("\n== make grade-all: a class of chapter-01 submissions")
+    sys.stdout.flush()
+    subprocess.run([sys.executable, "-m", "tools.bench_class", "--count", str(args.class_size)],
+                   cwd=REPO, check=False)
     suite = REPO / "tests" / "hostile" / "bench_suite.py"
     if suite.exists():
         print("\n== hostile-submission suite")

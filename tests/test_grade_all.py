@@ -1,0 +1,182 @@
+"""``make grade-all`` (tools.grade_all): parallel results equal one-at-a-time results, resume
+after a kill, hanging and crashing submissions, Gradescope's export layout, the CSV and the
+report."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import notebook_with_extra_cell
+from tools import grade_all
+from tools.build import DIST, REPO, grade_with_zip
+
+CHAPTER = "01_mlp_backprop"
+SOLUTION = DIST / "solutions" / f"{CHAPTER}-solution.ipynb"
+STUB = DIST / "student" / CHAPTER / f"{CHAPTER}.ipynb"
+
+MUTANT = """
+class ReLU(ReLU):
+    def backward(self, dupstream):
+        return dupstream
+"""
+HANGS_IN_ONE_METHOD = """
+class Tanh(Tanh):
+    def forward(self, x):
+        while True:
+            pass
+"""
+ENDS_THE_PROCESS = """
+import os
+class Sigmoid(Sigmoid):
+    def forward(self, x):
+        os._exit(3)
+"""
+
+
+def class_folder(folder: Path) -> Path:
+    """A realistic mix: full marks, untouched stub, a bug, a hang, a crash, a .py file."""
+    folder.mkdir()
+    (folder / "ada.ipynb").write_bytes(SOLUTION.read_bytes())
+    (folder / "bob.ipynb").write_bytes(STUB.read_bytes())
+    notebook_with_extra_cell(CHAPTER, MUTANT, folder / "cy.ipynb")
+    notebook_with_extra_cell(CHAPTER, HANGS_IN_ONE_METHOD, folder / "dee.ipynb")
+    notebook_with_extra_cell(CHAPTER, ENDS_THE_PROCESS, folder / "eve.ipynb")
+    (folder / "notes.txt").write_text("not a submission")
+    return folder
+
+
+def item_outcomes(results: dict) -> dict[str, tuple[str, float]]:
+    return {test["name"]: (test["status"], test["score"]) for test in results["tests"]}
+
+
+def test_parallel_batch_equals_one_at_a_time_grading(tmp_path):
+    folder = class_folder(tmp_path / "class")
+    submissions = grade_all.discover(folder)
+    assert [s.path.name for s in submissions] == ["ada.ipynb", "bob.ipynb", "cy.ipynb",
+                                                  "dee.ipynb", "eve.ipynb"]
+    batch = grade_all.grade_batch(CHAPTER, submissions, tmp_path / "out", jobs=2,
+                                  progress=False)
+    grader_zip = DIST / "autograder" / f"{CHAPTER}-autograder.zip"
+    for submission in submissions:
+        alone = grade_with_zip(grader_zip, submission.path)
+        assert item_outcomes(batch[submission.key]) == item_outcomes(alone), submission.key
+        assert batch[submission.key]["score"] == alone["score"]
+    scores = {key: results["score"] for key, results in batch.items()}
+    assert scores["ada.ipynb"] == 16 and scores["bob.ipynb"] == 0
+    assert 0 < scores["dee.ipynb"] < 16 and 0 < scores["eve.ipynb"] < 16
+    assert "Time limit" in json.dumps(batch["dee.ipynb"]["tests"])
+
+
+def test_resume_after_a_kill_loses_nothing_and_redoes_nothing(tmp_path):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for index in range(4):
+        (folder / f"s{index}.ipynb").write_bytes(SOLUTION.read_bytes())
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "tools.grade_all", "--chapter", CHAPTER, "--submissions",
+               str(folder), "--out", str(out), "--jobs", "1"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not list((out / "results").glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)  # like Ctrl-C on the whole batch, or a dead machine
+    process.wait()
+    first = {p.name: p.stat().st_mtime_ns for p in (out / "results").glob("*.json")}
+    assert 1 <= len(first) < 4, first
+    assert grade_all.main(command[3:]) == 0
+    after = {p.name: p.stat().st_mtime_ns for p in (out / "results").glob("*.json")}
+    assert set(after) == {f"s{i}.ipynb.json" for i in range(4)}
+    assert all(after[name] == stamp for name, stamp in first.items()), "graded twice"
+    for path in (out / "results").glob("*.json"):
+        assert json.loads(path.read_text())["score"] == 16
+    (folder / "s0.ipynb").write_bytes(STUB.read_bytes())  # a changed submission is regraded
+    assert grade_all.main(command[3:]) == 0
+    assert json.loads((out / "results" / "s0.ipynb.json").read_text())["score"] == 0
+
+
+def test_a_stuck_grading_process_gets_a_valid_result_and_the_batch_goes_on(tmp_path,
+                                                                            monkeypatch):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    (folder / "slow.ipynb").write_bytes(SOLUTION.read_bytes())
+    (folder / "fine.py").write_text("x = 1\n")
+    monkeypatch.setattr(grade_all, "GRADING_DEADLINE_S", 0.05)
+    results = grade_all.grade_batch(CHAPTER, grade_all.discover(folder), tmp_path / "out",
+                                    jobs=2, progress=False)
+    assert set(results) == {"slow.ipynb", "fine.py"}
+    for result in results.values():
+        assert result["score"] == 0 and "did not finish" in result["output"]
+        assert grade_all.problems(result)[0] == "grading crashed or hung"
+
+
+def gradescope_export(root: Path) -> Path:
+    root.mkdir()
+    for name, source in (("submission_101", SOLUTION), ("submission_102", STUB)):
+        (root / name).mkdir()
+        (root / name / f"{CHAPTER}.ipynb").write_bytes(source.read_bytes())
+    (root / "submission_metadata.yml").write_text("""\
+submission_101:
+  :submitters:
+  - :name: Ada Lovelace
+    :email: ada@example.edu
+    :sid: '1815'
+  :created_at: 2026-11-20 10:00:00.000000000 Z
+  :score: 0.0
+submission_102:
+  :submitters:
+  - :name: Bob Stub
+    :email: bob@example.edu
+    :sid: '2002'
+  - :name: Cy Partner
+    :email: cy@example.edu
+    :sid: '2003'
+  :created_at: 2026-11-21 10:00:00.000000000 Z
+""")
+    return root
+
+
+def test_gradescope_export_is_keyed_by_student_with_csv_and_report(tmp_path, capsys):
+    export = gradescope_export(tmp_path / "export")
+    out = tmp_path / "graded"
+    assert grade_all.main(["--chapter", CHAPTER, "--submissions", str(export), "--out", str(out),
+                           "--jobs", "2"]) == 0
+    with open(out / "scores.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    header = rows[0]
+    assert header[:6] == ["student", "email", "sid", "submission", "score", "max_score"]
+    assert "q1 Linear: y" in header and len(header) > 10
+    by_student = {row[0]: row for row in rows[1:]}
+    assert set(by_student) == {"Ada Lovelace", "Bob Stub", "Cy Partner"}
+    assert by_student["Ada Lovelace"][1:6] == ["ada@example.edu", "1815", "submission_101",
+                                               "16.0", "16.0"]
+    assert by_student["Cy Partner"][4] == "0.0"
+    column = header.index("q1 Linear: y")
+    assert by_student["Ada Lovelace"][column] == "1.0" and by_student["Bob Stub"][column] == "0.0"
+    report = (out / "report.html").read_text()
+    hardest = grade_all.class_statistics(
+        {p.stem: json.loads(p.read_text()) for p in (out / "results").glob("*.json")},
+        header[6:])["hardest"][0]
+    assert hardest in report and "data:image/png;base64," in report
+    assert report.index("Items, hardest first") < report.index(hardest)
+    assert "2 submissions" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (["--submissions", "/nonexistent/folder"], "cannot read the submissions"),
+    (["--jobs", "0"], "--jobs must be at least 1"),
+])
+def test_bad_input_gets_a_clear_message(arguments, message, tmp_path, capsys):
+    base = {"--submissions": str(tmp_path), "--jobs": "1"}
+    base.update(dict(zip(arguments[::2], arguments[1::2])))
+    argv = ["--chapter", CHAPTER] + [x for pair in base.items() for x in pair]
+    assert grade_all.main(argv) == 2
+    assert message in capsys.readouterr().err
