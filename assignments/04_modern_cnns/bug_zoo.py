@@ -102,7 +102,7 @@ class InceptionBlock(InceptionBlock):
     def forward(self, x):
         return torch.cat([self.branch4(x), self.branch1(x), self.branch2(x), self.branch3(x)], dim=1)
 """),
-    Bug("inception: concatenated along the height", items("InceptionBlock", *VALUES), """
+    Bug("inception: concatenated along the height", items("InceptionBlock", *ALL_BUT_COUNT), """
 class InceptionBlock(InceptionBlock):
     def forward(self, x):
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], dim=2)
@@ -233,7 +233,7 @@ class SmallGoogLeNet(SmallGoogLeNet):
         return self.fc(global_average_pool(self.inception2(self.inception1(x))))
 """),
     Bug("googlenet: second block built for the stem's channels",
-        items("SmallGoogLeNet", "architecture", "output_shape", "logits"), """
+        items("SmallGoogLeNet", "architecture", "param_count", "output_shape", "logits"), """
 class SmallGoogLeNet(SmallGoogLeNet):
     def __init__(self, num_classes=10):
         super().__init__(num_classes)
@@ -264,7 +264,7 @@ class SmallDenseNet(SmallDenseNet):
         return self.fc(global_average_pool(torch.relu(x)))
 """),
     Bug("densenet: transition keeps every channel",
-        items("SmallDenseNet", "architecture", "output_shape", "logits"), """
+        items("SmallDenseNet", "architecture", "param_count", "output_shape", "logits"), """
 class SmallDenseNet(SmallDenseNet):
     def __init__(self, num_classes=10):
         super().__init__(num_classes)
