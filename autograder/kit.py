@@ -21,6 +21,9 @@ imports only torch and the standard library, and nothing from ``solutions/`` or 
 """
 from __future__ import annotations
 
+import operator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Callable, Mapping
 
 import torch
@@ -60,7 +63,56 @@ def noncontiguous(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(0, -1).contiguous().transpose(0, -1)
 
 
+def as_ints(values: Any, function_name: str) -> torch.Tensor:
+    """int64 tensor of a student's integer answers; a float (7.0 from ``/``) or a bool is an
+    error with a message, never silently truncated."""
+    answers = []
+    for value in values:
+        if isinstance(value, bool):
+            raise TypeError(f"{function_name} returned a bool; return an int")
+        try:
+            answers.append(operator.index(value))
+        except TypeError:
+            raise TypeError(f"{function_name} returned {value!r} of type "
+                            f"{type(value).__name__}; return a Python int (use // for integer "
+                            f"division)") from None
+    return torch.tensor(answers, dtype=torch.int64)
+
+
 # ---------------------------------------------------------------- independence of outputs
+@contextmanager
+def substituted(api: Any, **replacements: Any) -> Iterator[None]:
+    """Temporarily replaces names in the implementation under test (the student's globals, or
+    the reference module at build time), so that a container is graded with the grader's own
+    parts: ``with substituted(api, ResidualBlock=Probe): net = api.SmallResNet()`` builds the
+    network from probes, and a bug in the student's block cannot cost the network's items.
+    The notebook must say that the container is graded this way."""
+    source = api._source
+    is_mapping = isinstance(source, dict)
+    missing = object()
+    saved = {name: (source.get(name, missing) if is_mapping else getattr(source, name, missing))
+             for name in replacements}
+    for name, value in replacements.items():
+        if is_mapping:
+            source[name] = value
+        else:
+            setattr(source, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if is_mapping:
+                if value is missing:
+                    source.pop(name, None)
+                else:
+                    source[name] = value
+            elif value is missing:
+                delattr(source, name)
+            else:
+                setattr(source, name, value)
+
+
+
 def run_independently(*parts: Callable[[], None]) -> None:
     """Runs every part even when an earlier one raises, then raises the first exception.
 

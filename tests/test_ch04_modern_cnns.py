@@ -1,0 +1,108 @@
+"""Chapter 04: the reference agrees with independent formulations (functional ops in float64,
+autograd receptive fields, PyTorch's FLOP counter), and the grader's probe substitution."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from autograder.checks import Namespace
+from autograder.kit import substituted
+from solutions import ch04_modern_cnns as ref
+
+DOUBLE = torch.float64
+
+
+def batch_norm(x: torch.Tensor, bn: torch.nn.BatchNorm2d) -> torch.Tensor:
+    """Training-mode batch norm written out: biased batch variance, per channel."""
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    scale = bn.weight.view(1, -1, 1, 1)
+    return (x - mean) / torch.sqrt(var + bn.eps) * scale + bn.bias.view(1, -1, 1, 1)
+
+
+def randomized(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    generator = torch.Generator().manual_seed(seed)
+    module.double()
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator, dtype=DOUBLE))
+    return module.train()
+
+
+@pytest.mark.parametrize("c_in,c_out,stride,size", [
+    (3, 3, 1, 5), (3, 6, 1, 5), (4, 8, 2, 7), (2, 2, 2, 6), (1, 4, 1, 4), (5, 3, 3, 9)])
+def test_residual_blocks_match_functional_formulas(c_in, c_out, stride, size):
+    x = torch.randn(3, c_in, size, size + 1, generator=torch.Generator().manual_seed(size),
+                    dtype=DOUBLE)
+    block = randomized(ref.ResidualBlock(c_in, c_out, stride), seed=1)
+    h = torch.relu(batch_norm(F.conv2d(x, block.conv1.weight, stride=stride, padding=1), block.bn1))
+    h = batch_norm(F.conv2d(h, block.conv2.weight, padding=1), block.bn2)
+    skip = x
+    if stride != 1 or c_in != c_out:
+        skip = batch_norm(F.conv2d(x, block.shortcut[0].weight, stride=stride), block.shortcut[1])
+    torch.testing.assert_close(block(x), torch.relu(h + skip))
+
+    pre = randomized(ref.PreActResidualBlock(c_in, c_out, stride), seed=2)
+    a = torch.relu(batch_norm(x, pre.bn1))
+    h = F.conv2d(a, pre.conv1.weight, stride=stride, padding=1)
+    h = F.conv2d(torch.relu(batch_norm(h, pre.bn2)), pre.conv2.weight, padding=1)
+    skip = x if pre.shortcut is None else F.conv2d(a, pre.shortcut.weight, stride=stride)
+    torch.testing.assert_close(pre(x), h + skip)
+
+
+def test_inception_dense_and_transition_shapes_and_parameter_counts():
+    x = torch.randn(2, 5, 6, 7, generator=torch.Generator().manual_seed(0))
+    assert ref.InceptionBlock(5, 2, 3, 4, 1, 2, 3)(x).shape == (2, 11, 6, 7)
+    assert ref.DenseBlock(3, 5, 4, 2)(x).shape == (2, 17, 6, 7)
+    assert ref.TransitionLayer(5, 2)(x).shape == (2, 2, 3, 3)
+    counts = {cls.__name__: ref.count_parameters(cls()) for cls in
+              (ref.SmallResNet, ref.SmallGoogLeNet, ref.SmallDenseNet)}
+    assert counts == {"SmallResNet": 77754, "SmallGoogLeNet": 21442, "SmallDenseNet": 11474}
+
+
+def empirical_receptive_field(kernels: tuple[int, ...], strides: tuple[int, ...]) -> int:
+    """Width of the input region that moves one output unit, measured with autograd."""
+    size = 200
+    layers = [torch.nn.Conv2d(1, 1, (1, k), stride=(1, s), bias=False)
+              for k, s in zip(kernels, strides)]
+    for layer in layers:
+        torch.nn.init.constant_(layer.weight, 1.0)
+    x = torch.zeros(1, 1, 1, size, dtype=DOUBLE, requires_grad=True)
+    y = x
+    for layer in layers:
+        y = layer.double()(y)
+    y[0, 0, 0, y.shape[-1] // 2].backward()
+    touched = x.grad[0, 0, 0].nonzero().flatten()
+    return int(touched.max() - touched.min() + 1)
+
+
+@pytest.mark.parametrize("kernels,strides", [
+    ((3,), (1,)), ((3, 3), (1, 1)), ((3, 3), (2, 1)), ((7, 3, 3), (2, 2, 1)),
+    ((5, 1, 3), (3, 1, 2)), ((2, 2, 2), (2, 2, 2)), ((1, 1), (2, 2))])
+def test_receptive_field_agrees_with_autograd(kernels, strides):
+    assert ref.receptive_field(list(kernels), list(strides)) == \
+        empirical_receptive_field(kernels, strides)
+
+
+@pytest.mark.parametrize("c_in,c_out,k,h", list(itertools.product((1, 3), (2, 5), (1, 3, 5), (4, 7))))
+def test_multiply_adds_agree_with_pytorchs_flop_counter(c_in, c_out, k, h):
+    conv = torch.nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False)
+    with FlopCounterMode(display=False) as counter:
+        conv(torch.zeros(1, c_in, h, h + 1))
+    assert 2 * ref.conv_multiply_adds(c_in, c_out, k, h, h + 1) == counter.get_total_flops()
+
+
+def test_substituted_restores_names_in_globals_and_modules():
+    source: dict = {"ResidualBlock": "student"}
+    api = Namespace(source, ("ResidualBlock",))
+    with substituted(api, ResidualBlock="probe", Extra=1):
+        assert source == {"ResidualBlock": "probe", "Extra": 1}
+    assert source == {"ResidualBlock": "student"}
+    with pytest.raises(RuntimeError), substituted(Namespace(ref, ()), ResidualBlock="probe"):
+        assert ref.ResidualBlock == "probe"
+        raise RuntimeError
+    assert ref.ResidualBlock.__name__ == "ResidualBlock"
