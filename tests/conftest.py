@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -15,6 +16,11 @@ from tests.gradescope_schema import validate_results
 from tools.build import DIST, build_chapter, chapters, prove_chapter
 
 CHAPTERS = chapters()
+
+# Under pytest-xdist (`make test` runs two workers) each worker grades as its own sandbox user,
+# so that gradings in parallel never wait for each other's user lock.
+if os.environ.get("PYTEST_XDIST_WORKER") and not os.environ.get("KIT_SANDBOX_USER"):
+    os.environ["KIT_SANDBOX_USER"] = f"kitsandbox-x{os.environ['PYTEST_XDIST_WORKER'][2:]}"
 
 
 def _ensure_built(chapter: str) -> None:

@@ -10,6 +10,7 @@ from collections import Counter
 import nbformat
 import pytest
 
+import tools.build
 from autograder.chapter import ChapterPackage
 from tests.conftest import CHAPTERS, failed_items, notebook_with_extra_cell
 from tools.build import DIST, build_chapter
@@ -77,15 +78,20 @@ def test_leak_scan_catches_a_planted_solution_line(chapter, tmp_path):
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
-def test_build_is_reproducible(chapter):
-    outputs = [DIST / "autograder" / f"{chapter}-autograder.zip", DIST / "student" / f"{chapter}.zip",
-               DIST / "solutions" / f"{chapter}-solution.ipynb"]
-    if not all(path.exists() for path in outputs):
+def test_build_is_reproducible(chapter, tmp_path, monkeypatch):
+    """A second, independent build (into a folder of its own, so that tests running in
+    parallel never see dist/ change under them) gives byte-identical distributions."""
+    names = [f"autograder/{chapter}-autograder.zip", f"student/{chapter}.zip",
+             f"solutions/{chapter}-solution.ipynb"]
+    if not all((DIST / name).exists() for name in names):
         build_chapter(chapter)
-    before = [hashlib.sha256(path.read_bytes()).hexdigest() for path in outputs]
-    build_chapter(chapter)
-    after = [hashlib.sha256(path.read_bytes()).hexdigest() for path in outputs]
-    assert before == after
+    monkeypatch.setattr(tools.build, "DIST", tmp_path / "dist")
+    monkeypatch.setattr(tools.build, "BUILD", tmp_path / "build")
+    tools.build.build_chapter(chapter)
+    for name in names:
+        first = hashlib.sha256((DIST / name).read_bytes()).hexdigest()
+        second = hashlib.sha256((tmp_path / "dist" / name).read_bytes()).hexdigest()
+        assert first == second, f"{name} differs between two builds"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
