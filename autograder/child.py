@@ -2,8 +2,9 @@
 
 Started by the judge (``autograder/sandbox.py``) as ``python -I -B -u child.py`` with the job
 as JSON on stdin (unbuffered, so that what the submission prints survives a kill). Before any
-student code runs it: reads the whole job, moves into a new network namespace (no interface
-is up, so every connection fails at once), sets resource limits, becomes a child subreaper,
+student code runs it: reads the whole job, moves into a new network namespace where it can (no
+interface is up, so every connection fails at once) and installs a seccomp filter that refuses
+every socket but AF_UNIX (``autograder/netfilter.py``; needs no privilege), sets resource limits, becomes a child subreaper,
 imports torch, and drops to the unprivileged sandbox user. It then executes the submission
 statement by statement and runs each requested check, reporting progress as JSON lines on the
 protocol file descriptor and writing outputs as plain ``.npy`` files into its work folder.
@@ -40,8 +41,25 @@ def _unshare_network(as_root: bool) -> str:
     libc = ctypes.CDLL(None, use_errno=True)
     flags = CLONE_NEWNET if as_root else (CLONE_NEWUSER | CLONE_NEWNET)
     if libc.unshare(flags) == 0:
-        return "network namespace"
+        return "active"
     return f"none (unshare failed: errno {ctypes.get_errno()})"
+
+
+def _block_network(protections: dict) -> None:
+    """Two layers: an empty network namespace where the kernel allows it (root with
+    CAP_SYS_ADMIN, or unprivileged user namespaces), and in every case a seccomp filter that
+    refuses sockets other than AF_UNIX (Docker, hence Gradescope, has no CAP_SYS_ADMIN)."""
+    from autograder.netfilter import install_network_filter
+
+    as_root = os.geteuid() == 0
+    namespace = _unshare_network(as_root)
+    seccomp = install_network_filter()
+    layers = [name for name, state in (("namespace", namespace), ("seccomp filter", seccomp))
+              if state.startswith("active")]
+    protections["network_namespace"] = namespace
+    protections["network_filter"] = seccomp
+    protections["network"] = f"blocked ({' + '.join(layers)})" if layers else \
+        f"NOT blocked: namespace {namespace}; filter {seccomp}"
 
 
 def _set_limits(limits: dict) -> None:
@@ -168,18 +186,24 @@ def main() -> None:
     os.dup2(devnull, 0)
     proto = os.fdopen(job["proto_fd"], "w", buffering=1)
     as_root = os.geteuid() == 0
-    protections = {"network": "off (not requested)"}
+    protections: dict = {"network": "off (not requested)"}
     if job["isolate_network"]:
-        protections["network"] = _unshare_network(as_root)
+        _block_network(protections)
     _set_limits(job["limits"])
     protections["limits"] = sorted(job["limits"])
     protections["subreaper"] = _become_subreaper()
 
+    import time
+
+    began = time.perf_counter()
     import numpy as np
     import torch
 
+    import_torch_s = time.perf_counter() - began
     torch.set_num_threads(1)
-    from autograder import checks as checks_api  # noqa: F401 - imported while still readable
+    # The kit's child-side modules, imported while still root: /autograder/source is locked.
+    from autograder import arrays, kit  # noqa: F401
+    from autograder import checks as checks_api
 
     chapter = checks_api.load_checks_namespace(job["check_source"])
     forbidden = _forbidden_functions(list(chapter.forbidden)) if chapter.forbidden else {}
@@ -190,7 +214,8 @@ def main() -> None:
     else:
         protections["user"] = f"uid {os.getuid()} (no privilege drop)"
     os.chdir(job["workdir"])
-    _send(proto, {"ev": "ready", "protections": protections})
+    _send(proto, {"ev": "ready", "protections": protections,
+                  "timings": {"import_torch_s": round(import_torch_s, 4)}})
 
     _install_fake_otter()
     namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}

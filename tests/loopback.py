@@ -53,7 +53,7 @@ class LoopbackListeners:
         while not self._stop.is_set():
             try:
                 connection, peer = server.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -66,7 +66,7 @@ class LoopbackListeners:
         while not self._stop.is_set():
             try:
                 data, peer = self.udp.recvfrom(4096)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return

@@ -7,7 +7,7 @@ solution notebook's full execution time in a Jupyter kernel. Then each chapter's
 (``assignments/<chapter>/bench.py``, a ``bench() -> dict[str, str]`` function, if present) and
 the hostile-submission suite's timings (``tests/hostile/bench_suite.py``, if present).
 
-    python -m tools.bench [--runs N] [--skip-notebooks] [CHAPTER ...]
+    python -m tools.bench [--runs N] [--skip-notebooks] [--skip-no-bytecode] [CHAPTER ...]
 """
 from __future__ import annotations
 
@@ -52,8 +52,11 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def grade_once(grader_zip: Path, submission: Path) -> tuple[float, int, dict]:
-    """(seconds, peak bytes of judge + child, results) for one Gradescope-style grading."""
+def grade_once(grader_zip: Path, submission: Path,
+               bytecode: bool = True) -> tuple[float, int, dict]:
+    """(seconds, peak bytes of judge + child, results) for one Gradescope-style grading;
+    ``bytecode=False`` makes the child ignore precompiled ``.pyc`` files (what a Python
+    environment installed without them, such as uv's default, costs on every grading)."""
     with tempfile.TemporaryDirectory(prefix="kit-bench-") as tmp:
         source = Path(tmp) / "source"
         with zipfile.ZipFile(grader_zip) as archive:
@@ -63,7 +66,7 @@ def grade_once(grader_zip: Path, submission: Path) -> tuple[float, int, dict]:
         process = subprocess.Popen(
             [sys.executable, "-m", "autograder.gradescope", "--source", str(source),
              "--submission", str(submission), "--results", str(results), "--quiet"],
-            cwd=source)
+            cwd=source, env=dict(os.environ, KIT_CHILD_BYTECODE="on" if bytecode else "off"))
         peak = 0
         stop = threading.Event()
 
@@ -104,10 +107,20 @@ def chapter_hook(chapter: str) -> dict[str, str]:
     return module.bench()
 
 
+def _median_import(runs: list[tuple[float, int, dict]]) -> float:
+    """Median of the child's own measure of its ``import numpy, torch`` (seconds)."""
+    values = [results.get("extra_data", {}).get("child_timings", {}).get("import_torch_s")
+              for _, _, results in runs]
+    values = [value for value in values if isinstance(value, float)]
+    return statistics.median(values) if values else float("nan")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-notebooks", action="store_true")
+    parser.add_argument("--skip-no-bytecode", action="store_true",
+                        help="do not time gradings without precompiled bytecode")
     parser.add_argument("chapters", nargs="*")
     args = parser.parse_args(argv)
     print(f"machine: {os.cpu_count()} cores; grading runs per chapter: {args.runs}")
@@ -120,7 +133,15 @@ def main(argv: list[str] | None = None) -> int:
         scores = {results["score"] for _, _, results in runs}
         print(f"\n== {chapter}")
         print(f"  grading wall time per submission: median {statistics.median(times):.2f} s "
-              f"(min {min(times):.2f}, max {max(times):.2f}; goal < 5 s)")
+              f"(min {min(times):.2f}, max {max(times):.2f}; goal < 5 s; bytecode "
+              f"precompiled)")
+        print(f"  child's `import torch` (numpy included): median "
+              f"{_median_import(runs):.2f} s")
+        if not args.skip_no_bytecode:
+            cold = [grade_once(grader_zip, solution, bytecode=False) for _ in range(args.runs)]
+            print(f"  without precompiled bytecode: grading median "
+                  f"{statistics.median(seconds for seconds, _, _ in cold):.2f} s, "
+                  f"child's `import torch` median {_median_import(cold):.2f} s")
         print(f"  peak RSS, judge + child: max {max(peaks) / 2**20:.0f} MiB "
               f"(median {statistics.median(peaks) / 2**20:.0f} MiB; goal < 768 MiB)")
         print(f"  solution score on every run: {sorted(scores)}")
