@@ -59,32 +59,28 @@ class _SockFprog(ctypes.Structure):
 def program(machine: str | None = None) -> list[tuple[int, int, int, int]]:
     """The filter as (code, jump if true, jump if false, k) for ``machine``."""
     arch, socket_nr, io_uring_nr, _, x32 = ABIS[machine or platform.machine()]
-    allow, deny_socket, deny = (RET_K, 0, 0, SECCOMP_RET_ALLOW), \
-        (RET_K, 0, 0, SECCOMP_RET_ERRNO | errno.EACCES), \
-        (RET_K, 0, 0, SECCOMP_RET_ERRNO | errno.EPERM)
-    # Jumps count instructions after the jump; the three returns close the program.
-    body = [(LD_W_ABS, 0, 0, OFFSET_ARCH), ("arch", arch), (LD_W_ABS, 0, 0, OFFSET_NR)]
+    # Jump targets by label ("" = the next instruction), resolved to offsets below.
+    code: list[tuple[int, str, str, int]] = [
+        (LD_W_ABS, "", "", OFFSET_ARCH),
+        (JEQ_K, "", "deny", arch),                      # a foreign ABI: refuse everything
+        (LD_W_ABS, "", "", OFFSET_NR)]
     if x32:
-        body.append(("x32",))
-    body += [("socket", socket_nr), ("uring", io_uring_nr), (LD_W_ABS, 0, 0, OFFSET_ARG0),
-             ("unix",)]
-    end = len(body)  # index of `allow`; deny_socket at end + 1, deny at end + 2
-    out = []
-    for index, item in enumerate(body):
-        to_allow, to_deny_socket, to_deny = (end - index - 1, end - index, end - index + 1)
-        if item[0] == "arch":      # foreign ABI: deny everything
-            out.append((JEQ_K, 0, to_deny, item[1]))
-        elif item[0] == "x32":
-            out.append((JGE_K, to_deny, 0, X32_SYSCALL_BIT))
-        elif item[0] == "socket":  # not socket(): go on to the io_uring test
-            out.append((JEQ_K, 1, 0, item[1]))
-        elif item[0] == "uring":   # reached only when nr != socket
-            out.append((JEQ_K, to_deny, to_allow, item[1]))
-        elif item[0] == "unix":
-            out.append((JEQ_K, to_allow, to_deny_socket, AF_UNIX))
-        else:
-            out.append(item)
-    return out + [allow, deny_socket, deny]
+        code.append((JGE_K, "deny", "", X32_SYSCALL_BIT))  # x32 numbers alias native ones
+    code += [(JEQ_K, "socket", "", socket_nr),
+             (JEQ_K, "deny", "allow", io_uring_nr)]
+    labels = {"socket": len(code)}
+    code += [(LD_W_ABS, "", "", OFFSET_ARG0),             # socket(domain, ...)
+             (JEQ_K, "allow", "deny_socket", AF_UNIX)]
+    labels.update(allow=len(code), deny_socket=len(code) + 1, deny=len(code) + 2)
+    code += [(RET_K, "", "", SECCOMP_RET_ALLOW),
+             (RET_K, "", "", SECCOMP_RET_ERRNO | errno.EACCES),
+             (RET_K, "", "", SECCOMP_RET_ERRNO | errno.EPERM)]
+
+    def offset(index: int, label: str) -> int:
+        return labels[label] - index - 1 if label else 0
+
+    return [(op, offset(index, true), offset(index, false), k)
+            for index, (op, true, false, k) in enumerate(code)]
 
 
 def install_network_filter() -> str:

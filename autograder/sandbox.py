@@ -21,8 +21,9 @@ from the child, which makes itself a child subreaper so that a daemonised grandc
 below it rather than being re-parented to init. A dedicated judge process (the Gradescope entry
 point) also calls :func:`adopt_orphans`, so that what outlives the child is re-parented to the
 judge and killed with the rest. The event protocol is data from an untrusted process:
-events are accepted only in the order the real child sends them, so that forged ones cannot
-extend a deadline beyond one per statement and one per check.
+:class:`Protocol` accepts events only in the order the real child sends them, so that forged
+ones cannot extend a deadline beyond one per statement and one per check; it holds no process
+and is unit-tested alone (``tests/test_sandbox_protocol.py``).
 
 Environment (read by :class:`SandboxConfig`; never set by a submission, which only runs later):
 ``KIT_SANDBOX_USER`` names the unprivileged user (default ``kitsandbox``), so that several
@@ -586,114 +587,187 @@ def _python_readable(uid: int | None, gid: int | None):
         yield report
 
 
+class StdoutExcerpt:
+    """What the child printed, bounded: the first and the last ``KEEP_STDOUT_BYTES`` bytes and
+    how many there were in all."""
+
+    def __init__(self, keep: int = KEEP_STDOUT_BYTES):
+        self.keep = keep
+        self.head = b""
+        self.tail = b""
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if len(self.head) < self.keep:
+            self.head += chunk[:self.keep - len(self.head)]
+        self.tail = (self.tail + chunk)[-self.keep:]
+
+
+class Protocol:
+    """The supervisor's state machine over the child's events, for one whole grading (all its
+    children). No process and no clock of its own: the supervisor feeds it events with the
+    time they arrived and asks it for the current deadline, so it is unit-tested alone.
+
+    A child goes through the phases ``startup`` -> ``defs`` (the submission's statements) ->
+    ``checks`` <-> ``check`` (one check running) and ends with ``all_done`` once no check is pending. The events are data
+    from an untrusted process (student code can write to the protocol pipe too), so an event is
+    accepted only where the real child sends it: protections only in the start-up message, a
+    statement's deadline reset only for a strictly later statement, a check's only once and only
+    for a check still pending, a report only for the check running. Anything else is refused
+    (``accept`` returns False) and changes nothing.
+
+    After each child, ``attempt_ended(outcome)`` charges what was running when it ended
+    (timeout, memory, the process ended) and says whether another child should resume.
+    """
+
+    def __init__(self, check_timeouts: dict[int, float], config: SandboxConfig, started: float):
+        self.check_timeouts = dict(check_timeouts)
+        self.config = config
+        self.budget_end = started + config.total_budget_s
+        self.pending: list[int] = list(check_timeouts)
+        self.skip: list[tuple[int, int]] = []
+        self.reports: dict[int, dict] = {}
+        self.failures: dict[int, str] = {}
+        self.notes: list[str] = []
+        self.protections: dict = {}
+        self.timings: dict[str, float] = {}
+        self.failed_starts = 0
+        self.finished = False
+        self.start_attempt(started)
+
+    # -- one child ------------------------------------------------------------------------
+    def start_attempt(self, now: float) -> None:
+        self.phase = "startup"
+        self.stmt: tuple[int, int] | None = None
+        self.check: int | None = None
+        self.since = now
+        self.started_checks: set[int] = set()
+
+    def deadline(self) -> float:
+        """When what is running now must have finished (never after the total budget)."""
+        if self.phase == "startup":
+            limit = self.config.startup_timeout_s
+        elif self.phase == "defs":
+            limit = self.config.statement_timeout_s
+        elif self.phase == "check" and self.check is not None:
+            limit = self.check_timeouts[self.check]
+        else:
+            limit = 5.0  # between checks: the child only reports and moves on
+        return min(self.budget_end, self.since + limit)
+
+    def accept(self, event: object, now: float) -> bool:
+        """Applies one event if it is where the real child would send it."""
+        if not isinstance(event, dict) or self.finished:
+            return False
+        name, phase = event.get("ev"), self.phase
+        if name == "ready" and phase == "startup":
+            protections, timings = event.get("protections"), event.get("timings")
+            self.protections = protections if isinstance(protections, dict) else {}
+            if isinstance(timings, dict):
+                self.timings = {str(key)[:40]: value for key, value in timings.items()
+                                if type(value) is float}
+            self.phase, self.since = "defs", now
+        elif name == "stmt" and phase == "defs":
+            where = (_int(event.get("cell")), _int(event.get("stmt")))
+            if where[0] is None or where[1] is None or \
+                    (self.stmt is not None and where <= self.stmt):
+                return False
+            self.stmt, self.since = (where[0], where[1]), now
+        elif name == "stmt_error" and phase == "defs":
+            self.notes.append(f"cell {_int(event.get('cell'))}: {str(event.get('error'))[:500]}")
+        elif name == "cell_syntax_error" and phase == "defs":
+            self.notes.append(f"cell {_int(event.get('cell'))} was skipped, it does not "
+                              f"parse: {str(event.get('error'))[:500]}")
+        elif name == "defs_done" and phase == "defs":
+            self.phase, self.stmt, self.since = "checks", None, now
+        elif name == "check_start" and phase == "checks":
+            check = _int(event.get("check"))
+            if check not in self.pending or check in self.started_checks:
+                return False
+            self.started_checks.add(check)
+            self.phase, self.check, self.since = "check", check, now
+        elif name == "check_done" and phase == "check":
+            if _int(event.get("check")) != self.check or self.check is None:
+                return False
+            report = event.get("report")
+            if isinstance(report, dict):
+                self.reports[self.check] = report
+            self.pending.remove(self.check)
+            self.phase, self.check, self.since = "checks", None, now
+        elif name == "all_done" and phase == "checks" and not self.pending:
+            self.finished = True
+        else:
+            return False
+        return True
+
+    def attempt_ended(self, outcome: str) -> bool:
+        """Charges ``outcome`` ("done", "timeout", "memory" or "ended") to what was running;
+        returns whether a fresh child should resume with what is left."""
+        if outcome == "done" or self.finished:
+            return False
+        reason = {"timeout": TIME_LIMIT,
+                  "memory": f"{MEMORY_LIMIT} ({self.config.memory_limit_bytes // 2**20} MiB)",
+                  "ended": PROCESS_ENDED}[outcome]
+        if self.phase == "check" and self.check is not None:
+            if outcome == "timeout":
+                reason += f" ({self.check_timeouts[self.check]:g} s)"
+            self.failures[self.check] = reason
+            self.pending.remove(self.check)
+        elif self.phase == "defs" and self.stmt is not None:
+            cell, stmt = self.stmt
+            self.skip.append((cell, stmt))
+            self.notes.append(f"cell {cell}, statement {stmt + 1}: {reason}; it was skipped "
+                              f"and the rest of your code was run without it")
+            if len(self.skip) > self.config.max_skipped_statements:
+                self.fail_pending("not run: too many statements of your code had to be "
+                                  "skipped")
+        else:
+            self.failed_starts += 1
+            if self.failed_starts >= 2:
+                self.fail_pending(f"not run: the sandbox could not start your code ({outcome})")
+        return bool(self.pending)
+
+    def fail_pending(self, reason: str) -> None:
+        for index in self.pending:
+            self.failures[index] = reason
+        self.pending = []
+
+    def out_of_budget(self, now: float) -> bool:
+        if now < self.budget_end:
+            return False
+        self.fail_pending("not run: the grading time budget was used up")
+        return True
+
+
 def _supervise(result: SessionResult, cells: list[tuple[int, str]], check_source: str,
                check_timeouts: dict[int, float], config: SandboxConfig, workdir: str,
                uid: int | None, gid: int | None) -> None:
     """Runs children until every check has a report or a failure (see run_in_sandbox)."""
-    started = time.monotonic()
-    outdir = os.path.join(workdir, "out")
-    stdout_state = {"head": b"", "tail": b""}
-
-    def on_stdout(chunk: bytes) -> None:
-        result.stdout_bytes += len(chunk)
-        if len(stdout_state["head"]) < KEEP_STDOUT_BYTES:
-            stdout_state["head"] += chunk[:KEEP_STDOUT_BYTES - len(stdout_state["head"])]
-        stdout_state["tail"] = (stdout_state["tail"] + chunk)[-KEEP_STDOUT_BYTES:]
-
-    pending = list(check_timeouts)
-    skip: list[tuple[int, int]] = []
-    failed_starts = 0
-    while pending:
-        if time.monotonic() - started > config.total_budget_s:
-            for index in pending:
-                result.check_failures[index] = "not run: the grading time budget was used up"
-            break
-        job = {"cells": cells, "check_source": check_source, "checks": pending,
-               "skip": skip, "workdir": workdir, "outdir": outdir}
-        attempt = _Attempt(config, job, uid, gid, on_stdout)
-        state = {"phase": "startup", "stmt": None, "check": None,
-                 "since": time.monotonic(), "started": set()}
-
-        def deadline_for() -> float:
-            budget_end = started + config.total_budget_s
-            if state["phase"] == "startup":
-                return min(budget_end, state["since"] + config.startup_timeout_s)
-            if state["phase"] == "defs":
-                return min(budget_end, state["since"] + config.statement_timeout_s)
-            if state["phase"] == "check":
-                return min(budget_end, state["since"] + check_timeouts[state["check"]])
-            return min(budget_end, state["since"] + 5.0)
-
-        # Events are accepted only in the order the real child sends them: student code can
-        # write to the protocol pipe too, but cannot reset a deadline more than once per
-        # statement (strictly increasing) and once per check, nor change the protections.
+    protocol = Protocol(check_timeouts, config, time.monotonic())
+    output = StdoutExcerpt()
+    while protocol.pending and not protocol.out_of_budget(time.monotonic()):
+        job = {"cells": cells, "check_source": check_source, "checks": protocol.pending,
+               "skip": protocol.skip, "workdir": workdir,
+               "outdir": os.path.join(workdir, "out")}
+        attempt = _Attempt(config, job, uid, gid, output.add)
+        protocol.start_attempt(time.monotonic())
         outcome = "ended"
-        for kind, event in attempt.events(deadline_for):
+        for kind, event in attempt.events(protocol.deadline):
             if kind != "event":
                 outcome = kind
                 break
-            name, phase = event.get("ev"), state["phase"]
-            if name == "ready" and phase == "startup":
-                protections = event.get("protections")
-                result.protections = protections if isinstance(protections, dict) else {}
-                timings = event.get("timings")
-                if isinstance(timings, dict):
-                    result.timings = {str(key)[:40]: value for key, value in timings.items()
-                                      if type(value) is float}
-                state.update(phase="defs", since=time.monotonic())
-            elif name == "stmt" and phase == "defs":
-                where = (_int(event.get("cell")), _int(event.get("stmt")))
-                if None not in where and (state["stmt"] is None or where > state["stmt"]):
-                    state.update(stmt=where, since=time.monotonic())
-            elif name == "stmt_error" and phase == "defs":
-                result.notes.append(f"cell {_int(event.get('cell'))}: "
-                                    f"{str(event.get('error'))[:500]}")
-            elif name == "cell_syntax_error" and phase == "defs":
-                result.notes.append(f"cell {_int(event.get('cell'))} was skipped, it does not "
-                                    f"parse: {str(event.get('error'))[:500]}")
-            elif name == "defs_done" and phase == "defs":
-                state.update(phase="checks", stmt=None, since=time.monotonic())
-            elif name == "check_start" and phase == "checks" and \
-                    event.get("check") in pending and event["check"] not in state["started"]:
-                state["started"].add(event["check"])
-                state.update(phase="check", check=event["check"], since=time.monotonic())
-            elif name == "check_done" and phase == "check" and \
-                    event.get("check") == state["check"]:
-                report = event.get("report")
-                if isinstance(report, dict):
-                    result.check_reports[state["check"]] = report
-                pending.remove(state["check"])
-                state.update(phase="checks", check=None, since=time.monotonic())
-            elif name == "all_done" and phase == "checks":
+            protocol.accept(event, time.monotonic())
+            if protocol.finished:
                 outcome = "done"
                 break
         attempt.kill()
-        if outcome == "done":
+        if not protocol.attempt_ended(outcome):
             break
-        reason = {"timeout": TIME_LIMIT,
-                  "memory": f"{MEMORY_LIMIT} ({config.memory_limit_bytes // 2**20} MiB)",
-                  "ended": PROCESS_ENDED}[outcome]
-        if state["phase"] == "check":
-            if outcome == "timeout":
-                reason += f" ({check_timeouts[state['check']]:g} s)"
-            result.check_failures[state["check"]] = reason
-            pending.remove(state["check"])
-        elif state["phase"] == "defs" and state["stmt"] is not None:
-            cell, stmt = state["stmt"]
-            skip.append((cell, stmt))
-            result.notes.append(f"cell {cell}, statement {stmt + 1}: {reason}; it was skipped "
-                                f"and the rest of your code was run without it")
-            if len(skip) > config.max_skipped_statements:
-                for index in pending:
-                    result.check_failures[index] = "not run: too many statements of your " \
-                                                   "code had to be skipped"
-                break
-        else:
-            failed_starts += 1
-            if failed_starts >= 2:
-                for index in pending:
-                    result.check_failures[index] = f"not run: the sandbox could not start " \
-                                                   f"your code ({outcome})"
-                break
-    result.stdout_head = stdout_state["head"]
-    result.stdout_tail = stdout_state["tail"]
+    result.check_reports.update(protocol.reports)
+    result.check_failures.update(protocol.failures)
+    result.notes.extend(protocol.notes)
+    result.protections = protocol.protections
+    result.timings = protocol.timings
+    result.stdout_head, result.stdout_tail = output.head, output.tail
+    result.stdout_bytes = output.total

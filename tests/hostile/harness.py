@@ -284,7 +284,11 @@ def files_owned_by(uid: int) -> list[Path]:
     found = []
     for top in TEMPORARY_FOLDERS:
         for folder, subfolders, files in os.walk(top):
-            info = os.lstat(folder)
+            try:
+                info = os.lstat(folder)
+            except OSError:  # removed meanwhile (another grading's work folder)
+                subfolders[:] = []
+                continue
             writable = info.st_uid == uid or info.st_mode & stat.S_IWOTH
             if not writable:
                 subfolders[:] = []
