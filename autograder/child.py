@@ -2,11 +2,17 @@
 
 Started by the judge (``autograder/sandbox.py``) as ``python -I -B -u child.py`` with the job
 as JSON on stdin (unbuffered, so that what the submission prints survives a kill). Before any
-student code runs it: reads the whole job, moves into a new network namespace (no interface
-is up, so every connection fails at once), sets resource limits, becomes a child subreaper,
-imports torch, and drops to the unprivileged sandbox user. It then executes the submission
+student code runs it: reads the whole job, moves into a new network namespace where it can (no
+interface is up, so every connection fails at once) and installs a seccomp filter that
+refuses every socket but AF_UNIX (``autograder/netfilter.py``; needs no privilege), sets
+resource limits, becomes a child subreaper, imports torch, and drops to the unprivileged
+sandbox user. It then executes the submission
 statement by statement and runs each requested check, reporting progress as JSON lines on the
 protocol file descriptor and writing outputs as plain ``.npy`` files into its work folder.
+
+The steps are separate functions (``isolate``, ``load_runtime``, ``drop_privileges``,
+``run_submission``) so that a process which loaded the runtime once could fork fresh children
+that only isolate themselves, drop privileges and run a job.
 
 Nothing here is trusted by the judge: reports and arrays are data to compare, never code.
 The job holds the submission's cells and the checks' exercise code (comments stripped), never
@@ -40,8 +46,25 @@ def _unshare_network(as_root: bool) -> str:
     libc = ctypes.CDLL(None, use_errno=True)
     flags = CLONE_NEWNET if as_root else (CLONE_NEWUSER | CLONE_NEWNET)
     if libc.unshare(flags) == 0:
-        return "network namespace"
+        return "active"
     return f"none (unshare failed: errno {ctypes.get_errno()})"
+
+
+def _block_network(protections: dict) -> None:
+    """Two layers: an empty network namespace where the kernel allows it (root with
+    CAP_SYS_ADMIN, or unprivileged user namespaces), and in every case a seccomp filter that
+    refuses sockets other than AF_UNIX (Docker, hence Gradescope, has no CAP_SYS_ADMIN)."""
+    from autograder.netfilter import install_network_filter
+
+    as_root = os.geteuid() == 0
+    namespace = _unshare_network(as_root)
+    seccomp = install_network_filter()
+    layers = [name for name, state in (("namespace", namespace), ("seccomp filter", seccomp))
+              if state.startswith("active")]
+    protections["network_namespace"] = namespace
+    protections["network_filter"] = seccomp
+    protections["network"] = f"blocked ({' + '.join(layers)})" if layers else \
+        f"NOT blocked: namespace {namespace}; filter {seccomp}"
 
 
 def _set_limits(limits: dict) -> None:
@@ -161,36 +184,70 @@ def _statements(source: str, cell_index: int):
         yield compile(module, f"<cell {cell_index}>", "exec")
 
 
+def isolate(job: dict) -> dict:
+    """Network off, resource limits, subreaper: everything that needs no privilege drop yet.
+    Returns the protections achieved so far."""
+    protections: dict = {"network": "off (not requested)"}
+    if job["isolate_network"]:
+        _block_network(protections)
+    _set_limits(job["limits"])
+    protections["limits"] = sorted(job["limits"])
+    protections["subreaper"] = _become_subreaper()
+    return protections
+
+
+def load_runtime() -> dict[str, float]:
+    """Imports numpy, torch and the kit's child-side modules, while still root (the grader's
+    source folder is locked to root, and the Python installation may be too). A process that
+    did this once can fork fresh children that skip it. Returns the time it took."""
+    import time
+
+    began = time.perf_counter()
+    import numpy  # noqa: F401
+    import torch
+
+    import_torch_s = time.perf_counter() - began
+    torch.set_num_threads(1)
+    from autograder import arrays, checks, kit  # noqa: F401
+    return {"import_torch_s": round(import_torch_s, 4)}
+
+
+def drop_privileges(job: dict, protections: dict) -> None:
+    """Becomes the sandbox user (as root), and moves into the work folder."""
+    if os.geteuid() == 0 and job.get("uid") is not None:
+        _drop_privileges(job["uid"], job["gid"])
+        protections["user"] = f"uid {job['uid']}"
+    else:
+        protections["user"] = f"uid {os.getuid()} (no privilege drop)"
+    os.chdir(job["workdir"])
+
+
 def main() -> None:
     job = json.loads(sys.stdin.read())
     sys.path.insert(0, job["engine_root"])  # -I leaves the script's folder off sys.path
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     proto = os.fdopen(job["proto_fd"], "w", buffering=1)
-    as_root = os.geteuid() == 0
-    protections = {"network": "off (not requested)"}
-    if job["isolate_network"]:
-        protections["network"] = _unshare_network(as_root)
-    _set_limits(job["limits"])
-    protections["limits"] = sorted(job["limits"])
-    protections["subreaper"] = _become_subreaper()
-
-    import numpy as np
-    import torch
-
-    torch.set_num_threads(1)
-    from autograder import checks as checks_api  # noqa: F401 - imported while still readable
+    protections = isolate(job)
+    timings = load_runtime()
+    from autograder import checks as checks_api
 
     chapter = checks_api.load_checks_namespace(job["check_source"])
     forbidden = _forbidden_functions(list(chapter.forbidden)) if chapter.forbidden else {}
     trap_class = _make_trap(forbidden) if forbidden else None
-    if as_root and job.get("uid") is not None:
-        _drop_privileges(job["uid"], job["gid"])
-        protections["user"] = f"uid {job['uid']}"
-    else:
-        protections["user"] = f"uid {os.getuid()} (no privilege drop)"
-    os.chdir(job["workdir"])
-    _send(proto, {"ev": "ready", "protections": protections})
+    drop_privileges(job, protections)
+    _send(proto, {"ev": "ready", "protections": protections, "timings": timings})
+    run_submission(job, proto, chapter, trap_class)
+    proto.close()
+    os._exit(0)
+
+
+def run_submission(job: dict, proto, chapter, trap_class) -> None:
+    """Executes the submission statement by statement, then the requested checks; reports
+    every step on ``proto``. Runs as the sandbox user."""
+    import numpy as np
+
+    from autograder import checks as checks_api
 
     _install_fake_otter()
     namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}
@@ -235,8 +292,6 @@ def main() -> None:
         report["trap"] = list(trap.seen) if trap is not None else []
         _send(proto, {"ev": "check_done", "check": check_index, "report": report})
     _send(proto, {"ev": "all_done"})
-    proto.close()
-    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """Entry point run by Gradescope (``run_autograder``) and by ``make grade``.
 
-    python -m autograder.gradescope [--source DIR] [--submission PATH] [--results PATH]
+    python -m autograder.gradescope [--base DIR] [--source DIR] [--submission PATH]
+                                    [--results PATH]
 
-Defaults follow Gradescope's layout: the zip unpacked in /autograder/source, the submission in
-/autograder/submission, results in /autograder/results/results.json. As root it first locks
-the grader's own files, the results folder and the submission metadata (Gradescope's
-``/autograder/submission_metadata.json``, or the one beside ``--source``) away from the sandbox
+Defaults follow Gradescope's layout under the base folder (``--base``, else the environment
+variable ``KIT_AUTOGRADER_BASE``, else ``/autograder``): the zip unpacked in ``source/``, the
+submission in ``submission/``, results in ``results/results.json``. As root it first locks
+the grader's own files, the results folder and the submission metadata
+(``<base>/submission_metadata.json``, or the one beside ``--source``) away from the sandbox
 user. A results.json is written whatever happens: a provisional one (score 0, "grading did
 not finish") before grading starts, so that even a judge killed from outside leaves a valid
 file, then the real one, atomically, when grading ends or the judge itself fails.
@@ -25,13 +27,14 @@ from autograder.judge import grade
 from autograder.results import summary
 from autograder.sandbox import adopt_orphans
 
+DEFAULT_BASE = Path("/autograder")
 
-def lock_down(source: Path, results_dir: Path) -> list[str]:
+
+def lock_down(source: Path, results_dir: Path, base: Path = DEFAULT_BASE) -> list[str]:
     """Makes the grader's files, results and student metadata unreadable to other users."""
     done = []
-    for path in (source, results_dir, Path("/autograder/submission_metadata.json"),
-                 source.resolve().parent / "submission_metadata.json",
-                 Path("/autograder/results")):
+    for path in (source, results_dir, base / "submission_metadata.json",
+                 source.resolve().parent / "submission_metadata.json", base / "results"):
         if not path.exists() or str(path) in done:
             continue
         if path.is_dir() and (_is_shared_folder(path) or path.resolve() == Path("/")):
@@ -62,12 +65,17 @@ def _write_results(path: Path, results: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", default="/autograder/source")
-    parser.add_argument("--submission", default="/autograder/submission")
-    parser.add_argument("--results", default="/autograder/results/results.json")
+    parser.add_argument("--base", default=os.environ.get("KIT_AUTOGRADER_BASE") or
+                        str(DEFAULT_BASE), help="Gradescope's /autograder folder")
+    parser.add_argument("--source", help="default: <base>/source")
+    parser.add_argument("--submission", help="default: <base>/submission")
+    parser.add_argument("--results", help="default: <base>/results/results.json")
     parser.add_argument("--quiet", action="store_true", help="do not print the summary")
     args = parser.parse_args(argv)
-    results_path = Path(args.results)
+    base = Path(args.base)
+    args.source = args.source or str(base / "source")
+    args.submission = args.submission or str(base / "submission")
+    results_path = Path(args.results or base / "results" / "results.json")
     results_path.parent.mkdir(parents=True, exist_ok=True)
     _write_results(results_path, _fallback_results(
         "Grading did not finish (the grader was stopped before the end). Please tell your "
@@ -75,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     adopt_orphans()  # this process only grades: whatever outlives the child is re-parented here
     try:
         source = Path(args.source)
-        locked = lock_down(source, results_path.parent) if os.geteuid() == 0 else []
+        locked = lock_down(source, results_path.parent, base) if os.geteuid() == 0 else []
         package = ChapterPackage.load(source / "chapter")
         results = grade(package, args.submission)
         results["extra_data"]["locked_down"] = locked

@@ -150,5 +150,7 @@ def grade(package: ChapterPackage, submission: str | Path,
     elif session.stdout_bytes > len(session.stdout_head):
         overlap = len(session.stdout_head) + len(session.stdout_tail) - session.stdout_bytes
         stdout += session.stdout_tail[max(overlap, 0):].decode("utf-8", "replace")
-    return build_results(package, items, notes, session.protections,
-                         time.monotonic() - started, stdout)
+    results = build_results(package, items, notes, session.protections,
+                            time.monotonic() - started, stdout)
+    results["extra_data"]["child_timings"] = session.timings  # instructor-only, informative
+    return results

@@ -21,8 +21,9 @@ from the child, which makes itself a child subreaper so that a daemonised grandc
 below it rather than being re-parented to init. A dedicated judge process (the Gradescope entry
 point) also calls :func:`adopt_orphans`, so that what outlives the child is re-parented to the
 judge and killed with the rest. The event protocol is data from an untrusted process:
-events are accepted only in the order the real child sends them, so that forged ones cannot
-extend a deadline beyond one per statement and one per check.
+:class:`Protocol` accepts events only in the order the real child sends them, so that forged
+ones cannot extend a deadline beyond one per statement and one per check; it holds no process
+and is unit-tested alone (``tests/test_sandbox_protocol.py``).
 
 Environment (read by :class:`SandboxConfig`; never set by a submission, which only runs later):
 ``KIT_SANDBOX_USER`` names the unprivileged user (default ``kitsandbox``), so that several
@@ -50,12 +51,16 @@ from pathlib import Path
 
 import numpy as np
 
+from autograder.pythonaccess import python_readable_by
+
 ENGINE_ROOT = str(Path(__file__).resolve().parent.parent)
 CHILD_SCRIPT = str(Path(__file__).resolve().parent / "child.py")
 SANDBOX_USER = "kitsandbox"
 MAX_ARRAY_FILE_BYTES = 64 * 2**20
 KEEP_STDOUT_BYTES = 3000  # head and tail each: both fit in the student-visible output
 PR_SET_CHILD_SUBREAPER = 36
+USERADD_PATHS = ("/usr/sbin/useradd", "/sbin/useradd", "/usr/bin/useradd", "/bin/useradd")
+DRAIN_SECONDS = 1.0  # how long the judge reads what the child printed last, after it ended
 
 # What the judge tells the student when it had to kill the child while a check was running.
 TIME_LIMIT = "Time limit: killed, your code did not finish within the time limit"
@@ -75,6 +80,8 @@ class SandboxConfig:
         default_factory=lambda: os.environ.get("KIT_SANDBOX_USER") or SANDBOX_USER)
     keep_workdir_in: str | None = field(
         default_factory=lambda: os.environ.get("KIT_KEEP_WORKDIR_IN") or None)
+    use_bytecode: bool = field(
+        default_factory=lambda: os.environ.get("KIT_CHILD_BYTECODE", "on") != "off")
     memory_limit_bytes: int = 640 * 2**20
     startup_timeout_s: float = 60.0
     statement_timeout_s: float = 20.0
@@ -101,6 +108,7 @@ class SessionResult:
     stdout_head: bytes = b""
     stdout_tail: bytes = b""
     stdout_bytes: int = 0
+    timings: dict[str, float] = field(default_factory=dict)  # the child's start-up, reported
     outdir_fd: int | None = None
     cleanup_path: str | None = None
 
@@ -132,12 +140,23 @@ class SessionResult:
             self.cleanup_path = None
 
 
+def _useradd() -> str:
+    """``useradd`` by absolute path first: Gradescope's ``run_autograder`` may run with a PATH
+    that lacks the sbin folders (or with no PATH at all)."""
+    for candidate in USERADD_PATHS:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("useradd") or "useradd"
+
+
 def ensure_sandbox_user(name: str = SANDBOX_USER) -> tuple[int, int]:
-    """The sandbox user's uid and gid, creating the user if needed (root only)."""
+    """The sandbox user's uid and gid, creating the user if needed (root only). The grader
+    zip's ``setup.sh`` creates ``kitsandbox`` when the image is built, so that a running
+    container never edits ``/etc/passwd``; this is the fallback."""
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+        subprocess.run([_useradd(), "--system", "--no-create-home", "--shell",
                         "/usr/sbin/nologin", name], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         entry = pwd.getpwnam(name)
@@ -269,28 +288,51 @@ def _proportional_bytes(pids: list[int]) -> int:
     return total
 
 
+def child_command(config: SandboxConfig) -> list[str]:
+    """How a child is started: isolated mode (no environment variables, no user site, no
+    script folder on sys.path), no bytecode written (it starts as root), unbuffered output."""
+    command = [config.python, "-I", "-B", "-u"]
+    if not config.use_bytecode:  # make bench: a grading as if nothing were precompiled
+        command += ["-X", "pycache_prefix=/nonexistent-kit-pycache"]
+    return command + [CHILD_SCRIPT]
+
+
+def child_environment(workdir: str) -> dict[str, str]:
+    """The child's whole environment: nothing of the judge's (its variables may be secrets)."""
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
+            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+            "PYTHONHASHSEED": "0", "LANG": "C.UTF-8"}
+
+
+def child_job(config: SandboxConfig, job: dict, proto_fd: int, uid: int | None,
+              gid: int | None) -> dict:
+    """The job as the child reads it on stdin."""
+    return dict(job, proto_fd=proto_fd, uid=uid, gid=gid,
+                isolate_network=config.isolate_network, limits=config.limits,
+                engine_root=ENGINE_ROOT)
+
+
 class _Attempt:
     """One child process, from start to its end."""
 
-    def __init__(self, config: SandboxConfig, job: dict, uid: int | None, gid: int | None):
+    def __init__(self, config: SandboxConfig, job: dict, uid: int | None, gid: int | None,
+                 on_stdout=None):
         self.config = config
+        self.on_stdout = on_stdout or (lambda chunk: None)
         read_fd, write_fd = os.pipe()
-        job = dict(job, proto_fd=write_fd, uid=uid, gid=gid,
-                   isolate_network=config.isolate_network, limits=config.limits,
-                   engine_root=ENGINE_ROOT)
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": job["workdir"],
-               "TMPDIR": job["workdir"], "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-               "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "LANG": "C.UTF-8"}
+        job = child_job(config, job, write_fd, uid, gid)
         self.process = subprocess.Popen(
-            [config.python, "-I", "-B", "-u", CHILD_SCRIPT], stdin=subprocess.PIPE,
+            child_command(config), stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
-            start_new_session=True, cwd=job["workdir"], env=env, close_fds=True)
+            start_new_session=True, cwd=job["workdir"], env=child_environment(job["workdir"]),
+            close_fds=True)
         os.close(write_fd)
         self.uid = uid
         self.proto = os.fdopen(read_fd, "rb", buffering=0)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.proto, selectors.EVENT_READ, "proto")
         self.selector.register(self.process.stdout, selectors.EVENT_READ, "stdout")
+        self.stdout_open = True
         self.buffer = b""
         self.memory_checked_at = 0.0
         self.memory_over = False
@@ -300,7 +342,7 @@ class _Attempt:
         except (BrokenPipeError, OSError):
             pass
 
-    def events(self, deadline_for, on_stdout):
+    def events(self, deadline_for):
         """Yields ("event", dict), then one of ("timeout"|"ended"|"memory", None)."""
         proto_open = True
         while True:
@@ -319,9 +361,10 @@ class _Attempt:
                 if not chunk:
                     self.selector.unregister(key.fileobj)
                     proto_open = proto_open and key.data != "proto"
+                    self.stdout_open = self.stdout_open and key.data != "stdout"
                     continue
                 if key.data == "stdout":
-                    on_stdout(chunk)
+                    self.on_stdout(chunk)
                     continue
                 self.buffer += chunk
                 while b"\n" in self.buffer:
@@ -359,6 +402,28 @@ class _Attempt:
             self.memory_over = _proportional_bytes(pids) > limit
         return self.memory_over
 
+    def drain_stdout(self) -> None:
+        """Reads what the child printed last: the protocol's final event can arrive before
+        the output printed just before it. Every writer is dead by now, so the pipe ends
+        soon; a time limit still bounds it (a writer the sweep missed)."""
+        if not self.stdout_open:
+            return
+        fd = self.process.stdout.fileno()
+        os.set_blocking(fd, False)
+        end = time.monotonic() + DRAIN_SECONDS
+        while time.monotonic() < end:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                time.sleep(0.01)
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.on_stdout(chunk)
+        self.stdout_open = False
+
     def kill(self) -> None:
         """SIGKILLs the child, its session, its descendants and (as root) every process of the
         sandbox user. The processes are listed before the child dies, while its descendants
@@ -382,6 +447,7 @@ class _Attempt:
         except subprocess.TimeoutExpired:
             pass
         _reap_adopted()
+        self.drain_stdout()
         for stream in (self.proto, self.process.stdout):
             try:
                 stream.close()
@@ -409,21 +475,48 @@ def _int(value) -> int | None:
     return value if type(value) is int else None
 
 
-def protections_by_judge(config: SandboxConfig, uid: int | None) -> dict:
-    """What the judge itself enforces, whatever the child reports (instructor-only output)."""
-    if uid is not None:
-        mode = "full: running as root, the child drops to an unprivileged user"
-        cleanup = "every process of the sandbox user, its session and its descendants"
-    else:
+def protections_by_judge(config: SandboxConfig, uid: int | None, child: dict,
+                         python_files: str | None) -> dict:
+    """What was in force, for the instructor-only output: the judge's own measures, the
+    child's start-up report (sent before any student code ran), and ``mode``, which is "full"
+    only when every protection is active and names whatever is missing otherwise."""
+    missing = []
+    if uid is None:
         why = "privilege drop is switched off" if os.geteuid() == 0 else "the grader is not root"
-        mode = (f"DEGRADED: {why}, so the child runs as the grader's own user and can read "
-                f"and write what the grader can; grade as root for isolation")
+        missing.append(f"{why}, so the child runs as the grader's own user and can read and "
+                       f"write what the grader can; grade as root for isolation")
         cleanup = ("the child's session and descendants, and orphans adopted by the judge"
                    if _ADOPTS_ORPHANS else
                    "the child's session and descendants (a daemon that left both may survive)")
-    return {"mode": mode, "sandbox_user": config.sandbox_user if uid is not None else None,
-            "memory_watchdog_mib": config.memory_limit_bytes // 2**20,
-            "process_cleanup": cleanup}
+    else:
+        cleanup = "every process of the sandbox user, its session and its descendants"
+        if child and child.get("user") != f"uid {uid}":
+            missing.append(f"the child did not report the privilege drop ({child.get('user')})")
+        if python_files is not None and not python_files.startswith("readable"):
+            missing.append(f"Python files {python_files}: the submission cannot import "
+                           f"modules that were not loaded before the privilege drop")
+    if not child:
+        missing.append("the child never reported its protections (it did not start)")
+    else:
+        network = str(child.get("network", ""))
+        if config.isolate_network and not network.startswith("blocked"):
+            missing.append(f"network {network or 'not reported'}")
+        if child.get("subreaper") is not True:
+            missing.append("the child is not a subreaper")
+    if not missing:
+        mode = "full: running as root, the child drops to an unprivileged user" if uid is not None \
+            else "full"
+        if child and "namespace" not in str(child.get("network", "")):
+            mode += f"; network blocked by the seccomp filter alone (no network namespace: " \
+                    f"{child.get('network_namespace')})"
+    else:
+        mode = "DEGRADED: " + "; ".join(missing)
+    report = {"mode": mode, "sandbox_user": config.sandbox_user if uid is not None else None,
+              "memory_watchdog_mib": config.memory_limit_bytes // 2**20,
+              "process_cleanup": cleanup}
+    if python_files is not None:
+        report["python_files"] = python_files
+    return report
 
 
 @contextlib.contextmanager
@@ -468,122 +561,213 @@ def run_in_sandbox(cells: list[tuple[int, str]], check_source: str,
         uid, gid = ensure_sandbox_user(config.sandbox_user)
     container, workdir = _make_workdir(config, uid, gid)
     result.cleanup_path = None if config.keep_workdir_in else container
+    python_files = None
     try:
         result.outdir_fd = os.open(os.path.join(workdir, "out"),
                                    os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        with _exclusive_use_of(config.sandbox_user if uid is not None else None):
+        with _exclusive_use_of(config.sandbox_user if uid is not None else None), \
+                _python_readable(uid, gid) as python_files:
             _supervise(result, cells, check_source, check_timeouts, config, workdir, uid, gid)
     except BaseException:
         result.close()
         raise
-    result.protections = dict(result.protections, **protections_by_judge(config, uid))
+    result.protections = dict(result.protections, **protections_by_judge(
+        config, uid, result.protections, python_files))
     return result
+
+
+@contextlib.contextmanager
+def _python_readable(uid: int | None, gid: int | None):
+    """As root: the sandbox user can read the Python installation while inside (see
+    ``autograder.pythonaccess``); yields the report, or None when there is no privilege drop."""
+    if uid is None or gid is None:
+        yield None
+        return
+    with python_readable_by(uid, gid) as report:
+        yield report
+
+
+class StdoutExcerpt:
+    """What the child printed, bounded: the first and the last ``KEEP_STDOUT_BYTES`` bytes and
+    how many there were in all."""
+
+    def __init__(self, keep: int = KEEP_STDOUT_BYTES):
+        self.keep = keep
+        self.head = b""
+        self.tail = b""
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if len(self.head) < self.keep:
+            self.head += chunk[:self.keep - len(self.head)]
+        self.tail = (self.tail + chunk)[-self.keep:]
+
+
+class Protocol:
+    """The supervisor's state machine over the child's events, for one whole grading (all its
+    children). No process and no clock of its own: the supervisor feeds it events with the
+    time they arrived and asks it for the current deadline, so it is unit-tested alone.
+
+    A child goes through the phases ``startup`` -> ``defs`` (the submission's statements) ->
+    ``checks`` <-> ``check`` (one check running) and ends with ``all_done`` once no check is pending. The events are data
+    from an untrusted process (student code can write to the protocol pipe too), so an event is
+    accepted only where the real child sends it: protections only in the start-up message, a
+    statement's deadline reset only for a strictly later statement, a check's only once and only
+    for a check still pending, a report only for the check running. Anything else is refused
+    (``accept`` returns False) and changes nothing.
+
+    After each child, ``attempt_ended(outcome)`` charges what was running when it ended
+    (timeout, memory, the process ended) and says whether another child should resume.
+    """
+
+    def __init__(self, check_timeouts: dict[int, float], config: SandboxConfig, started: float):
+        self.check_timeouts = dict(check_timeouts)
+        self.config = config
+        self.budget_end = started + config.total_budget_s
+        self.pending: list[int] = list(check_timeouts)
+        self.skip: list[tuple[int, int]] = []
+        self.reports: dict[int, dict] = {}
+        self.failures: dict[int, str] = {}
+        self.notes: list[str] = []
+        self.protections: dict = {}
+        self.timings: dict[str, float] = {}
+        self.failed_starts = 0
+        self.finished = False
+        self.start_attempt(started)
+
+    # -- one child ------------------------------------------------------------------------
+    def start_attempt(self, now: float) -> None:
+        self.phase = "startup"
+        self.stmt: tuple[int, int] | None = None
+        self.check: int | None = None
+        self.since = now
+        self.started_checks: set[int] = set()
+
+    def deadline(self) -> float:
+        """When what is running now must have finished (never after the total budget)."""
+        if self.phase == "startup":
+            limit = self.config.startup_timeout_s
+        elif self.phase == "defs":
+            limit = self.config.statement_timeout_s
+        elif self.phase == "check" and self.check is not None:
+            limit = self.check_timeouts[self.check]
+        else:
+            limit = 5.0  # between checks: the child only reports and moves on
+        return min(self.budget_end, self.since + limit)
+
+    def accept(self, event: object, now: float) -> bool:
+        """Applies one event if it is where the real child would send it."""
+        if not isinstance(event, dict) or self.finished:
+            return False
+        name, phase = event.get("ev"), self.phase
+        if name == "ready" and phase == "startup":
+            protections, timings = event.get("protections"), event.get("timings")
+            self.protections = protections if isinstance(protections, dict) else {}
+            if isinstance(timings, dict):
+                self.timings = {str(key)[:40]: value for key, value in timings.items()
+                                if type(value) is float}
+            self.phase, self.since = "defs", now
+        elif name == "stmt" and phase == "defs":
+            where = (_int(event.get("cell")), _int(event.get("stmt")))
+            if where[0] is None or where[1] is None or \
+                    (self.stmt is not None and where <= self.stmt):
+                return False
+            self.stmt, self.since = (where[0], where[1]), now
+        elif name == "stmt_error" and phase == "defs":
+            self.notes.append(f"cell {_int(event.get('cell'))}: {str(event.get('error'))[:500]}")
+        elif name == "cell_syntax_error" and phase == "defs":
+            self.notes.append(f"cell {_int(event.get('cell'))} was skipped, it does not "
+                              f"parse: {str(event.get('error'))[:500]}")
+        elif name == "defs_done" and phase == "defs":
+            self.phase, self.stmt, self.since = "checks", None, now
+        elif name == "check_start" and phase == "checks":
+            check = _int(event.get("check"))
+            if check not in self.pending or check in self.started_checks:
+                return False
+            self.started_checks.add(check)
+            self.phase, self.check, self.since = "check", check, now
+        elif name == "check_done" and phase == "check":
+            if _int(event.get("check")) != self.check or self.check is None:
+                return False
+            report = event.get("report")
+            if isinstance(report, dict):
+                self.reports[self.check] = report
+            self.pending.remove(self.check)
+            self.phase, self.check, self.since = "checks", None, now
+        elif name == "all_done" and phase == "checks" and not self.pending:
+            self.finished = True
+        else:
+            return False
+        return True
+
+    def attempt_ended(self, outcome: str) -> bool:
+        """Charges ``outcome`` ("done", "timeout", "memory" or "ended") to what was running;
+        returns whether a fresh child should resume with what is left."""
+        if outcome == "done" or self.finished:
+            return False
+        reason = {"timeout": TIME_LIMIT,
+                  "memory": f"{MEMORY_LIMIT} ({self.config.memory_limit_bytes // 2**20} MiB)",
+                  "ended": PROCESS_ENDED}[outcome]
+        if self.phase == "check" and self.check is not None:
+            if outcome == "timeout":
+                reason += f" ({self.check_timeouts[self.check]:g} s)"
+            self.failures[self.check] = reason
+            self.pending.remove(self.check)
+        elif self.phase == "defs" and self.stmt is not None:
+            cell, stmt = self.stmt
+            self.skip.append((cell, stmt))
+            self.notes.append(f"cell {cell}, statement {stmt + 1}: {reason}; it was skipped "
+                              f"and the rest of your code was run without it")
+            if len(self.skip) > self.config.max_skipped_statements:
+                self.fail_pending("not run: too many statements of your code had to be "
+                                  "skipped")
+        else:
+            self.failed_starts += 1
+            if self.failed_starts >= 2:
+                self.fail_pending(f"not run: the sandbox could not start your code ({outcome})")
+        return bool(self.pending)
+
+    def fail_pending(self, reason: str) -> None:
+        for index in self.pending:
+            self.failures[index] = reason
+        self.pending = []
+
+    def out_of_budget(self, now: float) -> bool:
+        if now < self.budget_end:
+            return False
+        self.fail_pending("not run: the grading time budget was used up")
+        return True
 
 
 def _supervise(result: SessionResult, cells: list[tuple[int, str]], check_source: str,
                check_timeouts: dict[int, float], config: SandboxConfig, workdir: str,
                uid: int | None, gid: int | None) -> None:
     """Runs children until every check has a report or a failure (see run_in_sandbox)."""
-    started = time.monotonic()
-    outdir = os.path.join(workdir, "out")
-    stdout_state = {"head": b"", "tail": b""}
-
-    def on_stdout(chunk: bytes) -> None:
-        result.stdout_bytes += len(chunk)
-        if len(stdout_state["head"]) < KEEP_STDOUT_BYTES:
-            stdout_state["head"] += chunk[:KEEP_STDOUT_BYTES - len(stdout_state["head"])]
-        stdout_state["tail"] = (stdout_state["tail"] + chunk)[-KEEP_STDOUT_BYTES:]
-
-    pending = list(check_timeouts)
-    skip: list[tuple[int, int]] = []
-    failed_starts = 0
-    while pending:
-        if time.monotonic() - started > config.total_budget_s:
-            for index in pending:
-                result.check_failures[index] = "not run: the grading time budget was used up"
-            break
-        job = {"cells": cells, "check_source": check_source, "checks": pending,
-               "skip": skip, "workdir": workdir, "outdir": outdir}
-        attempt = _Attempt(config, job, uid, gid)
-        state = {"phase": "startup", "stmt": None, "check": None,
-                 "since": time.monotonic(), "started": set()}
-
-        def deadline_for() -> float:
-            budget_end = started + config.total_budget_s
-            if state["phase"] == "startup":
-                return min(budget_end, state["since"] + config.startup_timeout_s)
-            if state["phase"] == "defs":
-                return min(budget_end, state["since"] + config.statement_timeout_s)
-            if state["phase"] == "check":
-                return min(budget_end, state["since"] + check_timeouts[state["check"]])
-            return min(budget_end, state["since"] + 5.0)
-
-        # Events are accepted only in the order the real child sends them: student code can
-        # write to the protocol pipe too, but cannot reset a deadline more than once per
-        # statement (strictly increasing) and once per check, nor change the protections.
+    protocol = Protocol(check_timeouts, config, time.monotonic())
+    output = StdoutExcerpt()
+    while protocol.pending and not protocol.out_of_budget(time.monotonic()):
+        job = {"cells": cells, "check_source": check_source, "checks": protocol.pending,
+               "skip": protocol.skip, "workdir": workdir,
+               "outdir": os.path.join(workdir, "out")}
+        attempt = _Attempt(config, job, uid, gid, output.add)
+        protocol.start_attempt(time.monotonic())
         outcome = "ended"
-        for kind, event in attempt.events(deadline_for, on_stdout):
+        for kind, event in attempt.events(protocol.deadline):
             if kind != "event":
                 outcome = kind
                 break
-            name, phase = event.get("ev"), state["phase"]
-            if name == "ready" and phase == "startup":
-                protections = event.get("protections")
-                result.protections = protections if isinstance(protections, dict) else {}
-                state.update(phase="defs", since=time.monotonic())
-            elif name == "stmt" and phase == "defs":
-                where = (_int(event.get("cell")), _int(event.get("stmt")))
-                if None not in where and (state["stmt"] is None or where > state["stmt"]):
-                    state.update(stmt=where, since=time.monotonic())
-            elif name == "stmt_error" and phase == "defs":
-                result.notes.append(f"cell {_int(event.get('cell'))}: "
-                                    f"{str(event.get('error'))[:500]}")
-            elif name == "cell_syntax_error" and phase == "defs":
-                result.notes.append(f"cell {_int(event.get('cell'))} was skipped, it does not "
-                                    f"parse: {str(event.get('error'))[:500]}")
-            elif name == "defs_done" and phase == "defs":
-                state.update(phase="checks", stmt=None, since=time.monotonic())
-            elif name == "check_start" and phase == "checks" and \
-                    event.get("check") in pending and event["check"] not in state["started"]:
-                state["started"].add(event["check"])
-                state.update(phase="check", check=event["check"], since=time.monotonic())
-            elif name == "check_done" and phase == "check" and \
-                    event.get("check") == state["check"]:
-                report = event.get("report")
-                if isinstance(report, dict):
-                    result.check_reports[state["check"]] = report
-                pending.remove(state["check"])
-                state.update(phase="checks", check=None, since=time.monotonic())
-            elif name == "all_done" and phase == "checks":
+            protocol.accept(event, time.monotonic())
+            if protocol.finished:
                 outcome = "done"
                 break
         attempt.kill()
-        if outcome == "done":
+        if not protocol.attempt_ended(outcome):
             break
-        reason = {"timeout": TIME_LIMIT,
-                  "memory": f"{MEMORY_LIMIT} ({config.memory_limit_bytes // 2**20} MiB)",
-                  "ended": PROCESS_ENDED}[outcome]
-        if state["phase"] == "check":
-            if outcome == "timeout":
-                reason += f" ({check_timeouts[state['check']]:g} s)"
-            result.check_failures[state["check"]] = reason
-            pending.remove(state["check"])
-        elif state["phase"] == "defs" and state["stmt"] is not None:
-            cell, stmt = state["stmt"]
-            skip.append((cell, stmt))
-            result.notes.append(f"cell {cell}, statement {stmt + 1}: {reason}; it was skipped "
-                                f"and the rest of your code was run without it")
-            if len(skip) > config.max_skipped_statements:
-                for index in pending:
-                    result.check_failures[index] = "not run: too many statements of your " \
-                                                   "code had to be skipped"
-                break
-        else:
-            failed_starts += 1
-            if failed_starts >= 2:
-                for index in pending:
-                    result.check_failures[index] = f"not run: the sandbox could not start " \
-                                                   f"your code ({outcome})"
-                break
-    result.stdout_head = stdout_state["head"]
-    result.stdout_tail = stdout_state["tail"]
+    result.check_reports.update(protocol.reports)
+    result.check_failures.update(protocol.failures)
+    result.notes.extend(protocol.notes)
+    result.protections = protocol.protections
+    result.timings = protocol.timings
+    result.stdout_head, result.stdout_tail = output.head, output.tail
+    result.stdout_bytes = output.total

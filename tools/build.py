@@ -40,18 +40,39 @@ BUILD = REPO / "build"
 FIXED_DATE = (2024, 1, 1, 0, 0, 0)
 MARKER_LINE = re.compile(r"^\s*(# (BEGIN|END) SOLUTION.*|\"\"\" # (BEGIN|END) PROMPT)\s*$")
 GRADER_REQUIREMENTS = "numpy==2.4.6\n"
-SETUP_SH = """#!/usr/bin/env bash
-# Gradescope setup for the course kit's grader: Python 3.11 with CPU-only torch, nothing else.
-# (No Miniforge, no browser, no CUDA wheels: the grader needs only torch and numpy.)
+UV_VERSION = "0.13.9"
+PYTHON_VERSION = "3.11.7"  # the version the kit is developed and measured with
+SANDBOX_USER = "kitsandbox"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+SETUP_SH = f"""#!/usr/bin/env bash
+# Gradescope setup for the course kit's grader, run once when Gradescope builds the image:
+# Python {PYTHON_VERSION} with CPU-only torch and numpy, nothing else (no Miniforge, no browser,
+# no CUDA wheels), bytecode precompiled, and the sandbox user created.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+# Python goes where every user may read it: uv's default, /root/.local/share/uv/python, is
+# closed to the sandbox user (/root is mode 0700), which then cannot import the standard library.
+export UV_PYTHON_INSTALL_DIR=/opt/kit-python
+# .pyc files now: the grader's child runs with -B and would compile torch on every grading.
+export UV_COMPILE_BYTECODE=1
 apt-get update -qq
-apt-get install -y -qq python3-pip >/dev/null
-python3 -m pip install -q uv
-uv venv --python 3.11 /autograder/venv
+apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+python3 -m pip install -q uv=={UV_VERSION}
+uv python install {PYTHON_VERSION}
+uv venv --python {PYTHON_VERSION} /autograder/venv
+# torch and its dependencies from PyTorch's CPU index alone (it serves them all), pinned to the
+# +cpu build: a CUDA build can never be chosen. numpy (requirements.txt) comes from PyPI.
 uv pip install -q --python /autograder/venv/bin/python \\
-    --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+    --index-url {TORCH_CPU_INDEX} torch==2.13.0+cpu
 uv pip install -q --python /autograder/venv/bin/python -r /autograder/source/requirements.txt
+# The standard library and the grader's own modules, precompiled as well (a few of the
+# standard library's test files do not compile on purpose, hence `|| true`).
+/autograder/venv/bin/python -m compileall -q -j 0 /opt/kit-python /autograder/source || true
+chmod -R a+rX /opt/kit-python /autograder/venv
+# The unprivileged user that runs submissions, created now so that a running container never
+# edits /etc/passwd (absolute path: PATH may lack sbin).
+id -u {SANDBOX_USER} >/dev/null 2>&1 || \\
+    /usr/sbin/useradd --system --no-create-home --shell /usr/sbin/nologin {SANDBOX_USER}
 """
 # The first two code cells of every notebook, added by the build (after the title cell) so
 # that the masters do not repeat them: Colab setup, then Otter's grader object.
@@ -77,9 +98,12 @@ elif not (os.path.isdir("student") and os.path.isdir("tests")):
 OTTER_CELL = """import otter
 grader = otter.Notebook("{chapter}.ipynb")"""
 RUN_AUTOGRADER = """#!/usr/bin/env bash
-# Gradescope runs this once per submission; it always writes /autograder/results/results.json.
-cd /autograder/source
-exec /autograder/venv/bin/python -m autograder.gradescope
+# Gradescope runs this once per submission, as root; it always writes
+# <base>/results/results.json. The base folder is /autograder unless KIT_AUTOGRADER_BASE says
+# otherwise (the kit's own tests build the same layout elsewhere).
+base="${KIT_AUTOGRADER_BASE:-/autograder}"
+cd "$base/source"
+exec "$base/venv/bin/python" -m autograder.gradescope --base "$base"
 """
 
 

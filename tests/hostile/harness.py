@@ -23,7 +23,6 @@ import queue
 import secrets
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 from autograder.sandbox import _real_uid, _tree, ensure_sandbox_user
+from tests.loopback import LoopbackListeners
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -284,7 +284,11 @@ def files_owned_by(uid: int) -> list[Path]:
     found = []
     for top in TEMPORARY_FOLDERS:
         for folder, subfolders, files in os.walk(top):
-            info = os.lstat(folder)
+            try:
+                info = os.lstat(folder)
+            except OSError:  # removed meanwhile (another grading's work folder)
+                subfolders[:] = []
+                continue
             writable = info.st_uid == uid or info.st_mode & stat.S_IWOTH
             if not writable:
                 subfolders[:] = []
@@ -405,8 +409,7 @@ class HostileGrader:
         os.chmod(self.base, 0o755)  # like /autograder: anyone may pass through
         self.pristine = self.base / "pristine-source"
         build_canaried_source(self.pristine, self.canary)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listen_port = self.listener.getsockname()[1]
+        self.listeners = LoopbackListeners()  # network probes reach only these
         self.workers = workers or worker_count()
         self.users: queue.Queue[str | None] = queue.Queue()
         for index in range(self.workers):
@@ -426,7 +429,7 @@ class HostileGrader:
     # -- lifecycle ----------------------------------------------------------------------
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
-        self.listener.close()
+        self.listeners.close()
         for folder in TEMPORARY_FOLDERS:  # what the submissions wrote on purpose, either mode
             for path in Path(folder).glob(f"kit-hostile-*{self.base.name}*"):
                 if path.is_file() and not path.is_symlink():
@@ -485,8 +488,8 @@ class HostileGrader:
                   kill_when: Callable[[int | None], Trigger] | None) -> Run:
         run_dir = self._new_run_dir(name)
         context = RunContext(run_dir, run_dir / "submission", {
-            "LISTEN_PORT": str(self.listen_port), "RUN_TAG": self.run_tag(run_dir),
-            "MARKER": str(run_dir / "marker-unpickled")})
+            "RUN_TAG": self.run_tag(run_dir), "MARKER": str(run_dir / "marker-unpickled"),
+            **self.listeners.substitutions})
         build(context)
         for path in context.submission_dir.rglob("*"):
             os.chmod(path, 0o755 if path.is_dir() else 0o644)

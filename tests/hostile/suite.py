@@ -96,7 +96,8 @@ class Suite:
         if self.full_protection:
             assert protections["mode"].startswith("full"), protections
             assert protections["user"] == f"uid {_sandbox_uid(run.sandbox_user)}", protections
-            assert protections["network"] == "network namespace", protections
+            assert protections["network"] == "blocked (namespace + seccomp filter)", protections
+            assert protections["python_files"].startswith("readable"), protections
             assert protections["subreaper"] is True, protections
         else:
             assert protections["mode"].startswith("DEGRADED"), protections
@@ -132,7 +133,7 @@ class Suite:
 def mode_line() -> str:
     if AS_ROOT:
         return ("hostile suite: FULL mode (root: privilege drop to kitsandbox-t*, network "
-                "namespace, grader files locked)")
+                "namespace + seccomp filter, grader files locked)")
     return (f"hostile suite: DEGRADED mode (uid {os.geteuid()}, not root: no privilege drop; "
             f"attacks a degraded grader is open to are checked for validity only)")
 

@@ -1,5 +1,6 @@
-# Tries the network at import: a port the grading machine really listens on, an outside
-# address, DNS, and an HTTP request. Each attempt would wait up to 20 s if it hung.
+# Tries the network at import, towards listeners the test itself opened on loopback only:
+# TCP to 127.0.0.1 and 127.0.0.2, an HTTP request to the second, and a DNS query sent over UDP
+# to a fake resolver on 127.0.0.3. Each attempt would wait up to 20 s if it hung.
 import socket
 import time
 import urllib.request
@@ -15,7 +16,17 @@ def timed(label, action):
     print(f"hostile-net: {label}: {outcome} in {time.monotonic() - began:.2f} s")
 
 
-timed("loopback", lambda: socket.create_connection(("127.0.0.1", {{LISTEN_PORT}}), timeout=20))
-timed("outside", lambda: socket.create_connection(("1.1.1.1", 53), timeout=20))
-timed("dns", lambda: socket.getaddrinfo("example.com", 80))
-timed("http", lambda: urllib.request.urlopen("http://example.com/", timeout=20))
+def dns_query():
+    # a query for kitprobe.test (a reserved name), sent to the test's own fake resolver
+    query = (b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+             b"\x08kitprobe\x04test\x00\x00\x01\x00\x01")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.settimeout(20)
+        probe.sendto(query, ("127.0.0.3", {{UDP_PORT}}))
+        probe.recvfrom(512)
+
+
+timed("tcp1", lambda: socket.create_connection(("127.0.0.1", {{TCP_PORT_1}}), timeout=20))
+timed("tcp2", lambda: socket.create_connection(("127.0.0.2", {{TCP_PORT_2}}), timeout=20))
+timed("http", lambda: urllib.request.urlopen("http://127.0.0.2:{{TCP_PORT_2}}/", timeout=20))
+timed("dns", dns_query)
