@@ -248,7 +248,7 @@ class _ProbeBlock(nn.Module):
         return torch.cat([x, y], dim=1) if self.concat else y
 
 
-def probe_classes() -> dict[str, type]:
+def probe_classes() -> dict[str, type[_ProbeBlock]]:
     """Fresh probe classes (each with its own ``made`` list) under the students' names."""
 
     class ResidualBlock(_ProbeBlock):
@@ -290,7 +290,7 @@ def probe_classes() -> dict[str, type]:
                                           TransitionLayer)}
 
 
-def architecture(probes: Mapping[str, type], names: tuple[str, ...]) -> torch.Tensor:
+def architecture(probes: Mapping[str, type[_ProbeBlock]], names: tuple[str, ...]) -> torch.Tensor:
     """The constructor arguments of every probe built, per kind in ``names`` order, padded."""
     rows = [(index, *args) for index, name in enumerate(names) for args in probes[name].made]
     width = max((len(row) for row in rows), default=1)
