@@ -74,7 +74,8 @@ def _repack(distribution: importlib.metadata.Distribution, out: Path) -> None:
     tags = [line.split(":", 1)[1].strip() for line in (info / "WHEEL").read_text().splitlines()
             if line.startswith("Tag:")] or ["py3-none-any"]
     name = re.sub(r"[-_.]+", "_", metadata["Name"])
-    wheel = out / f"{name}-{metadata['Version']}-{tags[0]}.whl"
+    parts = [".".join(dict.fromkeys(tag.split("-")[i] for tag in tags)) for i in range(3)]
+    wheel = out / f"{name}-{metadata['Version']}-{'-'.join(parts)}.whl"  # e.g. py2.py3-none-any
     if wheel.exists():
         return
     records = []

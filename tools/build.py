@@ -31,6 +31,7 @@ import nbformat
 from autograder.checks import load_checks_namespace
 from autograder.forbidden import RULES_MARKER, describe_rules
 from tools.chapter_package import REPO, build_package
+from tools.figures import embed_figures
 from tools.leaks import scan_for_leaks
 from tools.public_tests import rewrite_public_tests
 
@@ -194,6 +195,7 @@ def add_setup_cells(master: Path, chapter: str) -> None:
     for cell in notebook.cells:
         if cell.cell_type == "markdown" and RULES_MARKER in cell.source:
             cell.source = cell.source.replace(RULES_MARKER, rules)
+    embed_figures(notebook)
     title = next(i for i, cell in enumerate(notebook.cells) if cell.cell_type == "markdown")
     cells = [nbformat.v4.new_code_cell(template.format(chapter=chapter))
              for template in (SETUP_CELL, OTTER_CELL)]

@@ -26,7 +26,7 @@
 #
 # {{FORBIDDEN_RULES}}
 #
-# Conventions used throughout (the same as the course notes):
+# Conventions used throughout (those of the course's lecture notes, and of this whole kit):
 # * a batch of inputs has shape `(N, features)`;
 # * `Linear` computes `y = x @ W + b` with `W` of shape `(in_features, out_features)`;
 # * every layer has `forward(x)` (which caches what backward needs) and `backward(dupstream)`,
@@ -42,15 +42,41 @@ import torch
 # For one example, `y_j = sum_i x_i W_ij + b_j`. For a batch, the same in matrix form:
 # `y = x @ W + b`, with the bias broadcast over the rows.
 #
-# Backward, given `dupstream = dL/dy` of shape `(N, out_features)`:
-# * `dL/dx = dupstream @ W.T` — shape `(N, in_features)`;
-# * `dL/dW = x.T @ dupstream` — shape `(in_features, out_features)`; the product already sums
-#   the contributions of the `N` examples;
-# * `dL/db = dupstream.sum(dim=0)` — shape `(out_features,)`: the bias was added to every row,
-#   so its gradient collects every row.
+# {{FIGURE:linear_graph}}
 #
-# `init_params(std)` draws the weight from a Gaussian with standard deviation `std` and the bias
-# uniformly from `[0, 1)`.
+# **Deriving the backward pass.** `backward` receives `dupstream = dL/dy`, one number per
+# element of `y`, shape `(N, out_features)`, and must return `dL/dx`. Derive it yourself, in
+# three steps; the public checks below will tell you whether you got it right.
+#
+# 1. *One scalar.* Take `N = 1`, `in_features = 2`, `out_features = 1`:
+#    `y = x_1 W_11 + x_2 W_21 + b_1`. What are `dy/dx_1`, `dy/dW_21` and `dy/db_1`? By the
+#    chain rule, `dL/dx_1 = dL/dy * dy/dx_1`.
+# 2. *One example, all outputs.* Now `out_features = 3`: `x_1` feeds `y_1`, `y_2` and `y_3`, so
+#    `dL/dx_1` is a sum of three chain-rule terms. Write it as a sum over `j`; which row or
+#    column of `W` appears? `W_ij` feeds only `y_j`: what is `dL/dW_ij`?
+# 3. *The batch.* With `N` examples every row of `x` gets its own `dL/dx` row. `W` and `b` are
+#    shared by all rows, so their gradients **add up** the contributions of all `N` examples.
+#    Write each result as one matrix product (or a sum) and check it by its shape: `dL/dx` must
+#    be `(N, in_features)`, `dL/dW` the shape of `W`, `dL/db` the shape of `b`. Shapes leave
+#    few possibilities: an `(N, out)` and an `(in, out)` matrix can only be combined one way
+#    into an `(N, in)` one.
+#
+# **Checking a gradient numerically.** The public checks compare your `backward` with the
+# definition of the derivative, element by element: nudge one input by `e` and watch the loss.
+# The *central* difference `(L(x + e) - L(x - e)) / 2e` is off by about `e²` (the one-sided
+# `(L(x + e) - L(x)) / e` by about `e`), and the check runs in **float64**: `L(x + e) - L(x - e)`
+# cancels most digits of `L`, and float32 keeps only about 7 of them, too few for `e = 1e-6`.
+# The error reported is `||analytic - numerical|| / (||analytic|| + ||numerical||)` over a whole
+# gradient: about 1e-10 for a correct pass, above `1e-6` means a bug. Use it on your own layers
+# at any time, including a whole network (`check_gradients(net, x)`) or a loss
+# (`check_gradients(loss, logits, target=labels)`):
+# `from student.gradcheck import check_gradients`.
+#
+# `init_params(std)` draws the weight from a Gaussian with standard deviation `std` (the default,
+# 1, is just a start: section 5 uses 0.1) and the bias uniformly from `[0, 1)`, a small positive
+# start that keeps ReLU units active on the first steps. Both are this course's choices, which
+# the grader checks; PyTorch's `nn.Linear` draws both uniformly in
+# `[-1/sqrt(in_features), 1/sqrt(in_features)]` instead.
 
 # %% [raw]
 # # BEGIN QUESTION
@@ -157,9 +183,16 @@ assert not wrong, f"Linear: these gradients disagree with central differences (r
 # | Sigmoid | `s = 1 / (1 + exp(-x))` | `s (1 - s)` |
 # | Tanh | `t = tanh(x)` | `1 - t^2` |
 #
-# Sigmoid and tanh have derivatives expressed through their *outputs*: cache the output in
-# `forward`. For large negative `x`, `exp(-x)` overflows; an implementation that stays finite
-# for any input is better (hint: `exp(-|x|)` never overflows).
+# Derive the last two columns before you code them: write sigmoid as `s = 1 / (1 + e)` with
+# `e = exp(-x)` and differentiate (you should find that the result can be written with `s`
+# alone), and use `tanh' = 1 - tanh²`. Both derivatives are expressed through the *outputs*:
+# cache the output in `forward`.
+#
+# Overflow: for `x = -1000`, `exp(-x)` is `inf` in float64, but `1 / (1 + inf)` is exactly 0, so
+# `1 / (1 + exp(-x))` stays finite in torch (with an overflow that NumPy would warn about). The
+# form that breaks is `exp(x) / (1 + exp(x))`: for `x = 1000` it is `inf / inf = nan`. A
+# version that never overflows uses `exp(-|x|)`, which lies in (0, 1]:
+# `1 / (1 + exp(-|x|))` for `x >= 0` and `exp(-|x|) / (1 + exp(-|x|))` for `x < 0`.
 
 # %% [raw]
 # # BEGIN QUESTION
@@ -291,12 +324,17 @@ for layer in (ReLU(), LeakyReLU(0.2), Sigmoid(), Tanh()):
 # A loss's `forward(pred, target)` returns a scalar tensor; its `backward()` (no argument: the
 # loss is the end of the chain) returns `dL/dpred`, with the shape of `pred`.
 #
-# **Mean squared error** averages over *all* elements: `L = mean((pred - target)^2)`, so
-# `dL/dpred = 2 (pred - target) / pred.numel()`.
+# **Mean squared error** averages over *all* elements: `L = mean((pred - target)^2)`.
+# Differentiate with respect to one element `pred[k]`: only one term of the sum contains it,
+# and the mean divides that term by the number of elements (`pred.numel()`, not the batch size).
 #
 # **Cross-entropy** takes raw scores `logits` of shape `(N, C)` and integer classes `target` of
 # shape `(N,)`. With `p = softmax(logits)` along the class dimension,
-# `L = -mean_n log p[n, target[n]]`, and the gradient is `(p - onehot(target)) / N`.
+# `L = -mean_n log p[n, target[n]]`. Derive the gradient for one example first: with logits
+# `z`, true class `t` and `log p_t = z_t - log(sum_j exp(z_j))`, compute `d(-log p_t)/dz_j`
+# separately for `j = t` and `j != t`; you will find that both cases are one expression in `p`
+# and a one-hot vector. Then the batch mean divides every row by `N`. (Sanity check: each row of
+# the gradient sums to zero, because adding a constant to all logits of a row changes nothing.)
 # Computing `log(softmax(z))` naively overflows when a logit is around 1000. Subtract each row's
 # maximum first — it does not change the softmax — and use
 # `log_softmax(z) = z - log(sum(exp(z)))` on the shifted row.
@@ -522,8 +560,8 @@ for step in range(2000):
     loss = mse.forward(xor_net.forward(xor_x), xor_y)
     xor_net.backward(mse.backward())
     xor_net.optimizer_step(0.5)
-print("final loss", round(loss.item(), 4))
-print("predictions", xor_net.forward(xor_x).squeeze(1).round(decimals=2).tolist())
+print(f"final loss {loss.item():.4f}")
+print("predictions", "  ".join(f"{p:.2f}" for p in xor_net.forward(xor_x).squeeze(1).tolist()))
 
 # %% [markdown]
 # ### 5.2 Handwritten digits
