@@ -61,8 +61,10 @@ def _closure(requirements: list[str]) -> set[str]:
             continue
         todo += [Requirement(line) for line in requires]
         for extra in requirement.extras:
-            todo += [r for r in map(Requirement, requires)
-                     if r.marker is not None and r.marker.evaluate({"extra": extra})]
+            for needed in map(Requirement, requires):
+                if needed.marker is not None and needed.marker.evaluate({"extra": extra}):
+                    needed.marker = None  # wanted because of the extra
+                    todo.append(needed)
     return wanted
 
 

@@ -173,11 +173,19 @@ print("3x3 conv + 2x2 pool, three times:", receptive_field([(3, 1), (2, 2)] * 3)
 #
 # where `xp` is the input padded with `p` zeros on every side and `s` is the stride. In words:
 # cut out the `C x k x k` window whose top-left corner is at `(i*s, j*s)`, multiply it
-# elementwise with filter `f`, sum. Strictly speaking this is a *cross-correlation*: a
+# elementwise with filter `f`, sum.
+#
+# {{FIGURE:conv_window}}
+#
+# Strictly speaking this is a *cross-correlation*: a
 # convolution in the mathematical sense would flip the filter first. Deep learning libraries
 # (and this course) do not flip; since the filter is learned, nothing is lost.
 #
-# **Backward.** Each output element is a dot product of one window with one filter, so:
+# **Backward: derive it on a tiny case first.** In one dimension, with one channel, a kernel of
+# 2 and stride 1, `y0 = w0 x0 + w1 x1 + b` and `y1 = w0 x1 + w1 x2 + b`. Then `dL/dx1` has two
+# terms (`x1` is in both windows), `dL/dw0 = dL/dy0 x0 + dL/dy1 x1` sums over the positions
+# where `w0` was used, and `dL/db` sums all of `dupstream`. The 2-D layer is the same bookkeeping
+# with more indices. Each output element is a dot product of one window with one filter, so:
 # * `grad_bias[f]` sums `dupstream[n, f, i, j]` over `n`, `i` *and* `j` — the bias was added at
 #   every position;
 # * `grad_weight[f]` sums, over `n, i, j`, `dupstream[n, f, i, j]` times the window at `(i, j)`;
@@ -190,8 +198,9 @@ print("3x3 conv + 2x2 pool, three times:", receptive_field([(3, 1), (2, 2)] * 3)
 # (flatten each window to `(N, C * k * k)` and the weight to `(F, C * k * k)`). Use `reshape`
 # rather than `view`: the grader also passes non-contiguous tensors.
 #
-# `init_params(std)` draws the weight from a Gaussian with standard deviation `std`
-# (the default 0.7071 is sqrt(1/2)) and sets the bias to zeros.
+# `init_params(std)` draws the weight from a Gaussian with standard deviation `std` and sets the
+# bias to zeros. The default, 0.7071 = `sqrt(1/2)`, is only a neutral start for the public
+# checks; a trained network scales each layer by its fan-in instead (section 6.2 shows how).
 
 # %% [raw]
 # # BEGIN QUESTION
@@ -365,6 +374,8 @@ for stride, padding in [(1, 0), (2, 1), (3, 2)]:
 #   positions: offset `(u, v)` of all windows sits at rows `u, u+s, ..., u+s*(H'-1)` and columns
 #   `v, v+s, ..., v+s*(W'-1)` of `xp`, that is the slice `[u : u + s*(H'-1) + 1 : s]`.
 #
+# {{FIGURE:im2col}}
+#
 # `Conv2d` inherits `__init__` and `init_params` from `Conv2dLoop`; override `forward` and
 # `backward` (writing `im2col` and `col2im` as helpers is a good idea). It must give the same
 # results as `Conv2dLoop`, much faster.
@@ -510,6 +521,8 @@ assert not wrong, f"Conv2d: these gradients disagree with central differences (r
 # **Padding.** A padded border must never win the maximum, so pool padding is filled with
 # `-inf`, not with zeros: with zeros, a window of negative values next to the border would
 # output 0, a value that is not in the image.
+#
+# {{FIGURE:maxpool_routing}}
 #
 # **Backward.** `max` passes its gradient to the element that won and nothing to the others:
 # `dx` is zero except at each window's maximum, which receives that window's `dupstream`. When
@@ -935,9 +948,12 @@ print(f"im2col is {timings['loop (Conv2dLoop)'] / timings['im2col (Conv2d)']:.0f
 # ### 6.2 Training the CNN on digits
 #
 # The digits, upsampled to 16x16. Two changes from chapter 01's recipe help a CNN:
-# * **initialisation**: each layer's weights get a standard deviation of `sqrt(2 / fan_in)`
-#   (He initialisation, for ReLU networks), with `fan_in = C * k * k` for a convolution; a
-#   single `std` for all layers would be too large for some and too small for others;
+# * **initialisation** scaled by each layer's fan-in (the number of inputs of one unit:
+#   `C * k * k` for a convolution, `in_features` for a linear layer): the convolutions, each
+#   followed by a ReLU that zeroes about half of its outputs, get `std = sqrt(2 / fan_in)` (He
+#   initialisation); the last linear layer, which feeds the loss directly, gets
+#   `sqrt(1 / fan_in)` (LeCun) and a zero bias. A single `std` for all layers would be too large
+#   for some and too small for others;
 # * **small random shifts** of the training images by at most one pixel (data augmentation):
 #   a digit moved by a pixel is the same digit, and the network should learn that.
 #
@@ -1034,7 +1050,8 @@ plot_curves({"validation": cnn_curves["validation accuracy"]}, ylabel="accuracy"
 
 # %% [markdown]
 # ### 6.3 What did the first layer learn?
-# The 16 filters of the first convolution (3x3 each, bright = large weight), then the 16
+# The 16 filters of the first convolution (3x3 each, all on one shared grey scale: black = the
+# most negative weight of any filter, white = the most positive), then the 16
 # feature maps they produce for one test image, after the ReLU (bright = strong response).
 # With 3x3 filters on one channel there is not much room for structure: look for maps that
 # light up on the stroke itself, maps that light up on the background around it, and maps that
@@ -1046,8 +1063,8 @@ plot_curves({"validation": cnn_curves["validation accuracy"]}, ylabel="accuracy"
 cnn = CNN(1, 16, 10, image_size=16)
 restore(cnn, torch.load("best_cnn.pt"))
 first_conv = cnn.layers[0]
-show_images(first_conv.weight, titles=[f"filter {i}" for i in range(first_conv.out_channels)]);
+show_images(first_conv.weight, titles=[f"filter {i}" for i in range(first_conv.out_channels)], shared_scale=True);
 image = test_x[:1]
 feature_maps = cnn.layers[1].forward(first_conv.forward(image))[0]
 show_images(image, titles=[f"digit {test_y[0].item()}"], columns=1);
-show_images(feature_maps, titles=[f"map {i}" for i in range(len(feature_maps))]);
+show_images(feature_maps, titles=[f"map {i}" for i in range(len(feature_maps))], shared_scale=True);

@@ -40,7 +40,8 @@
 # ## Conventions
 # * One time step of a batch is `x` of shape `(N, input_size)`; a hidden state is
 #   `(N, hidden_size)`, written `H` below.
-# * As in the course notes, inputs multiply weights from the left (`x @ W`), and the weights
+# * As in chapters 01 and 02 (and the course's lecture notes), inputs multiply weights from the
+#   left (`x @ W`), and the weights
 #   of all gates of a cell are **concatenated along the columns**:
 #
 #   | parameter | shape |
@@ -473,6 +474,9 @@ assert torch.allclose(h_zero, h_ref) and torch.allclose(c_zero, c_ref), "a missi
 #   the tuple `(h, c)`; `outputs` holds the `h` part. The layer does not need to know which
 #   cell it runs: pass `state` along, and take `state[0]` when it is a tuple.
 # * With no initial state, pass `None` to the cell at the first step; the cell creates zeros.
+#
+# {{FIGURE:unrolled_rnn}}
+#
 # * `T = 1` is a valid sequence (keep the time dimension of size 1).
 #
 # **Backpropagation through time** is simply autograd on this loop: the graph of the unrolled
