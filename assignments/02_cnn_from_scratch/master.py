@@ -336,10 +336,10 @@ assert y.shape == (1, 2, 2, 2), "(7 - 2) // 3 + 1 = 2: the last partial window i
 # %%
 from student.gradcheck import TOLERANCE, check_layer_gradients
 generator = torch.Generator().manual_seed(3)
-points = torch.randn(1, 2, 4, 5, generator=generator, dtype=torch.float64)
+points = torch.randn(1, 2, 4, 3, generator=generator, dtype=torch.float64)
 for stride, padding in [(1, 0), (2, 1), (3, 2)]:
-    layer = Conv2dLoop(2, 2, 3, stride, padding)
-    layer.weight = torch.randn(2, 2, 3, 3, generator=generator, dtype=torch.float64)
+    layer = Conv2dLoop(2, 2, 2, stride, padding)
+    layer.weight = torch.randn(2, 2, 2, 2, generator=generator, dtype=torch.float64)
     layer.bias = torch.randn(2, generator=generator, dtype=torch.float64)
     errors = check_layer_gradients(layer, points, verbose=False)
     wrong = {name: f"{error:.1e}" for name, error in errors.items() if not error < TOLERANCE}
@@ -501,7 +501,7 @@ generator = torch.Generator().manual_seed(5)
 layer = Conv2d(2, 2, 3, 2, 1)
 layer.weight = torch.randn(2, 2, 3, 3, generator=generator, dtype=torch.float64)
 layer.bias = torch.randn(2, generator=generator, dtype=torch.float64)
-errors = check_layer_gradients(layer, torch.randn(1, 2, 5, 4, generator=generator, dtype=torch.float64), verbose=False)
+errors = check_layer_gradients(layer, torch.randn(1, 2, 4, 3, generator=generator, dtype=torch.float64), verbose=False)
 wrong = {name: f"{error:.1e}" for name, error in errors.items() if not error < TOLERANCE}
 assert not wrong, f"Conv2d: these gradients disagree with central differences (relative error): {wrong}"
 
@@ -628,7 +628,7 @@ assert dx[0, 0, 0, 0] == 4, "all -1: every window picks its first element in row
 
 # %%
 from student.gradcheck import TOLERANCE, check_layer_gradients
-points = torch.randn(1, 2, 5, 4, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+points = torch.randn(1, 1, 5, 4, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
 for kernel, stride, padding in [(2, 2, 0), (3, 2, 1), (3, 1, 1)]:
     errors = check_layer_gradients(MaxPool2d(kernel, stride, padding), points, verbose=False)
     assert errors["x"] < TOLERANCE, f"MaxPool2d({kernel}, {stride}, {padding}).backward disagrees with central differences (relative error {errors['x']:.1e})"
