@@ -66,6 +66,18 @@ def check_outputs(notebook: nbformat.NotebookNode) -> list[tuple[str, str]]:
     return found
 
 
+def execution_seconds(cell: nbformat.NotebookNode) -> float:
+    """Wall time of one executed cell, from the timestamps nbclient records."""
+    from datetime import datetime
+    timing = cell.metadata.get("execution", {})
+    try:
+        start, end = (datetime.fromisoformat(timing[key].replace("Z", "+00:00"))
+                      for key in ("iopub.execute_input", "shell.execute_reply"))
+    except (KeyError, ValueError):
+        return float("nan")
+    return (end - start).total_seconds()
+
+
 def recorded_results(text: str, results_file: Path) -> dict[str, float]:
     results = {name: float(value) for name, value in RESULT_LINE.findall(text)}
     if results_file.exists():
@@ -126,8 +138,14 @@ def test_student_notebook_runs_with_only_not_implemented_errors(chapter, bundle_
         assert len(lines) <= MAX_FAILURE_LINES, \
             f"{question}'s failure prints {len(lines)} lines:\n{summary}"
         assert "Error" in summary, f"{question}'s failure names no error:\n{summary}"
+    export = [cell for cell in notebook.cells if "export_submission(" in cell.source]
+    assert export, "the student notebook has no export cell"
+    printed = "".join(o.get("text", "") for o in export[0].outputs if o.get("name") == "stdout")
+    assert len(printed.strip().splitlines()) <= 15, printed
+    assert not [o for o in export[0].outputs if o.get("name") == "stderr"], "export warnings"
     print(f"{chapter}: stub public checks print "
-          f"{[len(s.strip().splitlines()) for _, s in checks]} lines")
+          f"{[len(s.strip().splitlines()) for _, s in checks]} lines; export cell "
+          f"{execution_seconds(export[0]):.1f} s, {len(printed.strip().splitlines())} lines")
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
