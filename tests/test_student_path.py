@@ -178,8 +178,8 @@ def test_student_path_fresh_install_solution_export_and_grade(tmp_path):
                    check=True)
     python = venv / "bin" / "python"
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--no-index", "--find-links",
-         str(wheelhouse), "-r", str(requirements)],
+        [str(python), "-m", "pip", "install", "--quiet", "--no-compile", "--no-index",
+         "--find-links", str(wheelhouse), "-r", str(requirements)],
         capture_output=True, text=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull})
     assert install.returncode == 0, install.stderr[-3000:]
     torch_version = subprocess.run([str(python), "-c", "import torch; print(torch.__version__)"],
