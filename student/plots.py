@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import torch
+from matplotlib.ticker import MaxNLocator
 
 
 def plot_curves(curves: dict[str, list[float]], ylabel: str, title: str = "",

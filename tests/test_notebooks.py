@@ -71,7 +71,7 @@ def execution_seconds(cell: nbformat.NotebookNode) -> float:
     from datetime import datetime
     timing = cell.metadata.get("execution", {})
     try:
-        start, end = (datetime.fromisoformat(timing[key].replace("Z", "+00:00"))
+        start, end = (datetime.fromisoformat(timing[key])
                       for key in ("iopub.execute_input", "shell.execute_reply"))
     except (KeyError, ValueError):
         return float("nan")

@@ -29,7 +29,6 @@ import zipfile
 from pathlib import Path
 
 import nbformat
-import pytest
 from packaging.requirements import Requirement
 
 from tests.conftest import _ensure_built
@@ -180,7 +179,8 @@ def test_student_path_fresh_install_solution_export_and_grade(tmp_path):
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--no-compile", "--no-index",
          "--find-links", str(wheelhouse), "-r", str(requirements)],
-        capture_output=True, text=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull})
+        capture_output=True, text=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
+        check=False)
     assert install.returncode == 0, install.stderr[-3000:]
     torch_version = subprocess.run([str(python), "-c", "import torch; print(torch.__version__)"],
                                    capture_output=True, text=True, check=True).stdout.strip()
@@ -193,7 +193,8 @@ def test_student_path_fresh_install_solution_export_and_grade(tmp_path):
     runner.write_text(RUNNER)
     executed_path = tmp_path / "executed.ipynb"
     run = subprocess.run([str(python), str(runner), str(notebook_path), str(folder),
-                          str(executed_path)], capture_output=True, text=True, cwd=folder)
+                          str(executed_path)], capture_output=True, text=True, cwd=folder,
+                         check=False)
     assert run.returncode == 0, run.stderr[-3000:]
     executed = nbformat.read(executed_path, as_version=4)
 
@@ -225,8 +226,8 @@ def test_student_path_fresh_install_solution_export_and_grade(tmp_path):
 def _seconds(timing: dict) -> float:
     from datetime import datetime
     try:
-        start = datetime.fromisoformat(timing["iopub.execute_input"].replace("Z", "+00:00"))
-        end = datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00"))
+        start = datetime.fromisoformat(timing["iopub.execute_input"])
+        end = datetime.fromisoformat(timing["shell.execute_reply"])
     except (KeyError, ValueError):
         return float("nan")
     return (end - start).total_seconds()

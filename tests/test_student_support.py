@@ -127,7 +127,7 @@ def test_public_test_cells_become_one_check_that_stops_at_the_first_failure():
     source = exception_test_file("q9", 2, [("a = 1\nassert a == 2, 'first'\n", False),
                                            ("assert b == 3, 'second'\n", False)])
     namespace: dict = {}
-    exec(compile(source, "q9.py", "exec"), namespace)
+    exec(compile(source, "q9.py", "exec"), namespace)  # noqa: S102
     check = namespace["test_q9_0"]
     with pytest.raises(AssertionError, match="first"):
         check.call_func({"b": 3})

@@ -15,8 +15,8 @@ from collections.abc import Callable
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.patches import FancyArrowPatch, Rectangle
 
 MARKER = re.compile(r"\{\{FIGURE:(\w+)\}\}")
 BLUE, ORANGE, GREY, GREEN = "#4C72B0", "#DD8452", "#D9D9D9", "#55A868"
@@ -206,5 +206,5 @@ def embed_figures(notebook) -> None:
                 raise KeyError(f"unknown figure {name!r}; known: {sorted(FIGURES)}")
             cell.setdefault("attachments", {})[f"{name}.png"] = {
                 "image/png": b64encode(FIGURES[name]()).decode()}
-            cell.source = cell.source.replace("{{FIGURE:%s}}" % name,
+            cell.source = cell.source.replace(f"{{{{FIGURE:{name}}}}}",
                                               f"![{name}](attachment:{name}.png)")
