@@ -6,6 +6,7 @@ memory (a few seconds), and the export packs the notebook file as last saved.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,9 @@ def summarize_public_checks(grader: Any, env: dict[str, Any]) -> bool:
 def export_submission(grader: Any, env: dict[str, Any]) -> None:
     """The public-check summary, then Otter's export (no re-run, no PDF) with its link."""
     summarize_public_checks(grader, env)
+    if "google.colab" in sys.modules:  # Otter cannot export there
+        print("In Colab: File > Download > Download .ipynb, and upload that file to Gradescope.")
+        return
     grader.export(pdf=False, run_tests=False)
     print("Upload the zip (or the .ipynb itself) to Gradescope. Save the notebook before "
           "exporting: the zip holds the notebook as last saved.")
