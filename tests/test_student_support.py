@@ -132,3 +132,28 @@ def test_public_test_cells_become_one_check_that_stops_at_the_first_failure():
     with pytest.raises(AssertionError, match="first"):
         check.call_func({"b": 3})
     assert sorted(names_used("import math\nx = math.pi + abs(y)")) == ["math", "x", "y"]
+
+
+def test_export_summary_is_one_line_per_question(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from student.submit import summarize_public_checks
+
+    for name in ("q1", "q2", "q10"):
+        (tmp_path / f"{name}.py").write_text("")
+    failed = SimpleNamespace(passed=False, message="❌ Test case failed\nError at line 9 in test "
+                             "q2:\n      y = layer.forward(x)\nNotImplementedError: Linear.forward")
+    results = {"q1": SimpleNamespace(passed_all=True, test_case_results=[]),
+               "q2": SimpleNamespace(passed_all=False, test_case_results=[failed])}
+
+    def check(name, env):
+        if name not in results:
+            raise FileNotFoundError(name)
+        return results[name]
+
+    grader = SimpleNamespace(_tests_dir=str(tmp_path), check=check)
+    assert not summarize_public_checks(grader, {})
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 5 and lines[1].split() == ["q1", "passed"]
+    assert "NotImplementedError: Linear.forward" in lines[2] and "y = layer.forward" in lines[2]
+    assert lines[3].split()[:2] == ["q10", "FAILED"] and lines[4] == "1 of 3 passed."
