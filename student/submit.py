@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-WIDTH = 100
+WIDTH = 150
 
 
 def _first_failure(result: Any) -> str:
@@ -22,7 +22,10 @@ def _first_failure(result: Any) -> str:
         error = next((line for line in reversed(lines) if re.match(r"^\w+(Error|Exception)\b", line)
                       or line.startswith("AssertionError")), lines[-1] if lines else "failed")
         at = lines[2] if len(lines) > 2 and lines[1].startswith("Error at line") else ""
-        text = error + (f"  (at: {at})" if at and at not in error else "")
+        if error.startswith("AssertionError: "):  # the check's own message says it all
+            text = error.removeprefix("AssertionError: ")
+        else:
+            text = error + (f"  (at: {at})" if at and at not in error else "")
         return text if len(text) <= WIDTH else text[:WIDTH - 3] + "..."
     return "failed"
 
