@@ -45,7 +45,8 @@ def _arrow(ax, start: tuple[float, float], end: tuple[float, float], color: str 
 
 
 def linear_graph() -> bytes:
-    """Forward (black) and backward (orange) through y = x @ W + b, with shapes."""
+    """Forward (black) and backward (orange) through y = x @ W + b: shapes, not formulas
+    (the students derive those)."""
     fig, ax = plt.subplots(figsize=(8.5, 2.6))
     _box(ax, 0, 0, "x\n(N, in)", GREY)
     _box(ax, 0, -1.6, "W\n(in, out)", GREY)
@@ -56,13 +57,12 @@ def linear_graph() -> bytes:
     for start, end in [((0.8, 0), (1.8, 0)), ((0.8, -1.6), (1.8, -0.3)),
                        ((3.4, 0), (4.4, 0)), ((3.4, -1.6), (4.4, -0.3)), ((6.0, 0), (7.2, 0))]:
         _arrow(ax, start, end)
-    _arrow(ax, (7.2, 0.55), (6.0, 0.55), ORANGE, "dL/dy = dupstream", 0.25)
-    _arrow(ax, (4.4, 0.55), (3.4, 0.55), ORANGE, "dL/du = dupstream", 0.25)
-    _arrow(ax, (1.8, 0.55), (0.8, 0.55), ORANGE, "dupstream @ W.T", 0.25)
-    ax.text(1.3, -2.45, "dL/dW = x.T @ dupstream: (in, out)", ha="center", color=ORANGE,
+    _arrow(ax, (7.2, 0.55), (6.0, 0.55), ORANGE, "dL/dy = dupstream (N, out)", 0.25)
+    _arrow(ax, (4.4, 0.55), (3.4, 0.55), ORANGE, "dL/du: (N, out)", 0.25)
+    _arrow(ax, (1.8, 0.55), (0.8, 0.55), ORANGE, "dL/dx: (N, in)", 0.25)
+    ax.text(1.3, -2.45, "backward also sets dL/dW: (in, out)", ha="center", color=ORANGE,
             fontsize=9)
-    ax.text(6.3, -2.45, "dL/db = dupstream.sum(0): (out,)", ha="center", color=ORANGE,
-            fontsize=9)
+    ax.text(6.3, -2.45, "and dL/db: (out,)", ha="center", color=ORANGE, fontsize=9)
     ax.set_xlim(-1, 8.6)
     ax.set_ylim(-2.6, 1.1)
     ax.axis("off")

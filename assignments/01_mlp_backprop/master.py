@@ -180,13 +180,14 @@ assert not wrong, f"Linear: these gradients disagree with central differences (r
 # |---|---|---|
 # | ReLU | `max(0, x)` | 1 where `x > 0`, else 0 |
 # | LeakyReLU | `x` if `x > 0` else `a x` | 1 where `x > 0`, else `a` |
-# | Sigmoid | `s = 1 / (1 + exp(-x))` | `s (1 - s)` |
-# | Tanh | `t = tanh(x)` | `1 - t^2` |
+# | Sigmoid | `s = 1 / (1 + exp(-x))` | derive it, in terms of `s` |
+# | Tanh | `t = tanh(x)` | derive it, in terms of `t` |
 #
 # Derive the last two columns before you code them: write sigmoid as `s = 1 / (1 + e)` with
 # `e = exp(-x)` and differentiate (you should find that the result can be written with `s`
-# alone), and use `tanh' = 1 - tanh²`. Both derivatives are expressed through the *outputs*:
-# cache the output in `forward`.
+# alone); for tanh, write `tanh = sinh / cosh` and use `cosh² - sinh² = 1`. Both derivatives
+# can be expressed through the *outputs*: cache the output in `forward`. The public checks
+# compare your result with central differences.
 #
 # Overflow: for `x = -1000`, `exp(-x)` is `inf` in float64, but `1 / (1 + inf)` is exactly 0, so
 # `1 / (1 + exp(-x))` stays finite in torch (with an overflow that NumPy would warn about). The
