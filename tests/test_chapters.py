@@ -115,7 +115,8 @@ def test_only_the_student_notebook_has_an_export_cell(chapter):
     would package the student notebook beside it) and no leftover prompt blocks."""
     student = nbformat.read(DIST / "student" / chapter / f"{chapter}.ipynb", as_version=4).cells
     solution = nbformat.read(DIST / "solutions" / f"{chapter}-solution.ipynb", as_version=4).cells
-    assert sum("grader.export(" in cell.source for cell in student) == 1
+    assert sum("grader.export(" in cell.source or "export_submission(" in cell.source
+               for cell in student) == 1
     assert sum(cell.source.lstrip().startswith("## Submission") for cell in student) == 1
     assert not any("grader.export(" in cell.source or "## Submission" in cell.source
                    or "BEGIN PROMPT" in cell.source for cell in solution)

@@ -33,13 +33,16 @@ import nbformat
 from autograder.checks import load_checks_namespace
 from autograder.forbidden import RULES_MARKER, describe_rules
 from tools.chapter_package import REPO, build_package
+from tools.figures import embed_figures
 from tools.leaks import scan_for_leaks
+from tools.public_tests import rewrite_public_tests
 
 DIST = REPO / "dist"
 BUILD = REPO / "build"
 FIXED_DATE = (2024, 1, 1, 0, 0, 0)
 MARKER_LINE = re.compile(r"^\s*(# (BEGIN|END) SOLUTION.*|\"\"\" # (BEGIN|END) PROMPT)\s*$")
 GRADER_REQUIREMENTS = "numpy==2.4.6\n"
+STUDENT_PACKAGES = ("numpy", "otter-grader", "ipykernel", "scikit-learn", "matplotlib", "tqdm")
 UV_VERSION = "0.13.9"
 PYTHON_VERSION = "3.11.7"  # the version the kit is developed and measured with
 SANDBOX_USER = "kitsandbox"
@@ -94,7 +97,18 @@ elif not (os.path.isdir("student") and os.path.isdir("tests")):
     raise FileNotFoundError(
         "This notebook needs the student/ and tests/ folders of {chapter}.zip beside it: "
         "unzip {chapter}.zip and open the notebook (or the solution notebook) inside the "
-        "{chapter}/ folder it creates.")"""
+        "{chapter}/ folder it creates.")
+
+import torch
+
+# One thread: the course's tensors are small, so a second thread mostly waits on the first;
+# on a 2-core laptop or Colab one thread was as fast or faster, and far steadier under load.
+torch.set_num_threads(1)"""
+# The last cell of the student notebook (it replaces Otter's, which re-ran the whole notebook in
+# a second kernel): a one-screen summary of the public checks, then the zip, nothing re-run.
+EXPORT_CELL = """# SETUP (not graded). Save the notebook first (File > Save): the zip holds the saved file.
+from student.submit import export_submission
+export_submission(grader, globals())"""
 OTTER_CELL = """import otter
 grader = otter.Notebook("{chapter}.ipynb")"""
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -148,6 +162,36 @@ def normalize_notebook(path: Path, chapter: str, strip_markers: bool = False) ->
     nbformat.write(notebook, path)
 
 
+def student_requirements() -> str:
+    """The bundle's requirements.txt: CPU-only torch from PyTorch's index (on Linux a plain
+    ``pip install torch`` pulls a 6 GB CUDA build) and the kit's own pins for the rest."""
+    pins = {}
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        name, _, version = line.partition("==")
+        if version and not line.startswith("#"):
+            pins[name.strip().lower()] = line.strip()
+    torch_version = pins["torch"].partition("==")[2]
+    lines = ["# Everything the notebook needs, pinned as the course kit pins it. Install with",
+             "#   python -m pip install -r requirements.txt",
+             "# PyTorch's CPU index serves the CPU-only torch (about 200 MB instead of 6 GB of",
+             "# CUDA libraries on Linux); everything else comes from PyPI.",
+             "--extra-index-url https://download.pytorch.org/whl/cpu",
+             f'torch=={torch_version}+cpu ; sys_platform == "linux" or sys_platform == "win32"',
+             f'torch=={torch_version} ; sys_platform == "darwin"']
+    lines += [pins[name] for name in STUDENT_PACKAGES]
+    return "\n".join(lines) + "\n"
+
+
+def replace_export_cell(path: Path) -> None:
+    """Otter's export cell re-runs the notebook in a second kernel (slow, and it prints a
+    'Kernel is running over TCP' warning); ours summarises the public checks and zips."""
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "grader.export(" in cell.source:
+            cell.source = EXPORT_CELL
+    nbformat.write(notebook, path)
+
+
 def remove_student_only_parts(path: Path) -> None:
     """Turns Otter's autograder notebook into the released solution: deletes the student-only
     ``raise NotImplementedError`` prompt blocks, and Otter's export cell with the markdown cell
@@ -177,6 +221,7 @@ def add_setup_cells(master: Path, chapter: str) -> None:
     for cell in notebook.cells:
         if cell.cell_type == "markdown" and RULES_MARKER in cell.source:
             cell.source = cell.source.replace(RULES_MARKER, rules)
+    embed_figures(notebook)
     title = next(i for i, cell in enumerate(notebook.cells) if cell.cell_type == "markdown")
     cells = [nbformat.v4.new_code_cell(template.format(chapter=chapter))
              for template in (SETUP_CELL, OTTER_CELL)]
@@ -205,6 +250,9 @@ def build_chapter(chapter: str) -> dict:
     shutil.copytree(work / "otter" / "student", student_dir)
     shutil.copytree(REPO / "student", student_dir / "student",
                     ignore=shutil.ignore_patterns("__pycache__"))
+    rewrite_public_tests(student_dir / "tests")
+    (student_dir / "requirements.txt").write_text(student_requirements())
+    replace_export_cell(student_dir / f"{chapter}.ipynb")
     normalize_notebook(student_dir / f"{chapter}.ipynb", chapter)
     write_zip(DIST / "student" / f"{chapter}.zip", tree_files(student_dir, f"{chapter}/"))
 

@@ -26,7 +26,7 @@
 #
 # {{FORBIDDEN_RULES}}
 #
-# Conventions used throughout (the same as the course notes):
+# Conventions used throughout (those of the course's lecture notes, and of this whole kit):
 # * a batch of inputs has shape `(N, features)`;
 # * `Linear` computes `y = x @ W + b` with `W` of shape `(in_features, out_features)`;
 # * every layer has `forward(x)` (which caches what backward needs) and `backward(dupstream)`,
@@ -42,15 +42,41 @@ import torch
 # For one example, `y_j = sum_i x_i W_ij + b_j`. For a batch, the same in matrix form:
 # `y = x @ W + b`, with the bias broadcast over the rows.
 #
-# Backward, given `dupstream = dL/dy` of shape `(N, out_features)`:
-# * `dL/dx = dupstream @ W.T` — shape `(N, in_features)`;
-# * `dL/dW = x.T @ dupstream` — shape `(in_features, out_features)`; the product already sums
-#   the contributions of the `N` examples;
-# * `dL/db = dupstream.sum(dim=0)` — shape `(out_features,)`: the bias was added to every row,
-#   so its gradient collects every row.
+# {{FIGURE:linear_graph}}
 #
-# `init_params(std)` draws the weight from a Gaussian with standard deviation `std` and the bias
-# uniformly from `[0, 1)`.
+# **Deriving the backward pass.** `backward` receives `dupstream = dL/dy`, one number per
+# element of `y`, shape `(N, out_features)`, and must return `dL/dx`. Derive it yourself, in
+# three steps; the public checks below will tell you whether you got it right.
+#
+# 1. *One scalar.* Take `N = 1`, `in_features = 2`, `out_features = 1`:
+#    `y = x_1 W_11 + x_2 W_21 + b_1`. What are `dy/dx_1`, `dy/dW_21` and `dy/db_1`? By the
+#    chain rule, `dL/dx_1 = dL/dy * dy/dx_1`.
+# 2. *One example, all outputs.* Now `out_features = 3`: `x_1` feeds `y_1`, `y_2` and `y_3`, so
+#    `dL/dx_1` is a sum of three chain-rule terms. Write it as a sum over `j`; which row or
+#    column of `W` appears? `W_ij` feeds only `y_j`: what is `dL/dW_ij`?
+# 3. *The batch.* With `N` examples every row of `x` gets its own `dL/dx` row. `W` and `b` are
+#    shared by all rows, so their gradients **add up** the contributions of all `N` examples.
+#    Write each result as one matrix product (or a sum) and check it by its shape: `dL/dx` must
+#    be `(N, in_features)`, `dL/dW` the shape of `W`, `dL/db` the shape of `b`. Shapes leave
+#    few possibilities: an `(N, out)` and an `(in, out)` matrix can only be combined one way
+#    into an `(N, in)` one.
+#
+# **Checking a gradient numerically.** The public checks compare your `backward` with the
+# definition of the derivative, element by element: nudge one input by `e` and watch the loss.
+# The *central* difference `(L(x + e) - L(x - e)) / 2e` is off by about `e²` (the one-sided
+# `(L(x + e) - L(x)) / e` by about `e`), and the check runs in **float64**: `L(x + e) - L(x - e)`
+# cancels most digits of `L`, and float32 keeps only about 7 of them, too few for `e = 1e-6`.
+# The error reported is `||analytic - numerical|| / (||analytic|| + ||numerical||)` over a whole
+# gradient: about 1e-10 for a correct pass, above `1e-6` means a bug. Use it on your own layers
+# at any time, including a whole network (`check_gradients(net, x)`) or a loss
+# (`check_gradients(loss, logits, target=labels)`):
+# `from student.gradcheck import check_gradients`.
+#
+# `init_params(std)` draws the weight from a Gaussian with standard deviation `std` (the default,
+# 1, is just a start: section 5 uses 0.1) and the bias uniformly from `[0, 1)`, a small positive
+# start that keeps ReLU units active on the first steps. Both are this course's choices, which
+# the grader checks; PyTorch's `nn.Linear` draws both uniformly in
+# `[-1/sqrt(in_features), 1/sqrt(in_features)]` instead.
 
 # %% [raw]
 # # BEGIN QUESTION
@@ -131,9 +157,12 @@ assert y.shape == (1, 2), f"y should have shape (1, 2), got {tuple(y.shape)}"
 assert torch.allclose(y, torch.tensor([[4.5, 4.5]], dtype=torch.float64)), "forward: by hand, x @ W + b = [[4.5, 4.5]]"
 
 # %%
-from student.gradcheck import check_layer_gradients
-errors = check_layer_gradients(Linear(4, 3), torch.randn(5, 4, generator=torch.Generator().manual_seed(1)), verbose=False)
-assert max(errors.values()) < 1e-6, f"gradient check failed, relative errors: {errors}"
+from student.gradcheck import TOLERANCE, check_layer_gradients
+layer = Linear(4, 3)
+layer.init_params(generator=torch.Generator().manual_seed(1))
+errors = check_layer_gradients(layer, torch.randn(5, 4, generator=torch.Generator().manual_seed(2)), verbose=False)
+wrong = {name: f"{error:.1e}" for name, error in errors.items() if not error < TOLERANCE}
+assert not wrong, f"Linear: these gradients disagree with central differences (relative error): {wrong}"
 
 # %% [raw]
 # # END TESTS
@@ -151,12 +180,20 @@ assert max(errors.values()) < 1e-6, f"gradient check failed, relative errors: {e
 # |---|---|---|
 # | ReLU | `max(0, x)` | 1 where `x > 0`, else 0 |
 # | LeakyReLU | `x` if `x > 0` else `a x` | 1 where `x > 0`, else `a` |
-# | Sigmoid | `s = 1 / (1 + exp(-x))` | `s (1 - s)` |
-# | Tanh | `t = tanh(x)` | `1 - t^2` |
+# | Sigmoid | `s = 1 / (1 + exp(-x))` | derive it, in terms of `s` |
+# | Tanh | `t = tanh(x)` | derive it, in terms of `t` |
 #
-# Sigmoid and tanh have derivatives expressed through their *outputs*: cache the output in
-# `forward`. For large negative `x`, `exp(-x)` overflows; an implementation that stays finite
-# for any input is better (hint: `exp(-|x|)` never overflows).
+# Derive the last two columns before you code them: write sigmoid as `s = 1 / (1 + e)` with
+# `e = exp(-x)` and differentiate (you should find that the result can be written with `s`
+# alone); for tanh, write `tanh = sinh / cosh` and use `cosh² - sinh² = 1`. Both derivatives
+# can be expressed through the *outputs*: cache the output in `forward`. The public checks
+# compare your result with central differences.
+#
+# Overflow: for `x = -1000`, `exp(-x)` is `inf` in float64, but `1 / (1 + inf)` is exactly 0, so
+# `1 / (1 + exp(-x))` stays finite in torch (with an overflow that NumPy would warn about). The
+# form that breaks is `exp(x) / (1 + exp(x))`: for `x = 1000` it is `inf / inf = nan`. A
+# version that never overflows uses `exp(-|x|)`, which lies in (0, 1]:
+# `1 / (1 + exp(-|x|))` for `x >= 0` and `exp(-|x|) / (1 + exp(-|x|))` for `x < 0`.
 
 # %% [raw]
 # # BEGIN QUESTION
@@ -270,11 +307,11 @@ assert torch.allclose(Sigmoid().forward(torch.zeros(3, dtype=torch.float64)), to
 assert torch.isfinite(Sigmoid().forward(torch.tensor([-1000.0, 1000.0], dtype=torch.float64))).all(), "Sigmoid must stay finite for large |x|"
 
 # %%
-from student.gradcheck import check_layer_gradients
+from student.gradcheck import TOLERANCE, check_layer_gradients
 points = torch.randn(4, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
 for layer in (ReLU(), LeakyReLU(0.2), Sigmoid(), Tanh()):
     errors = check_layer_gradients(layer, points, verbose=False)
-    assert errors["x"] < 1e-6, f"{type(layer).__name__}.backward disagrees with a numerical gradient (relative error {errors['x']:.1e})"
+    assert errors["x"] < TOLERANCE, f"{type(layer).__name__}.backward disagrees with central differences (relative error {errors['x']:.1e})"
 
 # %% [raw]
 # # END TESTS
@@ -288,12 +325,17 @@ for layer in (ReLU(), LeakyReLU(0.2), Sigmoid(), Tanh()):
 # A loss's `forward(pred, target)` returns a scalar tensor; its `backward()` (no argument: the
 # loss is the end of the chain) returns `dL/dpred`, with the shape of `pred`.
 #
-# **Mean squared error** averages over *all* elements: `L = mean((pred - target)^2)`, so
-# `dL/dpred = 2 (pred - target) / pred.numel()`.
+# **Mean squared error** averages over *all* elements: `L = mean((pred - target)^2)`.
+# Differentiate with respect to one element `pred[k]`: only one term of the sum contains it,
+# and the mean divides that term by the number of elements (`pred.numel()`, not the batch size).
 #
 # **Cross-entropy** takes raw scores `logits` of shape `(N, C)` and integer classes `target` of
 # shape `(N,)`. With `p = softmax(logits)` along the class dimension,
-# `L = -mean_n log p[n, target[n]]`, and the gradient is `(p - onehot(target)) / N`.
+# `L = -mean_n log p[n, target[n]]`. Derive the gradient for one example first: with logits
+# `z`, true class `t` and `log p_t = z_t - log(sum_j exp(z_j))`, compute `d(-log p_t)/dz_j`
+# separately for `j = t` and `j != t`; you will find that both cases are one expression in `p`
+# and a one-hot vector. Then the batch mean divides every row by `N`. (Sanity check: each row of
+# the gradient sums to zero, because adding a constant to all logits of a row changes nothing.)
 # Computing `log(softmax(z))` naively overflows when a logit is around 1000. Subtract each row's
 # maximum first — it does not change the softmax — and use
 # `log_softmax(z) = z - log(sum(exp(z)))` on the shifted row.
@@ -375,13 +417,23 @@ assert loss.ndim == 0, "a loss is a scalar tensor (shape ())"
 assert abs(loss.item() - 5.0) < 1e-12, "MSE of [1, 3] against [0, 0] is (1 + 9) / 2 = 5"
 
 # %%
+import math
 ce = CrossEntropyLoss()
 loss = ce.forward(torch.zeros(2, 4, dtype=torch.float64), torch.tensor([0, 3]))
-assert abs(loss.item() - float(torch.log(torch.tensor(4.0)))) < 1e-9, "uniform logits over 4 classes give a loss of log(4)"
+assert abs(loss.item() - math.log(4)) < 1e-12, "uniform logits over 4 classes give a loss of log(4)"
 big = ce.forward(torch.tensor([[1000.0, 0.0], [0.0, 1000.0]], dtype=torch.float64), torch.tensor([0, 0]))
 assert torch.isfinite(big), "cross-entropy must stay finite for logits around 1000 (subtract the row max)"
 assert ce.backward().shape == (2, 2), "dlogits has the shape of logits"
 assert abs(ce.backward().sum().item()) < 1e-9, "each row of (softmax - onehot) sums to zero"
+
+# %%
+from student.gradcheck import TOLERANCE, check_gradients
+generator = torch.Generator().manual_seed(3)
+logits = torch.randn(4, 3, generator=generator, dtype=torch.float64)
+errors = check_gradients(CrossEntropyLoss(), logits, target=torch.tensor([0, 2, 1, 2]), verbose=False)
+assert errors["x"] < TOLERANCE, f"CrossEntropyLoss.backward disagrees with central differences (relative error {errors['x']:.1e})"
+errors = check_gradients(MSELoss(), logits, target=torch.randn(4, 3, generator=generator, dtype=torch.float64), verbose=False)
+assert errors["x"] < TOLERANCE, f"MSELoss.backward disagrees with central differences (relative error {errors['x']:.1e})"
 
 # %% [raw]
 # # END TESTS
@@ -463,14 +515,27 @@ class Net:
 # # BEGIN TESTS
 
 # %%
+generator = torch.Generator().manual_seed(4)
 net = Net([Linear(2, 3), ReLU(), Linear(3, 1)])
-out = net.forward(torch.randn(5, 2))
+for layer in (net.layers[0], net.layers[2]):
+    layer.init_params(generator=generator)
+out = net.forward(torch.randn(5, 2, generator=generator))
 assert out.shape == (5, 1), f"Net.forward output should be (5, 1), got {tuple(out.shape)}"
 dx = net.backward(torch.ones(5, 1))
 assert dx.shape == (5, 2), f"Net.backward should return the gradient w.r.t. the input, (5, 2), got {tuple(dx.shape)}"
 before = net.layers[0].weight.clone()
 net.optimizer_step(0.1)
 assert not torch.equal(before, net.layers[0].weight), "optimizer_step should change the weights"
+
+# %%
+from student.gradcheck import TOLERANCE, check_gradients
+generator = torch.Generator().manual_seed(5)
+net = Net([Linear(3, 4), Tanh(), Linear(4, 2)])
+for layer in (net.layers[0], net.layers[2]):
+    layer.init_params(generator=generator)
+errors = check_gradients(net, torch.randn(3, 3, generator=generator), verbose=False)
+wrong = {name: f"{error:.1e}" for name, error in errors.items() if not error < TOLERANCE}
+assert not wrong, f"Net: these gradients disagree with central differences (relative error; layers.0 is the first layer): {wrong}"
 
 # %% [raw]
 # # END TESTS
@@ -496,8 +561,8 @@ for step in range(2000):
     loss = mse.forward(xor_net.forward(xor_x), xor_y)
     xor_net.backward(mse.backward())
     xor_net.optimizer_step(0.5)
-print("final loss", round(loss.item(), 4))
-print("predictions", xor_net.forward(xor_x).squeeze(1).round(decimals=2).tolist())
+print(f"final loss {loss.item():.4f}")
+print("predictions", "  ".join(f"{p:.2f}" for p in xor_net.forward(xor_x).squeeze(1).tolist()))
 
 # %% [markdown]
 # ### 5.2 Handwritten digits
@@ -511,6 +576,7 @@ print("predictions", xor_net.forward(xor_x).squeeze(1).round(decimals=2).tolist(
 from tqdm.auto import tqdm
 from student.data import load_digits_splits, minibatches
 from student.plots import plot_curves
+from student.results import record
 
 splits = load_digits_splits(seed=0)
 # Standardise every pixel with statistics of the training set only (the +0.1 keeps the
@@ -570,7 +636,7 @@ reloaded = make_net(ReLU(), seed=1)
 load_parameters(reloaded, torch.load("best_mlp.pt"))
 test_accuracy = accuracy(reloaded, test_x, test_y)
 print(f"best validation accuracy {best_val:.3f}; test accuracy of the reloaded model {test_accuracy:.3f}")
-print(f"RESULT test_accuracy={test_accuracy:.4f}")
+record(test_accuracy=test_accuracy)  # read by the course's automated tests; prints nothing
 plot_curves({"train loss": curves["train loss"]}, ylabel="cross-entropy", title="Training loss");
 
 # %% [markdown]

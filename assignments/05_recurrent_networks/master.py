@@ -40,7 +40,8 @@
 # ## Conventions
 # * One time step of a batch is `x` of shape `(N, input_size)`; a hidden state is
 #   `(N, hidden_size)`, written `H` below.
-# * As in the course notes, inputs multiply weights from the left (`x @ W`), and the weights
+# * As in chapters 01 and 02 (and the course's lecture notes), inputs multiply weights from the
+#   left (`x @ W`), and the weights
 #   of all gates of a cell are **concatenated along the columns**:
 #
 #   | parameter | shape |
@@ -473,6 +474,9 @@ assert torch.allclose(h_zero, h_ref) and torch.allclose(c_zero, c_ref), "a missi
 #   the tuple `(h, c)`; `outputs` holds the `h` part. The layer does not need to know which
 #   cell it runs: pass `state` along, and take `state[0]` when it is a tuple.
 # * With no initial state, pass `None` to the cell at the first step; the cell creates zeros.
+#
+# {{FIGURE:unrolled_rnn}}
+#
 # * `T = 1` is a valid sequence (keep the time dimension of size 1).
 #
 # **Backpropagation through time** is simply autograd on this loop: the graph of the unrolled
@@ -539,6 +543,12 @@ assert torch.equal(outputs[:, :, 0], torch.tensor([[0.0, 1.0], [2.0, 4.0], [6.0,
 assert torch.equal(last, outputs[-1]), "the returned state is the one after the LAST step"
 
 # %%
+class RunningSum(nn.Module):
+    """Toy cell for testing the layer: the state is the sum of the inputs seen so far."""
+    def forward(self, x, h=None):
+        return x if h is None else h + x
+sequence = torch.arange(6, dtype=torch.float64).reshape(3, 2, 1)
+outputs, last = RecurrentLayer(RunningSum())(sequence)
 outputs_bf, last_bf = RecurrentLayer(RunningSum(), batch_first=True)(sequence.transpose(0, 1))
 assert torch.equal(outputs_bf, outputs.transpose(0, 1)) and torch.equal(last_bf, last), "batch_first=True: input and outputs are (N, T, ...), same numbers"
 one_step, _ = RecurrentLayer(RunningSum())(sequence[:1])
@@ -547,6 +557,11 @@ started, _ = RecurrentLayer(RunningSum())(sequence, torch.full((2, 1), 10.0, dty
 assert torch.equal(started, outputs + 10), "the initial state is given to the cell at the first step"
 
 # %%
+class RunningSum(nn.Module):
+    """Toy cell for testing the layer: the state is the sum of the inputs seen so far."""
+    def forward(self, x, h=None):
+        return x if h is None else h + x
+sequence = torch.arange(6, dtype=torch.float64).reshape(3, 2, 1)
 class CountingPair(nn.Module):
     """Toy cell with an LSTM-like state (h, c): h sums the inputs, c counts the steps."""
     def forward(self, x, state=None):
@@ -639,8 +654,12 @@ assert torch.allclose(first.grad, torch.tensor([0.6, 0.0]), atol=1e-5) and torch
 assert unused.grad is None, "a parameter without gradient is skipped and keeps .grad None"
 
 # %%
+first = torch.zeros(2, requires_grad=True)
+first.grad = torch.tensor([0.6, 0.0])
+second = torch.zeros(1, requires_grad=True)
+second.grad = torch.tensor([0.8])
 total = clip_grad_norm((p for p in [first, second]), max_norm=10.0)
-assert abs(float(total) - 1.0) < 1e-5, "a generator of parameters works too (iterate it once); the norm is now 1"
+assert abs(float(total) - 1.0) < 1e-5, "a generator of parameters works too (iterate it once); the norm of [0.6, 0] and [0.8] is 1"
 assert torch.allclose(first.grad, torch.tensor([0.6, 0.0]), atol=1e-5), "below the threshold the gradients are left unchanged"
 
 # %% [raw]
@@ -662,8 +681,8 @@ assert torch.allclose(first.grad, torch.tensor([0.6, 0.0]), atol=1e-5), "below t
 # The model is a `RecurrentLayer` (batch first) followed by a linear layer on the last hidden
 # state. Training uses Adam on the cross-entropy, your `clip_grad_norm` before every step, and
 # keeps the parameters of the epoch with the best validation accuracy. The matrices are tiny,
-# so one CPU thread is faster than several (thread synchronisation would cost more than the
-# arithmetic).
+# so the one CPU thread set in the setup cell at the top is faster than several (thread
+# synchronisation would cost more than the arithmetic).
 
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
@@ -673,8 +692,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from student.data import load_digits_splits, minibatches
 from student.plots import plot_curves
+from student.results import record
 
-torch.set_num_threads(1)
 digit_splits = load_digits_splits(seed=0)
 
 
@@ -765,11 +784,10 @@ for name, make_cell in cell_makers.items():
     test_accuracies[name] = accuracy(model, *rows_data["test"])
     print(f"{name:>4}: test accuracy {test_accuracies[name]:.3f} ({histories[name]['seconds']:.1f} s)")
 plot_curves({name: h["val accuracy"] for name, h in histories.items()}, ylabel="validation accuracy", title="Digits read row by row (8 steps)");
-print(f"RESULT rnn_test_accuracy={test_accuracies['RNN']:.4f}")
-print(f"RESULT gru_test_accuracy={test_accuracies['GRU']:.4f}")
-print(f"RESULT lstm_test_accuracy={test_accuracies['LSTM']:.4f}")
-print(f"RESULT gated_test_accuracy={max(test_accuracies['GRU'], test_accuracies['LSTM']):.4f}")
-print(f"RESULT max_seconds_per_model={max(h['seconds'] for h in histories.values()):.1f}")
+record(rnn_test_accuracy=test_accuracies["RNN"], gru_test_accuracy=test_accuracies["GRU"],
+       lstm_test_accuracy=test_accuracies["LSTM"],
+       gated_test_accuracy=max(test_accuracies["GRU"], test_accuracies["LSTM"]),
+       max_seconds_per_model=max(h["seconds"] for h in histories.values()))  # for the course's automated tests; prints nothing
 
 # %% [markdown]
 # ### 6.3 Gradient norms, with and without clipping
@@ -831,5 +849,5 @@ for name, make_cell in delayed_makers.items():
     delayed_accuracies[name] = accuracy(model, *delayed_data["test"])
     print(f"{name:>20}: test accuracy {delayed_accuracies[name]:.3f} ({delayed_histories[name]['seconds']:.1f} s)")
 plot_curves({name: h["val accuracy"] for name, h in delayed_histories.items()}, ylabel="validation accuracy", title="Digits followed by 16 blank steps");
-print(f"RESULT delayed_gru_test_accuracy={delayed_accuracies['GRU']:.4f}")
-print(f"RESULT delayed_max_seconds_per_model={max(h['seconds'] for h in delayed_histories.values()):.1f}")
+record(delayed_gru_test_accuracy=delayed_accuracies["GRU"],
+       delayed_max_seconds_per_model=max(h["seconds"] for h in delayed_histories.values()))  # for the course's automated tests
