@@ -724,8 +724,8 @@ from tqdm.auto import tqdm
 
 from student.data import load_digits_splits, minibatches
 from student.plots import plot_curves
+from student.results import record
 
-torch.set_num_threads(1)  # small convolutions: one thread avoids the threading overhead
 splits = load_digits_splits(seed=0)
 train, val, test = splits["train"], splits["val"], splits["test"]
 print({name: tuple(split.images.shape) for name, split in splits.items()})
@@ -836,7 +836,8 @@ plt.show()
 for name, module in depth_results.items():
     print(f"{name:>8}: final training loss {module.history['train loss'][-1]:.3f}, "
           f"test accuracy {module.test_step(test):.3f}")
-print(f"RESULT residual_minus_plain_final_loss={depth_results['residual'].history['train loss'][-1] - depth_results['plain'].history['train loss'][-1]:.4f}")
+record(residual_minus_plain_final_loss=depth_results["residual"].history["train loss"][-1]
+       - depth_results["plain"].history["train loss"][-1])  # for the course's tests; prints nothing
 
 # %% [markdown]
 # ### 6.2 Three architectures on the digits
@@ -859,4 +860,4 @@ for network_class in (SmallResNet, SmallGoogLeNet, SmallDenseNet):
 print(f"{'network':<16}{'test accuracy':>14}{'parameters':>12}{'seconds':>9}")
 for name, accuracy, parameters, seconds in rows:
     print(f"{name:<16}{accuracy:>14.3f}{parameters:>12,}{seconds:>9.1f}")
-print(f"RESULT best_test_accuracy={max(row[1] for row in rows):.4f}")
+record(best_test_accuracy=max(row[1] for row in rows))  # for the course's tests; prints nothing
