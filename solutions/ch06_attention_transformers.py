@@ -15,7 +15,7 @@ kernels is used. Conventions (the notebook states them):
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -107,6 +107,8 @@ def sinusoidal_positional_encoding(max_len: int, d_model: int) -> torch.Tensor:
 
 class PositionalEncoding(nn.Module):
     """Adds the first L rows of the sinusoidal table to x (N, L, d_model); no parameters."""
+
+    pe: torch.Tensor
 
     def __init__(self, d_model: int, max_len: int = 5000):
         super().__init__()

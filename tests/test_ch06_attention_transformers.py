@@ -18,13 +18,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from autograder.checks import load_checks_namespace
-from solutions.ch06_attention_transformers import (MultiHeadAttention, PositionalEncoding,
-                                                   TransformerEncoderBlock, attention_matrix_bytes,
-                                                   causal_mask, mha_param_count, padding_mask,
-                                                   permutation_error,
-                                                   scaled_dot_product_attention,
-                                                   sinusoidal_positional_encoding,
-                                                   warmup_cosine_lr, wide_mha_param_count)
+from solutions.ch06_attention_transformers import (
+    MultiHeadAttention,
+    PositionalEncoding,
+    TransformerEncoderBlock,
+    attention_matrix_bytes,
+    causal_mask,
+    mha_param_count,
+    padding_mask,
+    permutation_error,
+    scaled_dot_product_attention,
+    sinusoidal_positional_encoding,
+    warmup_cosine_lr,
+    wide_mha_param_count,
+)
 from tests.conftest import failed_items, notebook_with_extra_cell
 
 CHAPTER = "06_attention_transformers"

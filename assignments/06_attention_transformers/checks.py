@@ -20,32 +20,41 @@ correct code gives the same numbers either way.
 """
 import math
 import operator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from autograder.checks import Check, Output
-from autograder.kit import noncontiguous, randint, randn, record_grads, run_independently
-from autograder.kit import assign_parameters
+from autograder.kit import (
+    assign_parameters,
+    noncontiguous,
+    randint,
+    randn,
+    record_grads,
+    run_independently,
+)
 
 _TRANSFORMER_CLASSES = ("Transformer", "TransformerEncoder", "TransformerDecoder",
                         "TransformerEncoderLayer", "TransformerDecoderLayer",
                         "MultiheadAttention")
 
 # The attention computations are what the students write. nn.Linear, nn.LayerNorm, nn.Dropout,
-# softmax and autograd stay allowed. torch's private attention kernels (torch._C,
+# softmax and autograd stay allowed. Entries are classes and functions, not whole modules: the
+# run-time trap would otherwise also record the helpers those modules import (nn.init's
+# xavier_uniform_, for one), which students may use. torch's private attention kernels (torch._C,
 # torch._native_multi_head_attention, torch._transformer_encoder_layer_fwd, ...) are caught as
 # "torch private internals" by the scan of every chapter with a forbidden list.
 FORBIDDEN = (
     *(f"torch.nn.{name}" for name in _TRANSFORMER_CLASSES),
     *(f"torch.nn.modules.{name}" for name in _TRANSFORMER_CLASSES),
-    "torch.nn.modules.transformer",
+    *(f"torch.nn.modules.transformer.{name}" for name in _TRANSFORMER_CLASSES),
     "torch.nn.modules.activation.MultiheadAttention",
     "torch.nn.functional.scaled_dot_product_attention",
     "torch.nn.functional.multi_head_attention_forward",
-    "torch.nn.attention",
+    "torch.nn.attention.flex_attention.flex_attention",
     "torch.ao.nn.quantizable",
     "torch.ops",
 )
@@ -515,7 +524,7 @@ def exercise_schedule(api, case, rng, out):
                                    for step in steps], "warmup_cosine_lr")
         return run
 
-    run_independently(phase("warmup", range(0, warmup)),
+    run_independently(phase("warmup", range(warmup)),
                       phase("cosine", range(warmup, max_steps)),
                       phase("after_max_steps", range(max_steps, max_steps + 7)))
 
