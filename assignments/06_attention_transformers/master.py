@@ -104,6 +104,12 @@ from torch import nn
 # *Worked example.* `q = [[1, 0]]`, keys `[[1, 0], [0, 1]]`, values `[[1, 2], [3, 4]]`, `d = 2`:
 # the scores are `[1/sqrt(2), 0] = [0.707, 0]`, the weights `softmax = [0.670, 0.330]`, and the
 # output `0.670 * [1, 2] + 0.330 * [3, 4] = [1.660, 2.660]`.
+#
+# Write the attention yourself, with tensor operations (`@` or `torch.matmul`, `masked_fill`,
+# `torch.softmax` or `exp`, `torch.where`); the same rules hold for every function and class
+# of this notebook:
+#
+# {{FORBIDDEN_RULES}}
 
 # %% [raw]
 # # BEGIN QUESTION
@@ -914,8 +920,8 @@ print(f"permutation error, block alone: {error_block:.2e}; positional encoding +
 print(f"RESULT block_permutation_error={error_block:.3e}")
 
 # %% [markdown]
-# **What we saw.** In our run of the solution notebook (2 CPU cores, about 8 s per model) the
-# model with positional encoding reversed the held-out sequences with **over 99.9% token
+# **What we saw.** In our run of the solution notebook (2 CPU cores, a few seconds per model)
+# the model with positional encoding reversed the held-out sequences with **over 99.9% token
 # accuracy**, while the same model without it stayed at about 0.2. That is not quite chance
 # (0.1): a position-blind model sees each sequence as a bag of tokens, and the best it can do
 # is guess, at every position, a token that occurs often in the bag; always guessing the most
