@@ -950,7 +950,7 @@ torch.manual_seed(0)
 judge = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128, 10))
 
 
-def train_judge(model, epochs=15):
+def train_judge(model, epochs=30):
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
     for _ in tqdm(range(epochs), desc="digit classifier", leave=False):
