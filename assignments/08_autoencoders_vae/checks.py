@@ -864,8 +864,9 @@ CHECKS = [
                         "rounds to 0), summed over every non-batch dimension: shape (N,)."),
             Output("grad_logits", points=1.0, rtol=1e-10, atol=1e-10,
                    hint="The gradient is sigmoid(l) - x everywhere, also at l = 0 exactly, "
-                        "where max(l, 0) and |l| have a zero subgradient in autograd: the "
-                        "'stable' form max(l, 0) - x*l + log1p(exp(-|l|)) gets -x there."),
+                        "where autograd picks a one-sided derivative of max(l, 0) and |l|: "
+                        "the 'stable' form max(l, 0) - x*l + log1p(exp(-|l|)) gets -x or "
+                        "1 - x there. torch.logaddexp(0, l) - x*l is right everywhere."),
         ),
     ),
     Check(

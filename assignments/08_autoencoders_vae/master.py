@@ -454,8 +454,9 @@ assert torch.isfinite(extreme).all(), "the KL must stay finite for logvar in [-3
 # exactly 1, `log(1 - 1)` is `-inf`, and the loss becomes `inf` or `nan`. `log(1 + exp(l))` is
 # `torch.logaddexp(0, l)` (or `F.softplus(l)`), stable for every `l`. A popular "stable" form,
 # `max(l, 0) - x * l + log1p(exp(-|l|))`, has the right values but, under autograd, the **wrong
-# gradient at `l = 0` exactly**: the derivatives of `max(l, 0)` and `|l|` at 0 are taken as 0, so
-# it returns `-x` instead of `sigmoid(0) - x = 0.5 - x`. The grader tests logits of exactly 0.
+# gradient at `l = 0` exactly**: `max(l, 0)` and `|l|` have no derivative at 0, and autograd
+# picks one (`|l|` and `torch.relu` get 0, `clamp(l, min=0)` gets 1), so it returns `-x` or
+# `1 - x` instead of `sigmoid(0) - x = 0.5 - x`. The grader tests logits of exactly 0.
 # The gradient of the correct loss is `sigmoid(l) - x`.
 #
 # **Gaussian** with a fixed standard deviation `sigma` (a float, or a tensor broadcastable to
@@ -530,7 +531,7 @@ loss = bernoulli_nll(big, torch.tensor([[0.0, 1.0]], dtype=torch.float64))
 assert torch.isfinite(loss).all() and abs(loss.item() - 200.0) < 1e-9, "at logits +-100 compute from the logits (logaddexp/softplus), not sigmoid then log"
 at_zero = torch.zeros(1, 3, dtype=torch.float64, requires_grad=True)
 bernoulli_nll(at_zero, torch.tensor([[0.0, 0.25, 1.0]], dtype=torch.float64)).sum().backward()
-assert torch.allclose(at_zero.grad, torch.tensor([[0.5, 0.25, -0.5]], dtype=torch.float64)), "the gradient at a logit of exactly 0 is sigmoid(0) - x = 0.5 - x (the max/abs 'stable' form gets -x)"
+assert torch.allclose(at_zero.grad, torch.tensor([[0.5, 0.25, -0.5]], dtype=torch.float64)), "the gradient at a logit of exactly 0 is sigmoid(0) - x = 0.5 - x (the max/abs 'stable' form gets -x or 1 - x)"
 
 # %%
 mean = torch.zeros(2, 1, 2, 2, dtype=torch.float64)
