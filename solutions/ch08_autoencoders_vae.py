@@ -47,7 +47,7 @@ def conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     Every input pixel x[n, c, i, j] adds x[n, c, i, j] * weight[c, :, u, v] to the output at
     (i * stride + u - padding, j * stride + v - padding); positions outside are cropped.
     """
-    n, c_in, h, w = x.shape
+    n, _, h, w = x.shape
     k, c_out = weight.shape[2], weight.shape[1]
     h_out = conv_transpose_output_size(h, k, stride, padding, output_padding)
     w_out = conv_transpose_output_size(w, k, stride, padding, output_padding)

@@ -8,12 +8,14 @@ import itertools
 import math
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import Normal, kl_divergence as torch_kl
+from torch.distributions import Normal
+from torch.distributions import kl_divergence as torch_kl
 
 from autograder.checks import load_checks_namespace
 from autograder.kit import noncontiguous
@@ -45,7 +47,7 @@ GEOMETRIES = [
     (n, c_in, c_out, h, w, k, s, p, op)
     for (n, c_in, c_out), (h, w), k, s in itertools.product(
         [(1, 1, 1), (2, 3, 2)], [(1, 1), (3, 4), (5, 2)], [1, 2, 3, 4], [1, 2, 3])
-    for p in range(0, 3) for op in range(s)
+    for p in range(3) for op in range(s)
     if (h - 1) * s - 2 * p + k + op > 0 and (w - 1) * s - 2 * p + k + op > 0
 ]
 
@@ -211,13 +213,11 @@ def test_trusted_stand_ins_agree_with_the_reference_and_are_restored():
             torch.randn(3, 4, dtype=F64)
         torch.testing.assert_close(theirs(inputs), ours(inputs), rtol=1e-12, atol=1e-12)
 
-    class Api:
-        _source = {"Encoder": "student's", "x": 1}
-
-    with namespace["trusted_names"](Api, "Encoder", "Decoder"):
-        assert Api._source["Encoder"] is namespace["TrustedEncoder"]
-        assert Api._source["Decoder"] is namespace["TrustedDecoder"]
-    assert Api._source == {"Encoder": "student's", "x": 1}
+    api = SimpleNamespace(_source={"Encoder": "student's", "x": 1})
+    with namespace["trusted_names"](api, "Encoder", "Decoder"):
+        assert api._source["Encoder"] is namespace["TrustedEncoder"]
+        assert api._source["Decoder"] is namespace["TrustedDecoder"]
+    assert api._source == {"Encoder": "student's", "x": 1}
 
 
 def test_statistical_bounds_stated_in_the_checks_hold():
@@ -228,7 +228,7 @@ def test_statistical_bounds_stated_in_the_checks_hold():
     upper = math.exp(-n / 2 * (delta - math.log1p(delta)))
     lower = math.exp(-n / 2 * (-delta - math.log1p(-delta)))
     assert mean_tail + upper + lower < 2.7e-12
-    assert 36 * (mean_tail + upper + lower) < 1e-9
+    assert 48 * (mean_tail + upper + lower) < 1.3e-10
 
 
 def test_transposed_convolution_layer_in_the_decoder_is_forbidden(tmp_path, grade_file):

@@ -13,10 +13,11 @@ Isolation. A module naturally calls the student's own functions: ``UpConv2d`` (g
 ``bernoulli_nll`` and ``kl_divergence``, ``VAE`` and ``Autoencoder`` build ``Encoder`` and
 ``Decoder``. While a module check runs, :func:`trusted_names` puts trusted versions of those
 names (defined below) into the student's namespace and restores the student's own afterwards,
-so a broken ``conv_transpose2d`` or ``Encoder`` costs only its own items. A student who calls
-other names of their own is graded with them. The two checks that test consistency between
-functions on purpose ("KL vs Monte Carlo": the student's KL against the student's sampling) say
-so in their hints.
+so a broken ``conv_transpose2d`` or ``Encoder`` costs only its own items. In the same way
+``conv_transpose2d`` is graded with the trusted ``conv_transpose_output_size``, and
+``sample_latent`` with the trusted ``reparameterize``. A student who calls other names of their
+own is graded with them. The one check that tests consistency between two functions on purpose
+("KL vs Monte Carlo": the student's KL against the student's sampling) says so in its hint.
 
 Statistical items (``sample_latent``, ``VAE.sample``, "KL vs Monte Carlo") draw n = 50,000
 samples per tested coordinate from the student's code and bound the sample mean and the mean of
@@ -29,11 +30,11 @@ squares of the standardised draws w (w ~ N(0, 1) when the code is right):
   P(mean(w^2) < 0.95) <= exp(-n/2 (-0.05 - ln 0.95)) = 9.1e-15.
 
 So one coordinate fails a correct implementation with probability below 2.7e-12. The checks
-test at most 36 coordinates (``sample_latent``), 16 (``VAE.sample``) and 18 ("KL vs Monte
-Carlo") in all their cases: a correct implementation fails any of them with probability below
-36 * 2.7e-12 < 1e-10, far below 1e-9. The Monte-Carlo KL estimate is a deterministic function of
-those two statistics (see :func:`exercise_kl_monte_carlo`), so its bound holds with the same
-probability.
+test 28 coordinates (``sample_latent``: 4 + 12 + 12 over its cases), 8 (``VAE.sample``: 2 + 6)
+and 12 ("KL vs Monte Carlo": 9 + 3): a correct implementation fails any of them with
+probability below 48 * 2.7e-12 < 1.3e-10, far below 1e-9. The Monte-Carlo KL estimate is a
+deterministic function of those two statistics (see :func:`exercise_kl_monte_carlo`), so its
+bound holds with the same probability.
 """
 import contextlib
 import math
@@ -44,8 +45,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from autograder.checks import Check, Output
-from autograder.kit import assign_parameters, noncontiguous, randint, randn, run_independently, \
-    uniform
+from autograder.kit import (
+    assign_parameters,
+    noncontiguous,
+    randint,
+    randn,
+    run_independently,
+    uniform,
+)
 
 _TRANSPOSED = ("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "LazyConvTranspose1d",
                "LazyConvTranspose2d", "LazyConvTranspose3d")
@@ -658,7 +665,6 @@ def exercise_vae(api, case, rng, out):
         model = build_model(api, "VAE", latent, rng)
         first_x, first_eps = digits_like(rng, n + 1), randn(rng, n + 1, latent)
         x, eps = digits_like(rng, n), randn(rng, n, latent)
-        weights = [randn(rng, n, 1, IMAGE, IMAGE), randn(rng, n, latent), randn(rng, n, latent)]
         out.watch(x=x, eps=eps)
 
         def forward():

@@ -166,7 +166,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         f"bias must be (C_out,) = ({weight.shape[1]},), got {tuple(bias.shape)}"
     assert 0 <= output_padding < stride, "output_padding must satisfy 0 <= output_padding < stride"
     # BEGIN SOLUTION NO PROMPT
-    n, c_in, h, w = x.shape
+    n, _, h, w = x.shape
     k, c_out = weight.shape[2], weight.shape[1]
     h_out = conv_transpose_output_size(h, k, stride, padding, output_padding)
     w_out = conv_transpose_output_size(w, k, stride, padding, output_padding)
@@ -839,10 +839,11 @@ assert torch.equal(samples, vae.sample(6, torch.Generator().manual_seed(0))), "t
 # EXPERIMENT: not run by the grader
 import time
 
+import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
+
 from student.data import load_digits_splits, minibatches
 from student.plots import plot_curves, show_images
-import matplotlib.pyplot as plt
 
 torch.set_num_threads(1)
 digits = load_digits_splits(seed=0)
