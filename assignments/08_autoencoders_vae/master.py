@@ -852,16 +852,18 @@ train_y, test_y = digits["train"].labels, digits["test"].labels
 print("train", tuple(train_x.shape), "test", tuple(test_x.shape))
 
 
-def train(model, step_loss, epochs, lr=3e-3, seed=0, label="training"):
-    """Adam on `step_loss(model, batch, generator)`; returns the per-epoch means of what
-    step_loss returns (a tuple of 0-dim tensors, the first one minimised)."""
+def train(model, step_loss, epochs, lr=3e-3, seed=0, data=None, label="training"):
+    """Adam on `step_loss(model, batch, generator)`, batch = train_x[idx] (or, with `data`, the
+    tuple of every tensor of `data` at idx); returns the per-epoch means of what step_loss
+    returns (a tuple of 0-dim tensors, the first one minimised)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     history = []
     for _ in tqdm(range(epochs), desc=label, leave=False):
         totals = None
         for idx in minibatches(len(train_x), 64, generator):
-            terms = step_loss(model, train_x[idx], generator)
+            batch = train_x[idx] if data is None else tuple(tensor[idx] for tensor in data)
+            terms = step_loss(model, batch, generator)
             optimizer.zero_grad()
             terms[0].backward()
             optimizer.step()
@@ -921,6 +923,24 @@ print(f"autoencoders trained in {time.perf_counter() - started:.1f} s")
 
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
+# The judge: a small CNN trained on the real training digits (torch.nn layers, not graded).
+torch.manual_seed(0)
+judge = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128, 10))
+train(judge, lambda m, x, g: (F.cross_entropy(m(x[0]), x[1]),), epochs=30, data=(train_x, train_y), label="digit classifier")
+with torch.no_grad():
+    judge_accuracy = (judge(test_x).argmax(dim=1) == test_y).float().mean().item()
+print(f"classifier test accuracy {judge_accuracy:.3f}")
+print(f"RESULT judge_test_accuracy={judge_accuracy:.4f}")
+
+
+def confident_fraction(images, threshold=0.9):
+    """Share of `images` the judge assigns to a class with probability above `threshold`, and the classes."""
+    with torch.no_grad():
+        probabilities = F.softmax(judge(images), dim=1)
+    return (probabilities.max(dim=1).values > threshold).float().mean().item(), probabilities.argmax(dim=1)
+
+# %% tags=["experiment"]
+# EXPERIMENT: not run by the grader
 def vae_step(beta):
     def step(model, x, generator):
         eps = torch.randn(len(x), model.latent_dims, generator=generator)
@@ -944,43 +964,14 @@ plot_curves({"reconstruction": [h[1] for h in vae8_history], "KL": [h[2] for h i
 with torch.no_grad():
     vae_samples = vae8.sample(1000, torch.Generator().manual_seed(7))
 show_images(vae_samples[:32], columns=8);
-print(f"RESULT vae_test_neg_elbo={vae8_elbo:.3f}")
-
-# %% tags=["experiment"]
-# EXPERIMENT: not run by the grader
-torch.manual_seed(0)
-judge = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128, 10))
-
-
-def train_judge(model, epochs=30):
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    generator = torch.Generator().manual_seed(0)
-    for _ in tqdm(range(epochs), desc="digit classifier", leave=False):
-        for idx in minibatches(len(train_x), 64, generator):
-            loss = F.cross_entropy(model(train_x[idx]), train_y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-
-
-def confident_fraction(images, threshold=0.9):
-    with torch.no_grad():
-        probabilities = F.softmax(judge(images), dim=1)
-    return (probabilities.max(dim=1).values > threshold).float().mean().item(), probabilities.argmax(dim=1)
-
-
-train_judge(judge)
-with torch.no_grad():
-    judge_accuracy = (judge(test_x).argmax(dim=1) == test_y).float().mean().item()
 vae_fraction, vae_classes = confident_fraction(vae_samples)
-with torch.no_grad():
+print(f"VAE samples recognised with confidence > 0.9: {vae_fraction:.2f}; classes {torch.bincount(vae_classes, minlength=10).tolist()}")
+with torch.no_grad():  # the plain autoencoder's decoder on random codes of its training codes' scale
     codes = autoencoders[8].encoder(train_x)
     random_codes = codes.mean(0) + codes.std(0) * torch.randn(1000, 8, generator=torch.Generator().manual_seed(7))
     ae_fraction, _ = confident_fraction(torch.sigmoid(autoencoders[8].decoder(random_codes)))
-print(f"classifier test accuracy {judge_accuracy:.3f}")
-print(f"VAE samples recognised with confidence > 0.9: {vae_fraction:.2f}; classes {torch.bincount(vae_classes, minlength=10).tolist()}")
-print(f"autoencoder decoding random codes: {ae_fraction:.2f}")
-print(f"RESULT judge_test_accuracy={judge_accuracy:.4f}")
+print(f"plain autoencoder decoding random codes: {ae_fraction:.2f}")
+print(f"RESULT vae_test_neg_elbo={vae8_elbo:.3f}")
 print(f"RESULT vae_confident_sample_fraction={vae_fraction:.3f}")
 
 # %% [markdown]
