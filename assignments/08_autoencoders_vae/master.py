@@ -34,11 +34,8 @@
 #
 # **Allowed:** tensor operations, `nn.Module`, `nn.Parameter`, ordinary `torch.nn` layers and
 # functions (`nn.Conv2d`, `nn.Linear`, `F.conv2d`, `F.fold`, `F.pad`, ...), and autograd. Only
-# the transposed convolution must be your own:
-#
-# {{FORBIDDEN_RULES}}
-#
-# In particular the `Decoder` may **not** use `nn.ConvTranspose2d`: it uses the layer
+# the transposed convolution must be your own (section 1 lists exactly what the grader
+# forbids). In particular the `Decoder` may **not** use `nn.ConvTranspose2d`: it uses the layer
 # `UpConv2d` given below, which calls your `conv_transpose2d`.
 #
 # **How this notebook is graded.** Every function and class is compared with a hidden
@@ -127,6 +124,11 @@ from torch import nn
 # The classic mistakes are: forgetting the flip in 3; *subsampling* the input with the stride
 # (that is the strided convolution) instead of spreading it out; and **adding** padding instead
 # of cropping it.
+#
+# {{FORBIDDEN_RULES}}
+#
+# Since the `Decoder`, the `Autoencoder` and the `VAE` use the decoder's layers, a forbidden
+# transposed convolution anywhere in them costs their items too.
 #
 # Write `conv_transpose_output_size` (a Python `int`) and `conv_transpose2d` with square kernels,
 # integer `stride >= 1`, `padding >= 0` and `0 <= output_padding < stride`. Autograd
