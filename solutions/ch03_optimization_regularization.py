@@ -8,7 +8,7 @@ convention (``forward`` caches, ``backward(dupstream)`` returns dx and sets ``gr
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -207,11 +207,11 @@ class Dropout:
         self.training = True
         self.scale: torch.Tensor | None = None
 
-    def train(self) -> "Dropout":
+    def train(self) -> Dropout:
         self.training = True
         return self
 
-    def eval(self) -> "Dropout":
+    def eval(self) -> Dropout:
         self.training = False
         return self
 
@@ -252,11 +252,11 @@ class BatchNorm1d:
         self.running_var = torch.ones(num_features, dtype=torch.float64)
         self.training = True
 
-    def train(self) -> "BatchNorm1d":
+    def train(self) -> BatchNorm1d:
         self.training = True
         return self
 
-    def eval(self) -> "BatchNorm1d":
+    def eval(self) -> BatchNorm1d:
         self.training = False
         return self
 

@@ -41,7 +41,7 @@ def run_pair(ours_class, torch_class, options, steps=30, grad_scale=1.0, seed=0)
     assert all(p.grad is None for p in ours)
 
 
-SGD_OPTIONS = [dict(lr=lr, momentum=m, dampening=d, weight_decay=wd, nesterov=n)
+SGD_OPTIONS = [{"lr": lr, "momentum": m, "dampening": d, "weight_decay": wd, "nesterov": n}
                for lr, m, d, wd, n in itertools.product((0.1,), (0.0, 0.9), (0.0, 0.5),
                                                           (0.0, 0.3), (False, True))
                if not (n and (m == 0 or d != 0)) and not (m == 0 and d != 0)]
@@ -52,15 +52,17 @@ def test_sgd_matches_torch(options):
     run_pair(ref.SGD, torch.optim.SGD, options)
 
 
-@pytest.mark.parametrize("options", [dict(lr=0.01), dict(lr=0.05, alpha=0.9, weight_decay=0.2),
-                                     dict(lr=0.01, eps=0.1), dict(lr=0.3, alpha=0.5, eps=1e-3)],
+@pytest.mark.parametrize("options", [{"lr": 0.01}, {"lr": 0.05, "alpha": 0.9, "weight_decay": 0.2},
+                                     {"lr": 0.01, "eps": 0.1},
+                                     {"lr": 0.3, "alpha": 0.5, "eps": 1e-3}],
                          ids=str)
 def test_rmsprop_matches_torch(options):
     run_pair(ref.RMSprop, torch.optim.RMSprop, options, grad_scale=0.01)
 
 
-ADAM_OPTIONS = [dict(lr=1e-3), dict(lr=0.1, betas=(0.8, 0.9), weight_decay=0.5),
-                dict(lr=0.05, eps=1e-3), dict(lr=0.2, betas=(0.5, 0.6), eps=0.1, weight_decay=0.1)]
+ADAM_OPTIONS = [{"lr": 1e-3}, {"lr": 0.1, "betas": (0.8, 0.9), "weight_decay": 0.5},
+                {"lr": 0.05, "eps": 1e-3},
+                {"lr": 0.2, "betas": (0.5, 0.6), "eps": 0.1, "weight_decay": 0.1}]
 
 
 @pytest.mark.parametrize("options", ADAM_OPTIONS, ids=str)
@@ -69,7 +71,7 @@ def test_adam_matches_torch(options, grad_scale):
     run_pair(ref.Adam, torch.optim.Adam, options, grad_scale=grad_scale)
 
 
-@pytest.mark.parametrize("options", ADAM_OPTIONS + [dict(lr=0.3, weight_decay=2.0)], ids=str)
+@pytest.mark.parametrize("options", ADAM_OPTIONS + [{"lr": 0.3, "weight_decay": 2.0}], ids=str)
 @pytest.mark.parametrize("grad_scale", [1.0, 1e-4])
 def test_adamw_matches_torch(options, grad_scale):
     options = {"weight_decay": 1e-2, **options}
