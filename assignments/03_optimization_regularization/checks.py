@@ -16,10 +16,12 @@ seeded generator. Design notes (measured, see the kit's check-design facts):
   float32 statistics created as ``torch.zeros(C)`` meet (they end about 2.4e-8 away).
 """
 import math
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
-from autograder.checks import Check, Output
+from autograder.checks import Check, Output, Recorder
 from autograder.kit import FROM_SCRATCH, noncontiguous, randn, run_independently, uniform
 
 # From scratch: no autograd, no torch.nn (so no torch.nn.init and no layers), no torch.optim,
@@ -48,7 +50,7 @@ class StatisticalCheckFailed(Exception):
     """A draw that a correct implementation produces with probability below 1e-12."""
 
 
-def as_float64(value):
+def as_float64(value: Any) -> Any:
     """A Python number or a tensor of any float dtype as a float64 tensor (for outputs whose
     dtype the notebook leaves free)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -63,7 +65,7 @@ PARAM_SHAPES = ((3, 4), (5,), (2, 3, 2), (4,))
 STEPS = 25
 
 
-def has_grad(index, step):
+def has_grad(index: int, step: int) -> bool:
     """Parameter 1 skips the first two steps and every third one; parameter 3 never has a
     gradient. A single step counter shared by all parameters shows only here."""
     if index == 3:
@@ -73,13 +75,14 @@ def has_grad(index, step):
     return True
 
 
-def make_optimizer_exercise(class_name):
-    def exercise(api, case, rng, out):
+def make_optimizer_exercise(class_name: str) -> Callable[..., None]:
+    def exercise(api: Any, case: Mapping[str, Any], rng: torch.Generator,
+                 out: Recorder) -> None:
         params = [randn(rng, *shape) for shape in PARAM_SHAPES]
         optimizer = getattr(api, class_name)(list(params), **case["options"])
         trajectory = []
 
-        def steps():
+        def steps() -> None:
             for step in range(STEPS):
                 for index, p in enumerate(params):
                     scale = case["grad_scale"] * (1 + step % 4)
@@ -88,7 +91,7 @@ def make_optimizer_exercise(class_name):
                 trajectory.append(torch.cat([p.detach().flatten().clone() for p in params]))
             out["params"] = torch.stack(trajectory)
 
-        def zero_grad():
+        def zero_grad() -> None:
             for p in params:
                 p.grad = randn(rng, *p.shape)
             optimizer.zero_grad()
@@ -103,7 +106,7 @@ def make_optimizer_exercise(class_name):
     return exercise
 
 
-def optimizer_check(class_name, cases, hint):
+def optimizer_check(class_name: str, cases: tuple[dict[str, Any], ...], hint: str) -> Check:
     return Check(
         name=class_name, question="q1", uses=(class_name,),
         exercise=make_optimizer_exercise(class_name), cases=cases,
@@ -151,7 +154,8 @@ ADAMW_CASES = (
 
 
 # ---------------------------------------------------------------------- q2: initializers
-def exercise_fans(api, case, rng, out):
+def exercise_fans(api: Any, case: Mapping[str, Any], rng: torch.Generator,
+                  out: Recorder) -> None:
     fans = [api.calculate_fans(torch.empty(shape, dtype=torch.float64)) for shape in case["shapes"]]
     out["fans"] = torch.tensor([[float(f) for f in pair] for pair in fans], dtype=torch.float64)
 
@@ -167,7 +171,7 @@ GAINS = {"linear": 1.0, "sigmoid": 1.0, "tanh": 5.0 / 3.0, "relu": math.sqrt(2.0
 FAIL_EXPONENT = 28.5  # e^-28.5 = 4.2e-13 per one-sided test
 
 
-def reference_scale(name, shape, options):
+def reference_scale(name: str, shape: tuple[int, ...], options: Mapping[str, Any]) -> float:
     receptive = math.prod(shape[2:])
     fan_in, fan_out = shape[1] * receptive, shape[0] * receptive
     if name.startswith("xavier"):
@@ -177,7 +181,7 @@ def reference_scale(name, shape, options):
     return std
 
 
-def test_uniform(values, std, where):
+def test_uniform(values: torch.Tensor, std: float, where: str) -> None:
     """U(-b, b) with b = sqrt(3) std. (1) no value beyond b (up to 1e-9 relative, rounding):
     never fails a correct draw. (2) the largest value above b (1 - delta) and the smallest below
     -b (1 - delta), delta = 2 * 28.5 / n: a correct draw fails each with probability
@@ -196,7 +200,7 @@ def test_uniform(values, std, where):
             f"{n} values reaches both ends")
 
 
-def test_normal(values, std, where):
+def test_normal(values: torch.Tensor, std: float, where: str) -> None:
     """N(0, std^2). With n values, mean(x^2)/std^2 is chi-square(n)/n; Laurent-Massart: it
     exceeds 1 + 2 sqrt(x/n) + 2x/n, or falls below 1 - 2 sqrt(x/n), each with probability at
     most e^-x; x = 28.5 gives 4.2e-13 per side. The mean: |mean| > 7.6 std / sqrt(n) has
@@ -215,15 +219,16 @@ def test_normal(values, std, where):
         raise StatisticalCheckFailed(f"{where}: the values look uniform, not normal")
 
 
-def make_init_exercise(name):
-    def exercise(api, case, rng, out):
+def make_init_exercise(name: str) -> Callable[..., None]:
+    def exercise(api: Any, case: Mapping[str, Any], rng: torch.Generator,
+                 out: Recorder) -> None:
         init = getattr(api, name)
         options = dict(case.get("options", {}))
         shape = case["shape"]
         arguments = "".join(f", {k}={v!r}" for k, v in options.items())
         where = f"{name}(torch.empty{shape}{arguments})"
 
-        def distribution():
+        def distribution() -> None:
             for call in range(2):
                 tensor = torch.full(shape, float("nan"), dtype=torch.float64)
                 result = init(tensor, **options, generator=rng)
@@ -234,7 +239,7 @@ def make_init_exercise(name):
                 test(tensor, reference_scale(name, shape, options), f"{where}, call {call + 1}")
             out["distribution"] = torch.tensor(True)
 
-        def generator():
+        def generator() -> None:
             seed = int(torch.randint(0, 2 ** 31, (1,), generator=rng))
             draws = []
             for offset in (0, 0, 1):
@@ -250,7 +255,7 @@ def make_init_exercise(name):
     return exercise
 
 
-def init_check(name, cases, hint):
+def init_check(name: str, cases: tuple[dict[str, Any], ...], hint: str) -> Check:
     return Check(
         name=name, question="q2", uses=(name,), exercise=make_init_exercise(name), cases=cases,
         timeout_s=20.0,
@@ -282,7 +287,8 @@ FAN_HINT = ("fan_in = in * prod(kernel) and fan_out = out * prod(kernel) for a w
 
 
 # ----------------------------------------------------------------------------- q3: dropout
-def exercise_dropout(api, case, rng, out):
+def exercise_dropout(api: Any, case: Mapping[str, Any], rng: torch.Generator,
+                     out: Recorder) -> None:
     p, shape = case["p"], case["shape"]
     n = math.prod(shape)
     layer = api.Dropout(p)
@@ -293,7 +299,7 @@ def exercise_dropout(api, case, rng, out):
     dy = randn(rng, *shape)
     out.watch(x=x, dupstream=dy)
 
-    def check_structure(y, what):
+    def check_structure(y: Any, what: str) -> torch.Tensor:
         if type(y) is not torch.Tensor or y.shape != x.shape:
             raise StatisticalCheckFailed(f"{what} must be a tensor of x's shape {tuple(shape)}")
         kept = y != 0
@@ -302,7 +308,7 @@ def exercise_dropout(api, case, rng, out):
             raise StatisticalCheckFailed(f"{what}: kept values must equal x / (1 - p)")
         return kept
 
-    def training():
+    def training() -> None:
         masks = []
         for _ in range(2):
             y = layer.forward(x, generator=rng)
@@ -322,7 +328,7 @@ def exercise_dropout(api, case, rng, out):
         else:
             out["backward"] = dx
 
-    def evaluation():
+    def evaluation() -> None:
         layer.eval()
         y = layer.forward(x)
         dx = layer.backward(dy)
@@ -334,7 +340,7 @@ def exercise_dropout(api, case, rng, out):
         check_structure(again, "forward after train()")
         out["train_after_eval"] = torch.tensor(bool((again == 0).any()) or p == 0)
 
-    def generator():
+    def generator() -> None:
         seed = int(torch.randint(0, 2 ** 31, (1,), generator=rng))
         first = layer.forward(x, generator=torch.Generator().manual_seed(seed))
         second = layer.forward(x, generator=torch.Generator().manual_seed(seed))
@@ -354,7 +360,8 @@ DROPOUT_CASES = (
 
 
 # -------------------------------------------------------------------------- q4: batch norm
-def exercise_batchnorm(api, case, rng, out):
+def exercise_batchnorm(api: Any, case: Mapping[str, Any], rng: torch.Generator,
+                       out: Recorder) -> None:
     n, c = case["N"], case["C"]
     options = case.get("options", {})
     layer = api.BatchNorm1d(c, **options)
@@ -369,7 +376,7 @@ def exercise_batchnorm(api, case, rng, out):
     x_eval = scales * (offsets + randn(rng, n + 3, c))
     problems = []
 
-    def training():
+    def training() -> None:
         for step, (x, dy) in enumerate(zip(batches, upstream)):
             out.watch(x=x, dupstream=dy)
             y = layer.forward(x)
@@ -385,7 +392,7 @@ def exercise_batchnorm(api, case, rng, out):
         out["running_mean"] = as_float64(layer.running_mean)
         out["running_var"] = as_float64(layer.running_var)
 
-    def evaluation():
+    def evaluation() -> None:
         layer.eval()
         layer.forward(x_eval)
         out["y_eval"] = layer.forward(x_eval)
@@ -406,7 +413,8 @@ BN_CASES = (
 
 
 # -------------------------------------------------------------------------- q5: layer norm
-def exercise_layernorm(api, case, rng, out):
+def exercise_layernorm(api: Any, case: Mapping[str, Any], rng: torch.Generator,
+                       out: Recorder) -> None:
     shape, normalized = case["shape"], case["normalized"]
     norm_shape = (normalized,) if isinstance(normalized, int) else tuple(normalized)
     options = case.get("options", {})
@@ -440,14 +448,15 @@ LN_CASES = (
 
 
 # ---------------------------------------------------- q6: penalties, early stopping, schedules
-def exercise_penalties(api, case, rng, out):
-    def draw():
+def exercise_penalties(api: Any, case: Mapping[str, Any], rng: torch.Generator,
+                       out: Recorder) -> None:
+    def draw() -> list[torch.Tensor]:
         params = [randn(rng, *shape) for shape in case["shapes"]]
         params[-1][::2] = 0.0
         return params
 
-    def record(name):
-        def part():
+    def record(name: str) -> Callable[[], None]:
+        def part() -> None:
             values = []
             for _ in range(2):
                 params = draw()
@@ -467,7 +476,8 @@ PENALTY_CASES = (
 )
 
 
-def exercise_early_stopping(api, case, rng, out):
+def exercise_early_stopping(api: Any, case: Mapping[str, Any], rng: torch.Generator,
+                            out: Recorder) -> None:
     sign = 1.0 if case["mode"] == "max" else -1.0
     stopper = api.EarlyStopping(case["patience"], min_delta=case["min_delta"], mode=case["mode"])
     decisions, bests, best_steps = [], [], []
@@ -499,13 +509,14 @@ EARLY_CASES = (
 )
 
 
-def exercise_schedules(api, case, rng, out):
-    def steps():
+def exercise_schedules(api: Any, case: Mapping[str, Any], rng: torch.Generator,
+                       out: Recorder) -> None:
+    def steps() -> None:
         out["step_lr"] = torch.tensor(
             [float(api.step_lr(t, case["base_lr"], case["step_size"], case["gamma"]))
              for t in range(case["total"] + 1)], dtype=torch.float64)
 
-    def cosine():
+    def cosine() -> None:
         out["cosine_lr"] = torch.tensor(
             [float(api.cosine_lr(t, case["base_lr"], case["total"], case["min_lr"]))
              for t in range(case["total"] + 1)], dtype=torch.float64)
@@ -538,7 +549,8 @@ CONCEPTS = {
 }
 
 
-def exercise_concepts(api, case, rng, out):
+def exercise_concepts(api: Any, case: Mapping[str, Any], rng: torch.Generator,
+                      out: Recorder) -> None:
     answers = api.concept_answers()
     for key in CONCEPTS:
         try:
