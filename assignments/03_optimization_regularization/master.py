@@ -83,7 +83,8 @@ import torch
 # the buffer is a sum, not an average: `momentum * buf + g` with `dampening = 0` makes the
 # steady-state step `lr * g / (1 - momentum)`, ten times `lr * g` for momentum 0.9. The EWMA
 # form `momentum * buf + (1 - momentum) * g` is the same direction with a smaller step:
-# it is PyTorch's rule with `dampening = momentum`. Nesterov momentum looks one step ahead:
+# it is PyTorch's rule with `dampening = momentum` (apart from the undamped first step).
+# Nesterov momentum looks one step ahead:
 # it adds `momentum * buf` to the fresh gradient instead of using `buf` alone (PyTorch requires
 # `momentum > 0` and `dampening = 0` with it; so do we, and the grader never asks otherwise).
 #
