@@ -305,3 +305,50 @@ def test_concept_answers_by_simulation():
         w.grad = torch.tensor([0.5], dtype=torch.float64)
         optimizer.step()
         assert w.item() == pytest.approx(ref.concept_answers()[name], abs=1e-12)
+
+
+# A forbidden API costs only the items of the class or function that uses it: torch.optim in an
+# optimizer, torch.nn.init in an initializer, torch.nn.functional in a layer. (Kept here rather
+# than in the bug zoo: the generic zoo test expects a failure message that names an input case,
+# and a forbidden-API verdict names the call instead.)
+FORBIDDEN_USES = [
+    ("torch.optim.Adam", {"Adam: params", "Adam: zero_grad"}, """
+class Adam(Optimizer):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params)
+        self.inner = torch.optim.Adam(self.params, lr=lr, betas=betas, eps=eps,
+                                      weight_decay=weight_decay)
+
+    def step(self):
+        with torch.no_grad():
+            self.inner.step()
+"""),
+    ("torch.nn.init.xavier_normal_", {"xavier_normal_: distribution", "xavier_normal_: generator"},
+     """
+def xavier_normal_(tensor, gain=1.0, generator=None):
+    return torch.nn.init.xavier_normal_(tensor, gain, generator=generator)
+"""),
+    ("torch.nn.functional.dropout",
+     {"Dropout: train_forward", "Dropout: backward", "Dropout: eval",
+      "Dropout: train_after_eval", "Dropout: generator"}, """
+import torch.nn.functional as F
+
+class Dropout(Dropout):
+    def forward(self, x, generator=None):
+        self.scale = None
+        return F.dropout(x, self.p, self.training)
+"""),
+]
+
+
+@pytest.mark.parametrize("call,items,code", FORBIDDEN_USES, ids=[c for c, _, _ in FORBIDDEN_USES])
+def test_forbidden_api_costs_only_its_users_items(call, items, code, grade_file, tmp_path):
+    from tests.conftest import failed_items, notebook_with_extra_cell
+
+    chapter = "03_optimization_regularization"
+    mutant = notebook_with_extra_cell(chapter, code, tmp_path / f"{chapter}.ipynb")
+    results = grade_file(chapter, mutant)
+    assert failed_items(results) == items, results["output"]
+    for test in results["tests"]:
+        if test["status"] == "failed":
+            assert call in test["output"] and "write yourself" in test["output"], test["output"]

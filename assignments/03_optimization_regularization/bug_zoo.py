@@ -149,17 +149,8 @@ class Adam(Adam):
         adam_variant("AdamW", decay=L2)),
     Bug("AdamW applies the decay after the update", {"AdamW: params"},
         adam_variant("AdamW", after=DECOUPLED)),
-    Bug("Adam delegates to torch.optim.Adam (forbidden)", {"Adam: params", "Adam: zero_grad"}, """
-class Adam(Optimizer):
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params)
-        self.inner = torch.optim.Adam(self.params, lr=lr, betas=betas, eps=eps,
-                                      weight_decay=weight_decay)
-
-    def step(self):
-        with torch.no_grad():
-            self.inner.step()
-"""),
+    Bug("AdamW decays without the learning rate", {"AdamW: params"},
+        adam_variant("AdamW", decay="p.mul_(1 - self.weight_decay)")),
     # ----------------------------------------------------------------------- initializers
     Bug("convolution fans ignore the kernel size", {"calculate_fans: fans"} | INIT_ITEMS, """
 def calculate_fans(tensor):
@@ -217,11 +208,6 @@ def kaiming_uniform_(tensor, nonlinearity="relu", generator=None):
 def kaiming_normal_(tensor, nonlinearity="relu", generator=None):
     return _initializers[3](tensor, nonlinearity)
 """),
-    Bug("xavier_normal_ calls torch.nn.init (forbidden)",
-        {"xavier_normal_: distribution", "xavier_normal_: generator"}, """
-def xavier_normal_(tensor, gain=1.0, generator=None):
-    return torch.nn.init.xavier_normal_(tensor, gain, generator=generator)
-"""),
     # ---------------------------------------------------------------------------- dropout
     Bug("dropout scales at eval time", {"Dropout: eval"}, """
 class Dropout(Dropout):
@@ -242,6 +228,16 @@ class Dropout(Dropout):
             y = y * (1 - self.p)
         return y
 """),
+    Bug("dropout uses p as the keep probability", {"Dropout: train_forward"}, """
+class Dropout(Dropout):
+    def forward(self, x, generator=None):
+        if not self.training:
+            self.scale = None
+            return x.clone()
+        keep = torch.rand(x.shape, generator=generator, dtype=x.dtype) < self.p
+        self.scale = keep.to(x.dtype) / (1.0 - self.p)
+        return x * self.scale
+"""),
     Bug("dropout backward draws a new mask", {"Dropout: backward"}, """
 class Dropout(Dropout):
     def backward(self, dupstream):
@@ -249,16 +245,6 @@ class Dropout(Dropout):
             return dupstream.clone()
         keep = torch.rand(dupstream.shape, dtype=dupstream.dtype) >= self.p
         return dupstream * keep / (1.0 - self.p)
-"""),
-    Bug("dropout calls torch.nn.functional.dropout (forbidden)",
-        {"Dropout: train_forward", "Dropout: backward", "Dropout: eval", "Dropout: train_after_eval",
-         "Dropout: generator"}, """
-import torch.nn.functional as F
-
-class Dropout(Dropout):
-    def forward(self, x, generator=None):
-        self.scale = None
-        return F.dropout(x, self.p, self.training)
 """),
     # ------------------------------------------------------------------------- batch norm
     Bug("batch-norm running variance biased", {"BatchNorm1d: running_var", "BatchNorm1d: y_eval"}, """
