@@ -1,0 +1,2 @@
+from tools.zoo import Bug
+BUGS: list[Bug] = []
