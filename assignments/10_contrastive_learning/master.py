@@ -806,7 +806,8 @@ plot_curves({"train batches": history["top-1 accuracy"]}, ylabel="top-1 contrast
 figure = plot_curves({"alignment (lower: views closer)": history["alignment"], "uniformity (lower: more spread)": history["uniformity"]}, ylabel="value", xlabel="check (every 5 epochs)", title="Alignment and uniformity of z on test views")
 print(f"RESULT final_pretrain_loss={history['loss'][-1]:.4f}")
 print(f"RESULT test_contrastive_top1={history['test top-1'][-1]:.4f}")
-print(f"RESULT alignment_drop={history['alignment'][0] - history['alignment'][-1]:.4f}")
+print(f"alignment {history['alignment'][0]:.3f} -> {history['alignment'][-1]:.3f}, uniformity {history['uniformity'][0]:.3f} -> {history['uniformity'][-1]:.3f}, test top-1 {history['test top-1'][0]:.3f} -> {history['test top-1'][-1]:.3f}")
+print(f"RESULT uniformity_drop={history['uniformity'][0] - history['uniformity'][-1]:.4f}")
 print(f"RESULT pretrain_cpu_seconds={pretrain_cpu:.1f}")
 
 # %% [markdown]
