@@ -284,7 +284,8 @@ def test_hidden_cases_cover_the_edge_cases_of_the_issue() -> None:
 
 
 def test_informative_loss_values_in_every_case() -> None:
-    """Clustered embeddings keep the loss away from 0 and from log(2N - 1) where N > 1."""
+    """Clustered embeddings keep the loss away from 0 (a saturated softmax) and from the
+    chance level log(2N - 1) (a uniform one) where N > 1."""
     values = outputs_of("info_nce_loss", reference)
     checks = {check.name: check for check in chapter_checks().checks}
     for index, case in enumerate(checks["info_nce_loss"].cases):
@@ -292,7 +293,7 @@ def test_informative_loss_values_in_every_case() -> None:
         if case["N"] == 1:
             assert loss == 0.0
         else:
-            assert 0.05 < loss < math.log(2 * case["N"] - 1) - 0.01, (case, loss)
+            assert loss > 0.05 and abs(loss - math.log(2 * case["N"] - 1)) > 0.01, (case, loss)
 
 
 def test_concept_batches_give_the_documented_answers() -> None:
