@@ -106,18 +106,22 @@ def augment(x: torch.Tensor, generator: torch.Generator, crop: float = 0.3,
     Returns (N, 1, H, W) in x's dtype.
     """
     n, _, height, width = x.shape
-    options = {"generator": generator, "dtype": x.dtype, "device": x.device}
-    side = 1.0 - crop * torch.rand(n, **options)
-    center = (1.0 - side).unsqueeze(1) * (2.0 * torch.rand(n, 2, **options) - 1.0)
-    angle = math.radians(rotation) * (2.0 * torch.rand(n, **options) - 1.0)
-    shift = translation * (2.0 * torch.rand(n, 2, **options) - 1.0)
+
+    def draw(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator, dtype=x.dtype, device=x.device)
+
+    side = 1.0 - crop * draw(n)
+    center = (1.0 - side).unsqueeze(1) * (2.0 * draw(n, 2) - 1.0)
+    angle = math.radians(rotation) * (2.0 * draw(n) - 1.0)
+    shift = translation * (2.0 * draw(n, 2) - 1.0)
     shift = shift * torch.tensor([2.0 / width, 2.0 / height], dtype=x.dtype, device=x.device)
     cos, sin = torch.cos(angle) * side, torch.sin(angle) * side
     theta = torch.stack([torch.stack([cos, -sin, center[:, 0] + shift[:, 0]], dim=1),
                          torch.stack([sin, cos, center[:, 1] + shift[:, 1]], dim=1)], dim=1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     views = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    views = views + noise * torch.randn(views.shape, **options)
+    views = views + noise * torch.randn(views.shape, generator=generator, dtype=x.dtype,
+                                        device=x.device)
     return views.clamp(0.0, 1.0)
 
 

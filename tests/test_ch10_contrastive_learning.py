@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
@@ -17,8 +18,15 @@ from torch import nn
 
 from autograder.checks import load_checks_namespace, run_check
 from solutions import ch10_contrastive_learning as reference
-from solutions.ch10_contrastive_learning import (SimCLR, alignment, augment, contrastive_accuracy,
-                                                 extract_features, info_nce_loss, uniformity)
+from solutions.ch10_contrastive_learning import (
+    SimCLR,
+    alignment,
+    augment,
+    contrastive_accuracy,
+    extract_features,
+    info_nce_loss,
+    uniformity,
+)
 from tests.conftest import failed_items, notebook_with_extra_cell
 
 CHAPTER = "10_contrastive_learning"
@@ -234,8 +242,8 @@ def test_simclr_concatenated_or_separate_encoding_agree_on_the_probe() -> None:
     got: dict[tuple[int, str], Any] = {}
     run_check(checks["SimCLR"], namespace, lambda c, n, a: got.__setitem__((c, n), a))
     assert expected.keys() == got.keys()
-    for key in expected:
-        torch.testing.assert_close(torch.from_numpy(got[key]), torch.from_numpy(expected[key]),
+    for key, value in expected.items():
+        torch.testing.assert_close(torch.from_numpy(got[key]), torch.from_numpy(value),
                                    rtol=1e-12, atol=1e-12)
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from autograder.checks import load_checks_namespace, run_check  # noqa: E402
-from solutions import ch10_contrastive_learning as reference  # noqa: E402
+from autograder.checks import load_checks_namespace, run_check
+from solutions import ch10_contrastive_learning as reference
 
 N, D, BATCH = 256, 128, 256
 REPEATS, WARMUP = 21, 3

@@ -29,8 +29,14 @@ import torch
 from torch import nn
 
 from autograder.checks import Check, Output
-from autograder.kit import (assign_parameters, noncontiguous, randn, record_grads,
-                            run_independently, uniform)
+from autograder.kit import (
+    assign_parameters,
+    noncontiguous,
+    randn,
+    record_grads,
+    run_independently,
+    uniform,
+)
 
 # Students write the softmax cross-entropy of the loss themselves, with a stable log-sum-exp.
 FORBIDDEN = (
@@ -420,12 +426,11 @@ def exercise_simclr(api: Any, case: dict[str, Any], rng: torch.Generator, out: A
                 out[name] = value
             sum((v * w).sum() for v, w in zip(outputs, weights)).backward()
         finally:
-            grads = [p.grad for p in (encoder.a, encoder.b)]
-            if all(g is not None for g in grads):
-                out["grad_encoder"] = torch.cat([g.flatten() for g in grads])
-            grads = [p.grad for p in (head.c, head.e)]
-            if all(g is not None for g in grads):
-                out["grad_head"] = torch.cat([g.flatten() for g in grads])
+            for name, params in (("grad_encoder", (encoder.a, encoder.b)),
+                                 ("grad_head", (head.c, head.e))):
+                grads = [p.grad for p in params if p.grad is not None]
+                if len(grads) == len(params):
+                    out[name] = torch.cat([g.flatten() for g in grads])
 
     run_independently(parameters, forward)
 
@@ -449,8 +454,10 @@ class _ModeProbe(nn.Module):
         with torch.no_grad():
             self.linear.weight.copy_(randn(rng, out_dim, in_dim))
             self.linear.bias.copy_(randn(rng, out_dim))
-            self.norm.running_mean.copy_(randn(rng, out_dim))
-            self.norm.running_var.copy_(uniform(rng, out_dim, low=0.5, high=2.0))
+            mean, var = self.norm.running_mean, self.norm.running_var
+            assert mean is not None and var is not None
+            mean.copy_(randn(rng, out_dim))
+            var.copy_(uniform(rng, out_dim, low=0.5, high=2.0))
         self.largest_batch = 0
         self.rows = 0
 
