@@ -13,14 +13,14 @@ model in eval mode and restores the mode it found; it returns a new tensor witho
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["linear_max_change", "expected_max_change", "fgsm", "pgd", "apply_patch",
-           "train_patch", "accuracy_under_attack", "adversarial_training_step"]
+__all__ = ["accuracy_under_attack", "adversarial_training_step", "apply_patch",
+           "expected_max_change", "fgsm", "linear_max_change", "pgd", "train_patch"]
 
 Attack = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -110,7 +110,7 @@ def apply_patch(images: torch.Tensor, patch: torch.Tensor, top: int | torch.Tens
     Returns a new (N, C, H, W) tensor, differentiable with respect to ``patch``; ``images`` is
     not modified.
     """
-    n, c, h, w = images.shape
+    n, c = images.shape[:2]
     kh, kw = patch.shape[-2:]
     tops = torch.as_tensor(top, dtype=torch.int64).expand(n)
     lefts = torch.as_tensor(left, dtype=torch.int64).expand(n)

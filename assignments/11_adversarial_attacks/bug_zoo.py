@@ -81,11 +81,11 @@ def expected_max_change(dim, eps, weight_std):
     # ---------------------------------------------------------------------------- fgsm
     Bug("fgsm targeted attack steps up the loss", items("fgsm", "x_adv"),
         fgsm_with(step="x.detach() + eps * grad.sign()")),
-    Bug("fgsm raw gradient instead of its sign", items("fgsm", "x_adv"),
+    Bug("fgsm raw gradient instead of its sign", items("fgsm", "x_adv", "x_adv_valid"),
         fgsm_with(step="x.detach() + (-1.0 if targeted else 1.0) * eps * grad")),
     Bug("fgsm sign of 0 taken as +1", items("fgsm", "x_adv"),
         fgsm_with(step="x.detach() + (-1.0 if targeted else 1.0) * eps * torch.where(grad >= 0, "
-                       "1.0, -1.0)")),
+                       "torch.ones_like(grad), -torch.ones_like(grad))")),
     Bug("fgsm without clamp", items("fgsm", "x_adv", "x_adv_valid"), fgsm_with(finish="x_adv")),
     Bug("fgsm clamps to (0, 1) whatever the argument", items("fgsm", "x_adv", "x_adv_valid"),
         fgsm_with(finish="x_adv.clamp(0.0, 1.0)")),
@@ -178,7 +178,8 @@ def apply_patch(images, patch, top, left):
     images.data.copy_(out.detach())
     return out
 """),
-    Bug("apply_patch swaps top and left", items("apply_patch", "patched", "grad_patch"), """
+    Bug("apply_patch swaps top and left", items("apply_patch", "patched", "grad_patch",
+                                                "images_untouched"), """
 _apply_patch_reference = apply_patch
 def apply_patch(images, patch, top, left):
     return _apply_patch_reference(images, patch, left, top)
@@ -304,7 +305,8 @@ def accuracy_under_attack(model, x, y, attack, batch_size):
     return correct / len(x)
 """),
     # ------------------------------------------------------- adversarial_training_step
-    Bug("adversarial step without zero_grad", items("adversarial_training_step", "parameters"),
+    Bug("adversarial step without zero_grad", items("adversarial_training_step", "parameters",
+                                                    "loss"),
         """
 def adversarial_training_step(model, optimizer, x, y, eps):
     x_adv = fgsm(model, x, y, eps)

@@ -19,16 +19,14 @@ restored shows in the second call). The state the function must leave alone is g
 separate items (``model_untouched``, ``mode_restored``, ``input_untouched``), recorded only
 when the calls returned, so that a stub scores nothing.
 
-Dependencies removed: ``adversarial_training_step`` calls ``fgsm``; the check substitutes its
-own trusted FGSM for the student's during that check (documented in the notebook), so an fgsm
-bug costs only fgsm's items. ``accuracy_under_attack`` receives a trusted attack that needs
+Dependencies removed: ``adversarial_training_step`` calls ``fgsm`` and ``train_patch`` calls
+``apply_patch``; during those checks the student's global is replaced by the grader's trusted
+version (documented in the notebook), so an fgsm or apply_patch bug costs only its own items. ``accuracy_under_attack`` receives a trusted attack that needs
 gradients (so a loop run under ``torch.no_grad()`` fails) and records the batches it is given.
 The patch check trains a small MLP on a seeded synthetic 10-class image set inside the check
 (the grader has no data set) and grades the targeted success of the student's patch on held-out
 images at random positions against a threshold (see ``PATCH_THRESHOLD``).
 """
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -186,6 +184,47 @@ def make_images(rng, n, shape, low, high):
     return torch.where(where > 0.8, torch.full_like(x, high), x)
 
 
+def trusted_apply_patch(images, patch, top, left):
+    """The grader's apply_patch (int or (N,) positions, differentiable w.r.t. the patch)."""
+    n, c = images.shape[:2]
+    kh, kw = patch.shape[-2:]
+    rows = torch.as_tensor(top).reshape(-1).expand(n).view(n, 1, 1) + torch.arange(kh).view(
+        1, kh, 1)
+    cols = torch.as_tensor(left).reshape(-1).expand(n).view(n, 1, 1) + torch.arange(kw).view(
+        1, 1, kw)
+    out = images.clone()
+    values = patch.to(images.dtype).expand(c, kh, kw).permute(1, 2, 0)
+    out[torch.arange(n).view(n, 1, 1), :, rows, cols] = values.expand(n, kh, kw, c)
+    return out
+
+
+class substituted:  # noqa: N801 - used like a function in a with statement
+    """Within the block, the student's global ``name`` is the grader's ``trusted`` function, so
+    that a bug in one graded function does not cost the items of another that calls it."""
+
+    def __init__(self, api, name, trusted):
+        self.namespace = api._source  # the student's globals (or the reference module)
+        self.name, self.trusted = name, trusted
+
+    def __enter__(self):
+        if isinstance(self.namespace, dict):
+            self.saved = self.namespace.get(self.name)
+            self.namespace[self.name] = self.trusted
+        else:
+            self.saved = getattr(self.namespace, self.name, None)
+            setattr(self.namespace, self.name, self.trusted)
+
+    def __exit__(self, *exc_info):
+        if isinstance(self.namespace, dict):
+            if self.saved is None:
+                self.namespace.pop(self.name, None)
+            else:
+                self.namespace[self.name] = self.saved
+        else:
+            setattr(self.namespace, self.name, self.saved)
+        return False
+
+
 def trusted_fgsm(model, x, y, eps, targeted=False, clamp=(0.0, 1.0)):
     """The grader's FGSM (eval mode, restored; autograd.grad leaves .grad alone)."""
     was_training = model.training
@@ -239,8 +278,7 @@ def attack_setup(rng, case):
     return model, x, y, (low, high)
 
 
-def record_attack(out, model, x, y, case, before, modes_before, x_original, results,
-                  clamp):
+def record_attack(out, model, x, case, before, x_original, results, clamp):
     out["x_adv"] = torch.stack(results)
     last = results[-1]
     in_ball = bool(((last - x_original).abs() <= case["eps"] + STATE_TOL).all())
@@ -256,7 +294,7 @@ def record_attack(out, model, x, y, case, before, modes_before, x_original, resu
 def make_attack_exercise(name):
     def exercise(api, case, rng, out):
         model, x, y, clamp = attack_setup(rng, case)
-        before, modes_before, x_original = snapshot(model), modes(model), x.clone()
+        before, x_original = snapshot(model), x.clone()
         kwargs = {}
         if case.get("targeted"):
             kwargs["targeted"] = True
@@ -265,17 +303,17 @@ def make_attack_exercise(name):
         if name == "pgd":
             kwargs["random_start"] = case["random_start"]
             kwargs["generator"] = torch.Generator().manual_seed(int(randint(rng, 2**31, 1)))
-            attack = lambda: api.pgd(model, x, y, case["eps"], case["alpha"], case["steps"],  # noqa: E731
+            attack = lambda: api.pgd(model, x, y, case["eps"], case["alpha"], case["steps"],
                                      **kwargs)
         else:
-            attack = lambda: api.fgsm(model, x, y, case["eps"], **kwargs)  # noqa: E731
+            attack = lambda: api.fgsm(model, x, y, case["eps"], **kwargs)
         results = []
         for _ in range(2):
             result = attack()
             if type(result) is not torch.Tensor:
                 raise TypeError(f"{name} returned {type(result).__name__}, not a tensor")
             results.append(result)
-        record_attack(out, model, x, y, case, before, modes_before, x_original, results, clamp)
+        record_attack(out, model, x, case, before, x_original, results, clamp)
 
     return exercise
 
@@ -353,12 +391,10 @@ def exercise_apply_patch(api, case, rng, out):
     for top, left in positions:
         results.append(api.apply_patch(images, patch, top, left))
     out["patched"] = torch.stack(results)
-    try:
-        (results[-1] * weights).sum().backward()
-    finally:
-        if patch.grad is not None:
-            out["grad_patch"] = patch.grad
     out["images_untouched"] = flags(torch.equal(images, original), not images.requires_grad)
+    (results[-1] * weights).sum().backward()
+    if patch.grad is not None:
+        out["grad_patch"] = patch.grad
 
 
 PATCH_CASES = (
@@ -430,13 +466,14 @@ def exercise_train_patch(api, case, rng, out):
     model, images, test_x, test_y = patch_model(rng)
     model.train(case["mode"] == "train")
     add_stale_grads(model, rng)
-    before, modes_before = snapshot(model), modes(model)
+    before = snapshot(model)
     seeds = [int(s) for s in randint(rng, 2**31, 2)]
 
     def train(target, seed):
         generator = torch.Generator().manual_seed(seed)
-        patch = api.train_patch(model, images.clone(), target, PATCH_SIZE, PATCH_STEPS,
-                                PATCH_LR, generator)
+        with substituted(api, "apply_patch", trusted_apply_patch):
+            patch = api.train_patch(model, images.clone(), target, PATCH_SIZE, PATCH_STEPS,
+                                    PATCH_LR, generator)
         if type(patch) is not torch.Tensor:
             raise TypeError(f"train_patch returned {type(patch).__name__}, not a tensor")
         return patch
@@ -539,28 +576,14 @@ def exercise_training_step(api, case, rng, out):
     optimizer = torch.optim.SGD(model.parameters(), lr=case["lr"], momentum=0.9)
     batches = [(make_images(rng, case["N"], shape, 0.0, 1.0), randint(rng, 3, case["N"]))
                for _ in range(2)]
-    namespace = api._source  # the student's globals (or the reference module)
-    is_mapping = isinstance(namespace, dict)
-    saved = namespace.get("fgsm") if is_mapping else getattr(namespace, "fgsm", None)
-    if is_mapping:
-        namespace["fgsm"] = trusted_fgsm
-    else:
-        namespace.fgsm = trusted_fgsm
-    try:
-        states, losses = [], []
+    states, losses = [], []
+    with substituted(api, "fgsm", trusted_fgsm):
         for x, y in batches:
             losses.append(as_float(api.adversarial_training_step(model, optimizer, x, y,
                                                                  case["eps"]),
                                    "adversarial_training_step"))
             states.append(torch.cat([v.detach().reshape(-1).to(torch.float64)
                                      for v in model.state_dict().values()]))
-    finally:
-        if is_mapping and saved is None:
-            namespace.pop("fgsm", None)
-        elif is_mapping:
-            namespace["fgsm"] = saved
-        else:
-            namespace.fgsm = saved
     out["parameters"] = torch.cat(states)
     out["loss"] = torch.stack(losses)
     out["mode"] = modes(model)
@@ -631,7 +654,7 @@ CHECKS = [
     ),
     Check(
         name="train_patch", question="q4", uses=("train_patch",),
-        exercise=exercise_train_patch, cases=({"mode": "eval"}, {"mode": "train"}),
+        exercise=exercise_train_patch, cases=({"mode": "train"},),
         timeout_s=60.0,
         outputs=(
             Output("success", points=2, rtol=0.0, atol=0.0,
