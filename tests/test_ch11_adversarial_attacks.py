@@ -26,6 +26,15 @@ CHECKS_PATH = Path(__file__).resolve().parent.parent / "assignments" / CHAPTER /
 F64 = torch.float64
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread is faster than several, and steadier on a busy machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def seeded(*parts: object) -> torch.Generator:
     return torch.Generator().manual_seed(zlib.crc32(repr(parts).encode()))
 

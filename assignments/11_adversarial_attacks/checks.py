@@ -198,7 +198,7 @@ def trusted_apply_patch(images, patch, top, left):
     return out
 
 
-class substituted:  # noqa: N801 - used like a function in a with statement
+class Substituted:
     """Within the block, the student's global ``name`` is the grader's ``trusted`` function, so
     that a bug in one graded function does not cost the items of another that calls it."""
 
@@ -471,7 +471,7 @@ def exercise_train_patch(api, case, rng, out):
 
     def train(target, seed):
         generator = torch.Generator().manual_seed(seed)
-        with substituted(api, "apply_patch", trusted_apply_patch):
+        with Substituted(api, "apply_patch", trusted_apply_patch):
             patch = api.train_patch(model, images.clone(), target, PATCH_SIZE, PATCH_STEPS,
                                     PATCH_LR, generator)
         if type(patch) is not torch.Tensor:
@@ -577,7 +577,7 @@ def exercise_training_step(api, case, rng, out):
     batches = [(make_images(rng, case["N"], shape, 0.0, 1.0), randint(rng, 3, case["N"]))
                for _ in range(2)]
     states, losses = [], []
-    with substituted(api, "fgsm", trusted_fgsm):
+    with Substituted(api, "fgsm", trusted_fgsm):
         for x, y in batches:
             losses.append(as_float(api.adversarial_training_step(model, optimizer, x, y,
                                                                  case["eps"]),
