@@ -408,9 +408,11 @@ PATCH_CASES = (
 
 # The patch attack. A 10-class synthetic image set (8x8, a binary prototype per class, shifted
 # by up to one pixel, plus noise) and an MLP trained on it inside the check: the grader has no
-# data set. Measured on this setting (float64): the reference's mean targeted success over
-# targets 0, 3, 7 on held-out images at random positions is about 0.6-0.7; the same patch
-# trained at one fixed position reaches about 0.25-0.33; an untargeted patch about 0.
+# data set. Measured on this exact seeded setting (float64): the reference's mean targeted
+# success over targets 0, 3, 7 on held-out images at random positions is 0.60 (0.66, 0.60,
+# 0.56); the same recipe trained at one fixed position reaches 0.30 (0.34, 0.25, 0.30); a patch
+# that moves away from the target about 0. The threshold 0.45 sits 0.15 from both. The check
+# (model training and five patches) takes about 1 s of CPU on one thread; limit 60 s.
 PATCH_TARGETS = (0, 3, 7)
 PATCH_SIZE, PATCH_STEPS, PATCH_LR, PATCH_IMAGES = 6, 200, 0.05, 100
 PATCH_THRESHOLD = 0.45
