@@ -312,12 +312,12 @@ def main(argv: list[str]) -> int:
             rows = list(pool.map(build_and_prove, selected))
     else:
         rows = [build_and_prove(chapter) for chapter in selected]
-    print(f"\n{'chapter':<28}{'questions':>10}{'points':>8}{'solution':>10}{'stub':>7}  leaks")
+    print(f"\n{'chapter':<32}{'questions':>10}{'points':>8}{'solution':>10}{'stub':>7}  leaks")
     failed = False
     for row in rows:
         ok = row["solution"] == row["points"] and row["stub"] == 0 and not row["leaks"]
         failed |= not ok
-        print(f"{row['chapter']:<28}{row['questions']:>10}{row['points']:>8g}"
+        print(f"{row['chapter']:<32}{row['questions']:>10}{row['points']:>8g}"
               f"{row['solution']:>10g}{row['stub']:>7g}  {len(row['leaks'])}"
               f"{'' if ok else '   <-- FAILED'}")
         for leak in row["leaks"][:10]:
