@@ -8,6 +8,8 @@ module is the *toolbox* chapters build their exercises from, so that no chapter 
 * layouts: :func:`noncontiguous`;
 * ``nn.Module`` chapters: :func:`assign_parameters` (install seeded parameters by name, with a
   message the student understands when a name or shape is wrong), :func:`record_grads`;
+* documented initialisations, graded statistically: :func:`gaussian_problem`,
+  :func:`uniform_problem` (failure probabilities for a correct draw in their docstrings);
 * independence of items: ``with out.part(...)`` in the check language (one broken method
   costs only its own outputs), :func:`forward_backward_twice` (the exercise of a hand-written
   layer: two rounds, each method its own part), :func:`run_independently` (older form);
@@ -183,6 +185,43 @@ def exercise_container(out: Any, net: Any, layers: list[Any], rng: torch.Generat
                              f"has init_params, received init_params calls with std "
                              f"{layer.init_calls}; expected exactly one, with std {std}")
         out["reset_params_std"] = torch.tensor(True)
+
+
+# ------------------------------------------------------- documented initialisations
+def gaussian_problem(values: Any, std: float) -> str:
+    """"" when ``values`` (at least 200000 entries) look drawn from N(0, std^2), else why not.
+
+    Tests, each failing a correct draw with probability below 1e-18 for n >= 200000:
+    |mean| <= 0.02 std (mean/std ~ N(0, 1/n): P(|Z| > 8.94) < 1e-18); sample std within 3 %
+    (Laurent-Massart: P(|s^2/std^2 - 1| >= 0.0591) <= 2 exp(-n 0.0591^2 / 16) < 1e-18);
+    share of |v| <= std within 0.02 of 0.6827, which a uniform of the same std (0.577) fails
+    (Hoeffding: 2 exp(-2 n 0.02^2) < 1e-69).
+    """
+    v = torch.as_tensor(values).detach().double().flatten()
+    assert v.numel() >= 200_000, "check bug: too few values for the stated probabilities"
+    within = float((v.abs() <= std).double().mean())
+    if (v.mean().abs() <= 0.02 * std and abs(float(v.std()) / std - 1) <= 0.03
+            and abs(within - 0.6827) <= 0.02):
+        return ""
+    return (f"has mean {float(v.mean()):.3g} and std {float(v.std()):.3g}, and {within:.1%} of "
+            f"its entries lie within one std: it should be Gaussian with mean 0 and std {std}")
+
+
+def uniform_problem(values: Any, low: float, high: float) -> str:
+    """"" when ``values`` (at least 20000 entries) look drawn from U[low, high), else why not.
+
+    Tests: every value in [low, high) (true of every correct draw); mean, and share below the
+    middle, within 0.05 (high - low) of their values for a uniform (Hoeffding, m >= 20000:
+    2 exp(-2 m 0.05^2) = 2 exp(-100) < 1e-43 each).
+    """
+    v = torch.as_tensor(values).detach().double().flatten()
+    assert v.numel() >= 20_000, "check bug: too few values for the stated probabilities"
+    width, middle = high - low, (low + high) / 2
+    if (v.min() >= low and v.max() < high and abs(float(v.mean()) - middle) <= 0.05 * width
+            and abs(float((v < middle).double().mean()) - 0.5) <= 0.05):
+        return ""
+    return (f"has values in [{float(v.min()):.3g}, {float(v.max()):.3g}] with mean "
+            f"{float(v.mean()):.3g}: it should be uniform on [{low:g}, {high:g})")
 
 
 def record_grads(out: Any, tensors: Mapping[str, torch.Tensor | None]) -> None:

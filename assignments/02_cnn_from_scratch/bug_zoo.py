@@ -115,6 +115,35 @@ class Conv2dLoop(Conv2dLoop):
         self.grad_weight = self.grad_weight / dupstream.shape[0]
         return dx
 """),
+    Bug("loop conv gradients accumulate across calls",
+        conv_items("Conv2dLoop", {"grad_weight", "grad_bias"}), """
+class Conv2dLoop(Conv2dLoop):
+    def backward(self, dupstream):
+        old_weight, old_bias = self.grad_weight, self.grad_bias
+        dx = super().backward(dupstream)
+        self.grad_weight = old_weight + self.grad_weight
+        self.grad_bias = old_bias + self.grad_bias
+        return dx
+"""),
+    Bug("conv init_params ignores std", {"Conv2dLoop.init_params: weight"}, """
+class Conv2dLoop(Conv2dLoop):
+    def init_params(self, std=0.7071, generator=None):
+        super().init_params(0.7071, generator)
+"""),
+    Bug("conv init_params draws a uniform weight", {"Conv2dLoop.init_params: weight"}, """
+class Conv2dLoop(Conv2dLoop):
+    def init_params(self, std=0.7071, generator=None):
+        super().init_params(std, generator)
+        u = torch.rand(self.weight.shape, generator=generator)
+        self.weight = std * 3 ** 0.5 * (2 * u - 1)
+"""),
+    Bug("conv init_params draws the bias like Linear's (uniform on [0, 1))",
+        {"Conv2dLoop.init_params: bias"}, """
+class Conv2dLoop(Conv2dLoop):
+    def init_params(self, std=0.7071, generator=None):
+        super().init_params(std, generator)
+        self.bias = torch.rand(self.out_channels, generator=generator)
+"""),
     Bug("loop conv allocates its output in float32", conv_items("Conv2dLoop", {"y"}), """
 class Conv2dLoop(Conv2dLoop):
     def forward(self, x):
