@@ -30,7 +30,7 @@ class Linear(Linear):
         self.grad_bias = self.grad_bias / dupstream.shape[0]
         return dx
 """),
-    Bug("linear backward multiplies by the weight instead of its transpose", {"Linear: dx"}, """
+    Bug("linear backward multiplies by the weight instead of its transpose (raises when in != out)", {"Linear: dx", "Linear: grad_weight", "Linear: grad_bias"}, """
 class Linear(Linear):
     def backward(self, dupstream):
         super().backward(dupstream)

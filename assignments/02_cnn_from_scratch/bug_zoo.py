@@ -325,6 +325,33 @@ class Flatten(Flatten):
         n, c, h, w = self.input_shape
         return dupstream.reshape(n, h, w, c).permute(0, 3, 1, 2)
 """),
+    # ---------------------------------------------------- chapter 01's layers, copied
+    Bug("copied linear gradients accumulate across calls",
+        {"chapter 01 layers: grad_weight", "chapter 01 layers: grad_bias"}, """
+class Linear(Linear):
+    def backward(self, dupstream):
+        self.grad_weight = self.grad_weight + self.cache.T @ dupstream
+        self.grad_bias = self.grad_bias + dupstream.sum(dim=0)
+        return dupstream @ self.weight.T
+"""),
+    Bug("copied linear init_params ignores std", {"chapter 01 layers: Linear.init_params"}, """
+class Linear(Linear):
+    def init_params(self, std=1.0, generator=None):
+        super().init_params(1.0, generator)
+"""),
+    Bug("copied relu backward gates on the upstream gradient", {"chapter 01 layers: ReLU.dx"}, """
+class ReLU(ReLU):
+    def backward(self, dupstream):
+        return dupstream * (dupstream > 0).to(dupstream.dtype)
+"""),
+    Bug("copied cross-entropy without the max shift overflows",
+        {"chapter 01 layers: CrossEntropyLoss.loss", "chapter 01 layers: CrossEntropyLoss.dlogits"}, """
+class CrossEntropyLoss(CrossEntropyLoss):
+    def forward(self, logits, target):
+        log_probs = logits - logits.exp().sum(dim=1, keepdim=True).log()
+        self.cache = (log_probs, target)
+        return -log_probs[torch.arange(logits.shape[0]), target].mean()
+"""),
     # ------------------------------------------------------------------------ CNN
     Bug("cnn forgets the second ReLU",
         {"CNN: architecture", "CNN: y", "CNN: dx", "CNN: params_after_step"}, """

@@ -21,7 +21,7 @@ import torch
 from autograder.checks import Check, Output
 from autograder.kit import (FROM_SCRATCH, ProbeFlatten, ProbeLinear, ProbeReLU,
                             exercise_container, forward_backward_twice, gaussian_problem,
-                            noncontiguous, randint, randn)
+                            noncontiguous, randint, randn, uniform_problem)
 
 # From scratch: no autograd and no library convolution or pooling. Tensor.unfold and
 # Tensor.as_strided stay allowed (students write im2col with them); torch.nn covers
@@ -206,6 +206,38 @@ MAXPOOL_CASES = (
     {"N": 2, "C": 3, "H": 6, "W": 7, "k": 3, "stride": 2, "padding": 1, "shift": -3.0},
     {"N": 2, "C": 2, "H": 6, "W": 8, "k": 3, "stride": 2, "padding": 1, "ties": True},
 )
+
+
+# --------------------------------------------- q5: chapter 01's layers, copied in
+def exercise_chapter01_layers(api, case, rng, out):
+    """Chapter 01's Linear, ReLU and CrossEntropyLoss as copied into this notebook: each method
+    twice in a row on different inputs (the second call graded), each in its own part.
+    ``Linear.init_params`` is graded statistically on Linear(10, 20000), twice per case:
+    ``gaussian_problem`` and ``uniform_problem`` fail a correct draw with probability below
+    1e-18 per test (computations in their docstrings); union over 3 cases x 2 calls x 5
+    tests: below 1e-16."""
+    n, fan_in, fan_out, classes = case["N"], case["in"], case["out"], case["C"]
+    linear = api.Linear(fan_in, fan_out)
+    linear.weight, linear.bias = randn(rng, fan_in, fan_out), randn(rng, fan_out)
+    forward_backward_twice(out, linear, tuple(((randn(rng, n, fan_in),), randn(rng, n, fan_out))
+                                              for _ in range(2)),
+                           y="Linear.y", dx="Linear.dx", grads=("grad_weight", "grad_bias"))
+    forward_backward_twice(out, api.ReLU(), tuple(((randn(rng, n, fan_in),), randn(rng, n, fan_in))
+                                                  for _ in range(2)), y="ReLU.y", dx="ReLU.dx")
+    logits = tuple((case["scale"] * randn(rng, n, classes), randint(rng, classes, n))
+                   for _ in range(2))
+    forward_backward_twice(out, api.CrossEntropyLoss(), tuple((pair, None) for pair in logits),
+                           y="CrossEntropyLoss.loss", dx="CrossEntropyLoss.dlogits")
+    with out.part("Linear.init_params"):
+        wide = api.Linear(10, 20000)
+        for std in (case["std"], 2 * case["std"]):
+            wide.init_params(std, generator=rng)
+            for name, problem in (("weight", gaussian_problem(wide.weight, std)),
+                                  ("bias", uniform_problem(wide.bias, 0.0, 1.0))):
+                if problem:
+                    out.fail("Linear.init_params",
+                             f"after init_params({std}) on Linear(10, 20000) the {name} {problem}")
+        out["Linear.init_params"] = torch.tensor(True)
 
 
 # ------------------------------------------------------------------ q5: Flatten and CNN
@@ -420,6 +452,35 @@ CHECKS = [
             Output("dx", points=1.5, needs=("y",), hint="Only the window's maximum (the first one in row-major "
                                           "order on ties) receives dupstream; gradients of "
                                           "overlapping windows add up; other entries get 0."),
+        ),
+    ),
+    Check(
+        name="chapter 01 layers", question="q5", uses=("Linear", "ReLU", "CrossEntropyLoss"),
+        exercise=exercise_chapter01_layers,
+        cases=({"N": 1, "in": 1, "out": 1, "C": 2, "scale": 1.0, "std": 0.1},
+               {"N": 4, "in": 3, "out": 5, "C": 4, "scale": 1.0, "std": 1.5},
+               {"N": 5, "in": 6, "out": 4, "C": 3, "scale": 1000.0, "std": 0.5}),
+        outputs=(
+            Output("Linear.y", points=0.25, hint="Chapter 01: y = x @ weight + bias."),
+            Output("Linear.dx", points=0.25, hint="Chapter 01: dx = dupstream @ weight.T."),
+            Output("grad_weight", points=0.25, needs=("Linear.y",),
+                   hint="Linear.backward sets grad_weight = x.T @ dupstream with the x of the "
+                        "last forward (=, never += onto the previous call's gradient)."),
+            Output("grad_bias", points=0.25,
+                   hint="Linear.backward sets grad_bias = dupstream.sum(dim=0) (=, never +=)."),
+            Output("Linear.init_params", points=0.25,
+                   hint="Chapter 01: weight = std * torch.randn(in, out, generator=generator), "
+                        "bias = torch.rand(out, generator=generator), uniform on [0, 1) "
+                        "whatever std is."),
+            Output("ReLU.y", points=0.25, hint="Chapter 01: max(0, x) elementwise."),
+            Output("ReLU.dx", points=0.25,
+                   hint="Chapter 01: pass dupstream where the last forward's input was "
+                        "positive, zero elsewhere."),
+            Output("CrossEntropyLoss.loss", points=0.25,
+                   hint="Chapter 01: softmax over dim 1 with the row maximum subtracted "
+                        "before exp, negative log-likelihood averaged over the batch."),
+            Output("CrossEntropyLoss.dlogits", points=0.25, needs=("CrossEntropyLoss.loss",),
+                   hint="Chapter 01: (softmax - one_hot(target)) / N, from the last forward."),
         ),
     ),
     Check(
