@@ -68,13 +68,14 @@ def separating_parameter(cases: list[dict], failing: set[int]) -> str:
     for key in keys:
         bad = [cases[i].get(key) for i in sorted(failing)]
         good = [cases[i].get(key) for i in sorted(passing)]
-        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                      for v in bad + good)
-        if numeric:
-            if min(bad) > max(good):  # type: ignore[type-var]
-                found.append((1, f"fails whenever {key} > {_value_text(max(good))}"))
-            elif max(bad) < min(good):  # type: ignore[type-var]
-                found.append((1, f"fails whenever {key} < {_value_text(min(good))}"))
+        numbers = [v for v in bad + good if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(numbers) == len(bad) + len(good):
+            low_bad, high_bad = min(numbers[:len(bad)]), max(numbers[:len(bad)])
+            low_good, high_good = min(numbers[len(bad):]), max(numbers[len(bad):])
+            if low_bad > high_good:
+                found.append((1, f"fails whenever {key} > {_value_text(high_good)}"))
+            elif high_bad < low_good:
+                found.append((1, f"fails whenever {key} < {_value_text(low_good)}"))
             continue
         bad_set = {json.dumps(v, sort_keys=True) for v in bad}
         good_set = {json.dumps(v, sort_keys=True) for v in good}

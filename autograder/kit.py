@@ -157,19 +157,19 @@ def exercise_container(out: Any, net: Any, layers: list[Any], rng: torch.Generat
     forward_backward_twice(out, net, tuple(((x,), dy) for x, dy in rounds))
     with out.part("params_after_step"):
         before = [(layer.weight.clone(), layer.bias.clone()) for _, layer in with_params]
-        for grads in steps:
-            for (_, layer), (grad_weight, grad_bias) in zip(with_params, grads):
+        for pairs in steps:
+            for (_, layer), (grad_weight, grad_bias) in zip(with_params, pairs):
                 layer.grad_weight, layer.grad_bias = grad_weight.clone(), grad_bias.clone()
             net.optimizer_step(lr)
         for k, (i, layer) in enumerate(with_params):
             for j, name in enumerate(("weight", "bias")):
-                grads = [step[k][j] for step in steps]
-                expected = before[k][j] - lr * grads[0] - lr * grads[1]
+                applied = [step[k][j] for step in steps]
+                expected = before[k][j] - lr * applied[0] - lr * applied[1]
                 if not _close(getattr(layer, name), expected):
                     out.fail("params_after_step",
                              f"after setting gradients and calling optimizer_step(lr={lr}) "
                              f"twice, the {name} of layer {i} (index in layers) "
-                             f"{_step_error(before[k][j], getattr(layer, name), grads, lr)}")
+                             f"{_step_error(before[k][j], getattr(layer, name), applied, lr)}")
         out["params_after_step"] = torch.cat([t.reshape(-1) for _, layer in with_params
                                               for t in (layer.weight, layer.bias)])
     initialisable = [(i, layer) for i, layer in enumerate(layers) if hasattr(layer, "init_calls")]

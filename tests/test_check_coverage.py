@@ -21,8 +21,8 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from autograder.child import _HarmlessGrader
 from autograder.checks import ChapterChecks, load_checks_namespace, run_check
+from autograder.child import _HarmlessGrader
 from autograder.compare import compare_output
 from autograder.submission import compile_cell, is_cell_filename, load_submission
 from tests.conftest import CHAPTERS

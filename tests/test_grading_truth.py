@@ -7,13 +7,14 @@ the way real students wrote them; they are graded in the real sandbox.
 from __future__ import annotations
 
 import nbformat
+import pytest
 import torch
 
 from autograder.checks import Check, Output, run_check, short_error
 from autograder.forbidden import ForbiddenScan
 from autograder.judge import describe_cases, separating_parameter
 from autograder.submission import load_submission
-from tests.conftest import failed_items, notebook_with_extra_cell, solution_notebook
+from tests.conftest import CHAPTERS, failed_items, notebook_with_extra_cell, solution_notebook
 
 CH01, CH02, CH05 = "01_mlp_backprop", "02_cnn_from_scratch", "05_recurrent_networks"
 
@@ -88,8 +89,8 @@ def test_2_nonlinearity_chosen_by_name_from_functional_keeps_full_marks(grade_fi
 
 
 def test_2_a_computed_lookup_on_a_module_that_reaches_a_forbidden_name_is_still_caught():
-    from tools.build import REPO
     from autograder.checks import load_checks_namespace
+    from tools.build import REPO
 
     forbidden = load_checks_namespace(
         (REPO / "assignments" / CH01 / "checks.py").read_text()).forbidden
@@ -188,7 +189,7 @@ def test_6_cells_are_numbered_as_code_cells_and_tracebacks_show_the_line(tmp_pat
 
     namespace: dict = {}
     for code in compile_cell(cells[1][1], cells[1][0]):
-        exec(code, namespace)
+        exec(code, namespace)  # noqa: S102 - a test cell of our own
     try:
         namespace["f"]()
     except ZeroDivisionError as exc:
@@ -270,3 +271,22 @@ def test_9_downstream_items_say_to_fix_the_upstream_one_first(grade_file, tmp_pa
     assert "Fix 'LSTMCell: h' and 'LSTMCell: c' first" in shown["LSTMCell: without_state"]
     assert "Hint" not in shown["LSTMCell: without_state"]
     assert "Hint" in shown["LSTMCell: c"]
+
+
+# ------------------------------------- 10: the notebook states every rule the grader enforces
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_10_the_student_notebook_states_the_rules_the_grader_enforces(chapter):
+    from autograder.forbidden import describe_rules
+    from tools.build import DIST, REPO, chapter_forbidden
+
+    notebook = nbformat.read(DIST / "student" / chapter / f"{chapter}.ipynb", as_version=4)
+    text = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
+    forbidden = chapter_forbidden(chapter)
+    if forbidden:  # the very list the grader enforces, generated from FORBIDDEN
+        assert describe_rules(forbidden) in text, "put {{FORBIDDEN_RULES}} in a markdown cell"
+    assert "in place" in text, "the grader fails outputs after an input was changed in place: " \
+                               "say so in the notebook"
+    checks_source = (REPO / "assignments" / chapter / "checks.py").read_text()
+    if "Probe" in checks_source or "exercise_container" in checks_source:
+        assert "isinstance" in text, "containers are graded with the grader's own layers: " \
+                                     "warn against isinstance tests on layer types"

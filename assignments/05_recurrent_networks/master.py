@@ -33,7 +33,9 @@
 # **Other rules the grader enforces.** Never change an input tensor in place (the state you
 # are given included): work on new tensors. Each method is graded on its own and called more
 # than once in a row, so nothing may carry over from one call to the next (no state kept on
-# `self` between calls).
+# `self` between calls). `RecurrentLayer` is graded with cells of the grader's own (with a
+# tensor state or an `(h, c)` pair), so never test the cell's class with `isinstance`: look at
+# what it returns instead.
 #
 # **How this notebook is graded.** The grader builds your cell, then **sets its parameters by
 # name** to seeded float64 values, so your parameters must be `nn.Parameter`s named exactly
