@@ -86,7 +86,8 @@ def run_independently(*parts: Callable[[], None]) -> None:
 
 def forward_backward_twice(out: Any, layer: Any,
                            rounds: tuple[tuple[tuple[Any, ...], Any], ...],
-                           y: str = "y", dx: str = "dx", grads: tuple[str, ...] = ()) -> None:
+                           y: str = "y", dx: str = "dx", grads: tuple[str, ...] = (),
+                           input_names: tuple[str, ...] = ("x",)) -> None:
     """The exercise of a hand-written layer (``forward`` caches, ``backward`` sets gradients).
 
     For each ``(inputs, dupstream)`` of ``rounds`` (give two, on different inputs): calls
@@ -96,10 +97,11 @@ def forward_backward_twice(out: Any, layer: Any,
     state between calls (gradients that accumulate, a stale cache) is caught. Each method is
     its own part: a failing ``backward`` costs ``dx`` and ``grads`` only, and stale gradient
     attributes are never graded after ``backward`` raised. Inputs are watched for in-place
-    changes.
+    changes under ``input_names`` (``("pred", "target")`` for a loss) and ``dupstream``.
     """
     for inputs, dupstream in rounds:
-        out.watch(**{f"input{i}": t for i, t in enumerate(inputs) if isinstance(t, torch.Tensor)},
+        out.watch(**{name: t for name, t in zip(input_names, inputs)
+                     if isinstance(t, torch.Tensor)},
                   **({} if dupstream is None else {"dupstream": dupstream}))
         with out.part(y):
             out[y] = layer.forward(*inputs)

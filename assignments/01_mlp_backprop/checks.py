@@ -110,14 +110,16 @@ def activation_check(class_name, *init_args, hint_y, hint_dx, dx_from_y=False):
 def exercise_mse(api, case, rng, out):
     rounds = tuple(((randn(rng, *case["shape"]), randn(rng, *case["shape"])), None)
                    for _ in range(2))
-    forward_backward_twice(out, api.MSELoss(), rounds, y="loss", dx="dpred")
+    forward_backward_twice(out, api.MSELoss(), rounds, y="loss", dx="dpred",
+                           input_names=("pred", "target"))
 
 
 def exercise_cross_entropy(api, case, rng, out):
     n, classes = case["N"], case["C"]
     rounds = tuple(((case["scale"] * randn(rng, n, classes), randint(rng, classes, n)), None)
                    for _ in range(2))
-    forward_backward_twice(out, api.CrossEntropyLoss(), rounds, y="loss", dx="dlogits")
+    forward_backward_twice(out, api.CrossEntropyLoss(), rounds, y="loss", dx="dlogits",
+                           input_names=("logits", "target"))
 
 
 # ------------------------------------------------------------------------------- q4: Net

@@ -227,7 +227,8 @@ def exercise_chapter01_layers(api, case, rng, out):
     logits = tuple((case["scale"] * randn(rng, n, classes), randint(rng, classes, n))
                    for _ in range(2))
     forward_backward_twice(out, api.CrossEntropyLoss(), tuple((pair, None) for pair in logits),
-                           y="CrossEntropyLoss.loss", dx="CrossEntropyLoss.dlogits")
+                           y="CrossEntropyLoss.loss", dx="CrossEntropyLoss.dlogits",
+                           input_names=("logits", "target"))
     with out.part("Linear.init_params"):
         wide = api.Linear(10, 20000)
         for std in (case["std"], 2 * case["std"]):
