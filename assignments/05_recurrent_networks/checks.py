@@ -141,15 +141,17 @@ def make_cell_exercise(cell_name):
             out.watch(x=x, h0=h0, **({"c0": c0} if is_lstm else {}))
             for name in PARAMETER_NAMES:
                 getattr(cell, name).grad = None
-            with out.part(*graded):
-                if is_lstm:
-                    h, c = cell(x, (h0, c0))
-                    out["h"], out["c"] = h, c
-                    loss = (h * weights_h).sum() + (c * weights_c).sum()
-                else:
-                    h = cell(x, h0)
-                    out["h"] = h
-                    loss = (h * weights_h).sum()
+            called = False
+            with out.part(*graded):  # the forward call: if it raises, nothing is graded
+                h, c = cell(x, (h0, c0)) if is_lstm else (cell(x, h0), None)
+                called = True
+            if not called:
+                continue
+            out["h"] = h
+            if is_lstm:
+                out["c"] = c
+            with out.part(*graded[2:]):  # the gradients, through the returned state
+                loss = (h * weights_h).sum() + ((c * weights_c).sum() if is_lstm else 0)
                 loss.backward()
                 leaves = {"grad_x": x, "grad_h0": h0, "grad_c0": c0}
                 leaves.update({"grad_" + name: getattr(cell, name) for name in PARAMETER_NAMES})
@@ -279,12 +281,18 @@ def exercise_layer(api, case, rng, out):
         out.watch(x=x, h0=h0, c0=c0)
         for param in (cell.a, cell.b, cell.bias):
             param.grad = None
-        with out.part(*graded):
+        called = False
+        with out.part(*graded):  # the forward call: if it raises, nothing is graded
             outputs, last = layer(x, (h0, c0) if pair else h0)
-            out["outputs"] = outputs
-            last = flat_state(last)
-            out["last_state"] = last
-            ((outputs * weights_outputs).sum() + (last * weights_last).sum()).backward()
+            called = True
+        if not called:
+            continue
+        out["outputs"] = outputs
+        with out.part("last_state"):
+            out["last_state"] = flat_state(last)
+        with out.part(*graded[2:]):  # the gradients, through both returned values
+            loss = (outputs * weights_outputs).sum() + (flat_state(last) * weights_last).sum()
+            loss.backward()
             record_grads(out, {"grad_x": x})
             if pair and h0.grad is not None and c0.grad is not None:
                 out["grad_state"] = torch.cat([h0.grad, c0.grad], dim=1)
