@@ -26,6 +26,7 @@ class OutputSpec:
     rtol: float
     atol: float
     hint: str
+    needs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ class ChapterPackage:
             CheckSpec(index=c["index"], name=c["name"], question=c["question"],
                       uses=tuple(c["uses"]), timeout_s=float(c["timeout_s"]),
                       cases=tuple(c["cases"]),
-                      outputs=tuple(OutputSpec(**o) for o in c["outputs"]))
+                      outputs=tuple(OutputSpec(**{**o, "needs": tuple(o.get("needs", ()))})
+                                    for o in c["outputs"]))
             for c in data["checks"]
         ]
         return cls(root, data["chapter"], data["notebook"], tuple(data["forbidden"]), checks)

@@ -16,15 +16,17 @@ anything from ``solutions/`` or from a chapter, and it must stay small.
 """
 from __future__ import annotations
 
+import contextlib
 import traceback
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
 
 from autograder.arrays import array_file_name  # noqa: F401 - part of this module's API
+from autograder.submission import is_cell_filename
 
 # Payload limit for one output: a check that produces more is broken, not a student.
 MAX_OUTPUT_ELEMENTS = 5_000_000
@@ -38,7 +40,11 @@ class Output:
         name: key the exercise stores the tensor under (``out["dx"] = ...``).
         points: points for this item.
         rtol, atol: closeness, as in ``torch.testing.assert_close``: |a - e| <= atol + rtol |e|.
-        hint: the likely bug when only this output is wrong; shown to the student on failure.
+        hint: the likely bug when only this output is wrong; shown to the student on failure
+            (never after an exception: then the exception is the message). Required.
+        needs: earlier outputs of the same check this one is computed from (``dx`` from what
+            ``forward`` cached: ``needs=("y",)``). When one of them fails in the same cases,
+            the message tells the student to fix that one first.
     """
 
     name: str
@@ -46,6 +52,7 @@ class Output:
     rtol: float = 1e-7
     atol: float = 1e-7
     hint: str = ""
+    needs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,15 @@ class Check:
     outputs: tuple[Output, ...]
     timeout_s: float = 10.0
 
+    def __post_init__(self) -> None:
+        seen: list[str] = []
+        for output in self.outputs:
+            unknown = [name for name in output.needs if name not in seen]
+            if unknown:
+                raise ValueError(f"check bug: {self.name}: {output.name} needs {unknown}, "
+                                 f"which are not earlier outputs of the check")
+            seen.append(output.name)
+
     def item_name(self, output: Output) -> str:
         return f"{self.name}: {output.name}"
 
@@ -83,13 +99,41 @@ class Recorder:
     ``out.watch(x=x)`` remembers inputs; an output recorded after the implementation changed
     one of them in place fails with a message naming the input (outputs recorded before the
     change are graded normally, which localises the bug to the method that did it).
+
+    ``with out.part("dx", "grad_weight"):`` is the default way to write an exercise: the
+    block holds the calls that produce those outputs. If it raises, the exercise goes on with
+    the next part, and each output of the failed part is reported with the exception (values
+    it recorded, or stale attributes, are discarded), so one broken method costs only its own
+    items. A part may be entered several times (the same method called again); the first
+    exception of an output is kept.
+
+    ``out.fail("reset_params", "after reset_params(0.5) ...")`` fails an output with an
+    explanation in the student's terms, for outputs the exercise judges itself (calls made on
+    trusted probe layers); the message must not reveal a hidden reference value.
     """
 
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
         self.modified_at: dict[str, list[str]] = {}
+        self.errors: dict[str, str] = {}
+        self.explained: dict[str, str] = {}
         self._watched: dict[str, torch.Tensor] = {}
         self._originals: dict[str, torch.Tensor] = {}
+
+    @contextlib.contextmanager
+    def part(self, *names: str) -> Iterator[None]:
+        """Runs the block; an exception fails exactly the outputs ``names`` (see the class)."""
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - student code may raise anything
+            message = short_error(exc)
+            for name in names:
+                self.values.pop(name, None)
+                self.errors.setdefault(name, message)
+
+    def fail(self, name: str, message: str) -> None:
+        """Fails output ``name`` with ``message`` (the first explanation is kept)."""
+        self.explained.setdefault(name, message)
 
     def __setitem__(self, name: str, value: Any) -> None:
         if type(value) is torch.Tensor:
@@ -191,8 +235,10 @@ def short_error(exc: BaseException) -> str:
         return "your code called sys.exit() / exit(); the process ended for this item"
     location = ""
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename.startswith("<cell"):
-            location = f" (at {frame.filename.strip('<>')}, line {frame.lineno}: {frame.line})"
+        if is_cell_filename(frame.filename):
+            line = (frame.line or "").strip()[:160]
+            shown = f": {line}" if line else ""
+            location = f" (at {frame.filename.strip('<>')}, line {frame.lineno}{shown})"
             break
     message = str(exc).splitlines()[0][:300] if str(exc) else ""
     return f"{type(exc).__name__}: {message}{location}"
@@ -209,7 +255,9 @@ def run_check(check: Check, implementation: Mapping[str, Any] | Any,
 
     Returns:
         A JSON-able report: ``{"cases": [{"outputs": {name: meta}, "error": str|None,
-        "modified": [input names]}]}``. A missing output's meta is ``{"kind": "missing"}``.
+        "modified": [input names]}]}``. A missing output's meta is ``{"kind": "missing"}``;
+        one whose part raised is ``{"kind": "raised", "error": str}``; one the exercise failed
+        with an explanation is ``{"kind": "explained", "message": str}``.
     """
     api = Namespace(implementation, check.uses)
     cases = []
@@ -225,6 +273,13 @@ def run_check(check: Check, implementation: Mapping[str, Any] | Any,
             error = short_error(exc)
         metas: dict[str, Any] = {}
         for output in check.outputs:
+            if output.name in out.errors:
+                metas[output.name] = {"kind": "raised", "error": out.errors[output.name]}
+                continue
+            if output.name in out.explained:
+                metas[output.name] = {"kind": "explained",
+                                      "message": out.explained[output.name][:600]}
+                continue
             if output.name not in out.values:
                 metas[output.name] = {"kind": "missing"}
                 continue

@@ -12,13 +12,18 @@ Name forms in a chapter's ``FORBIDDEN``:
     ``Tensor.backward`` a tensor method; for ``backward`` only calls that look like autograd's
                         (no positional argument, or an autograd keyword) count, since the
                         students' own layers have a ``backward(dupstream)`` method.
-In a chapter with a forbidden list, dynamic lookups that could hide a call (``getattr`` with a
-computed name or passed as a value, ``operator.attrgetter``/``methodcaller``, ``sys.modules``,
-``eval``, ``exec``, ``__import__``, ``importlib``, ``globals()``, ``vars()``, ``__dict__``,
-``__getattribute__``) are forbidden as well, and so are torch's private internals
-(``torch._C._nn.linear``, ``torch._refs``, ``torch._C.DisableTorchFunction`` ...), which reach
-the same operators around the names listed and can switch the run-time trap off. A forbidden
-tensor method is also caught when named through the class (``torch.Tensor.backward(loss)``).
+In a chapter with a forbidden list, dynamic lookups that could hide a call are forbidden as
+well: ``getattr`` with a computed name on a module from which a forbidden name is reachable
+(``getattr(torch, name)`` when ``torch.softmax`` is forbidden; ``getattr(F, name)`` is fine
+when nothing under ``torch.nn.functional`` is), ``getattr`` passed as a value,
+``operator.attrgetter``/``methodcaller``, ``sys.modules``, ``eval``, ``exec``,
+``__import__``, ``importlib``, ``globals()``, ``vars()``, ``__dict__``, ``__getattribute__``;
+so are torch's private internals (``torch._C._nn.linear``, ``torch._refs``,
+``torch._C.DisableTorchFunction`` ...), which reach the same operators around the names listed
+and can switch the run-time trap off. A computed ``getattr`` on any other object (``self``, a
+tensor) is not flagged: the run-time trap catches a forbidden function or tensor method however
+it was looked up. A forbidden tensor method is also caught when named through the class
+(``torch.Tensor.backward(loss)``). :func:`describe_rules` states all of this to the student.
 """
 from __future__ import annotations
 
@@ -89,6 +94,15 @@ def _matches(name: str, forbidden: tuple[str, ...]) -> str | None:
     return None
 
 
+def _reaches_forbidden(base: str, forbidden: tuple[str, ...]) -> bool:
+    """Whether some forbidden name lies at or under the module or class ``base``."""
+    for entry in forbidden:
+        owner = "torch.Tensor" + entry[len("Tensor"):] if entry.startswith("Tensor.") else entry
+        if owner == base or owner.startswith(base + ".") or base.startswith(owner + "."):
+            return True
+    return False
+
+
 def _hits_in(node: ast.AST, aliases: dict[str, str], forbidden: tuple[str, ...]) -> list[str]:
     hits = []
     methods = {entry.split(".", 1)[1] for entry in forbidden if entry.startswith("Tensor.")}
@@ -121,7 +135,9 @@ def _hits_in(node: ast.AST, aliases: dict[str, str], forbidden: tuple[str, ...])
                     elif name_arg.value in methods:
                         hits.append(f"Tensor.{name_arg.value} via getattr (line {line})")
                 else:
-                    hits.append(f"getattr with a computed name (line {line})")
+                    base = _dotted(sub.args[0], aliases)
+                    if base and _reaches_forbidden(base, forbidden):
+                        hits.append(f"getattr({base}, <computed name>) (line {line})")
             receiver = func.value if isinstance(func, ast.Attribute) else None
             own_method = (isinstance(receiver, ast.Call) and isinstance(receiver.func, ast.Name)
                           and receiver.func.id == "super") or (
@@ -174,7 +190,7 @@ class ForbiddenScan:
                 names = _defined_names(stmt)
                 if not names:
                     continue
-                found = [f"{hit} in cell {number}" for hit in _hits_in(stmt, aliases, forbidden)]
+                found = [f"{hit} in code cell {number}" for hit in _hits_in(stmt, aliases, forbidden)]
                 used = {node.id for node in ast.walk(stmt) if isinstance(node, ast.Name)}
                 for name in names:
                     self.hits[name].extend(found)
@@ -211,11 +227,15 @@ def describe_rules(forbidden: tuple[str, ...] | list[str]) -> str:
     return (
         "**Rules the grader enforces.** Inside the code you submit, these are forbidden "
         f"(a module name covers everything under it): {names}. "
-        "The grader reads your code as text before running it and follows imports, aliases "
-        "(`import torch.nn.functional as F`), re-bindings and helper functions; while your "
-        "code runs, a trap records calls that reach these functions. Hidden lookups that could "
-        "reach them are forbidden too: `getattr` with a computed name, `eval`/`exec`, "
-        "`__import__`/`importlib`, `sys.modules`, `operator.attrgetter`, and torch's private "
-        "internals (`torch._C`, `torch._refs`, ...). A hit costs the items of the class or "
-        "function that uses it (directly or through a helper), and the message names the call. "
+        "How it is checked: the grader reads your code as text before running it and follows "
+        "imports, aliases (`import torch.nn.functional as F`), re-bindings and helper "
+        "functions; while your code runs, a trap records every call that reaches these "
+        "functions, however it was looked up. Lookups that hide a name from the reading are "
+        "forbidden too: `getattr(module, name)` with a computed `name` on a module under which "
+        "a forbidden name lies (e.g. `getattr(torch, name)`; a computed `getattr` on your own "
+        "objects or on a module with nothing forbidden is fine), `getattr` passed as a value, "
+        "`eval`/`exec`/`compile`, `__import__`/`importlib`, `globals()`/`vars()`/`__dict__`, "
+        "`sys.modules`, `operator.attrgetter`/`methodcaller`, and torch's private internals "
+        "(`torch._C`, `torch._refs`, ...). A hit costs the items of the class or function that "
+        "uses it (directly or through a helper), and the message names the call and its cell. "
         "Experiment cells (`# EXPERIMENT`) are not graded, so anything is allowed there.")

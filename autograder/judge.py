@@ -6,7 +6,9 @@ with the expected data, which never leaves this process.
 """
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.arrays import array_file_name
@@ -29,54 +31,160 @@ def explain_error(error: str) -> str:
     return error
 
 
-def _grade_output(package: ChapterPackage, check: CheckSpec, output: OutputSpec,
-                  report: dict, session: SessionResult) -> tuple[bool, str]:
-    cases = report.get("cases")
-    if not isinstance(cases, list) or len(cases) != len(check.cases):
-        return False, explain_error(
-            str(report.get("error") or "the check did not run to the end")[:500])
+def _parse_case(text: str) -> dict:
+    try:
+        case = json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+    return case if isinstance(case, dict) else {}
+
+
+def _value_text(value: object) -> str:
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
+def describe_cases(cases: list[dict], indices: list[int], limit: int = 4) -> str:
+    """Cases ``indices`` (0-based) named compactly by the settings that vary between cases."""
+    keys = sorted({key for case in cases for key in case})
+    varying = [key for key in keys if len({json.dumps(case.get(key), sort_keys=True)
+                                           for case in cases}) > 1]
+    shown = []
+    for index in indices[:limit]:
+        settings = ", ".join(f"{key}={_value_text(cases[index].get(key))}" for key in varying
+                             if key in cases[index])
+        shown.append(f"{index + 1} ({settings})" if settings else str(index + 1))
+    more = f", ... ({len(indices) - limit} more)" if len(indices) > limit else ""
+    return ", ".join(shown) + more
+
+
+def separating_parameter(cases: list[dict], failing: set[int]) -> str:
+    """One line such as "fails whenever padding > 0" when one setting alone separates the
+    failing cases from the passing ones; "" otherwise."""
+    passing = set(range(len(cases))) - failing
+    if not failing or not passing:
+        return ""
+    keys = sorted({key for case in cases for key in case})
+    found = []
+    for key in keys:
+        bad = [cases[i].get(key) for i in sorted(failing)]
+        good = [cases[i].get(key) for i in sorted(passing)]
+        numbers = [v for v in bad + good if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(numbers) == len(bad) + len(good):
+            low_bad, high_bad = min(numbers[:len(bad)]), max(numbers[:len(bad)])
+            low_good, high_good = min(numbers[len(bad):]), max(numbers[len(bad):])
+            if low_bad > high_good:
+                found.append((1, f"fails whenever {key} > {_value_text(high_good)}"))
+            elif high_bad < low_good:
+                found.append((1, f"fails whenever {key} < {_value_text(low_good)}"))
+            continue
+        bad_set = {json.dumps(v, sort_keys=True) for v in bad}
+        good_set = {json.dumps(v, sort_keys=True) for v in good}
+        if bad_set & good_set or len(bad_set) > 1:
+            continue
+        value = bad[0]
+        if value is None:
+            found.append((2, f"fails whenever {key} is not set"))
+        elif value is True:
+            found.append((1, f"fails whenever {key} is set"))
+        else:
+            found.append((1, f"fails whenever {key} = {_value_text(value)}"))
+    return min(found)[1] if found else ""
+
+
+@dataclass
+class _CaseFailure:
+    index: int
+    message: str
+    raised: bool  # the code under test raised: no value to diagnose, no hint
+
+
+def _case_failures(package: ChapterPackage, check: CheckSpec, output: OutputSpec,
+                   cases: list, session: SessionResult) -> list[_CaseFailure]:
     failures = []
     for case_index, case in enumerate(cases):
-        label = f"case {case_index + 1} of {len(cases)} {check.cases[case_index]}"
+        label = f"case {case_index + 1} of {len(cases)}"
         if not isinstance(case, dict):
-            failures.append(f"{label}: no report")
+            failures.append(_CaseFailure(case_index, f"{label}: no report", True))
             continue
         outputs = case.get("outputs")
         meta = outputs.get(output.name) if isinstance(outputs, dict) else None
         if not isinstance(meta, dict):
             meta = {"kind": "missing"}
-        if meta.get("kind") == "missing" and case.get("error"):
-            failures.append(f"{label}: {explain_error(str(case['error'])[:400])}")
+        kind = meta.get("kind")
+        if kind == "raised":
+            failures.append(_CaseFailure(
+                case_index, f"{label}: {output.name} was not produced, the code that should "
+                            f"produce it raised {explain_error(str(meta.get('error'))[:400])}",
+                True))
+            continue
+        if kind == "missing" and case.get("error"):
+            failures.append(_CaseFailure(
+                case_index, f"{label}: {explain_error(str(case['error'])[:400])}", True))
+            continue
+        if kind == "explained":
+            failures.append(_CaseFailure(
+                case_index, f"{label}: {str(meta.get('message'))[:600]}", False))
             continue
         modified = meta.get("modified") or []
         if not isinstance(modified, list):
             modified = ["(an input)"]
         if modified:
             names = ", ".join(str(name)[:40] for name in modified[:5])
-            failures.append(f"{label}: your code changed its input {names} in place; "
-                            f"work on a copy (or out-of-place operations)")
+            failures.append(_CaseFailure(
+                case_index, f"{label}: your code changed its input {names} in place; work on "
+                            f"a copy (or out-of-place operations)", False))
             continue
         actual = None
-        if meta.get("kind") == "tensor":
+        if kind == "tensor":
             actual = session.load_array(array_file_name(check.index, case_index, output.name))
         expected = package.expected(check.index, case_index, output.name)
         verdict = compare_output(expected, meta, actual, output.rtol, output.atol)
         if not verdict.passed:
-            failures.append(f"{label}: {output.name} {verdict.message}")
+            failures.append(_CaseFailure(case_index, f"{label}: {output.name} "
+                                                     f"{verdict.message}", False))
+    return failures
+
+
+def _grade_output(package: ChapterPackage, check: CheckSpec, output: OutputSpec,
+                  report: dict, session: SessionResult,
+                  failing: dict[str, set[int]]) -> tuple[bool, str]:
+    """Grades one output over all cases. ``failing`` maps the check's outputs graded so far
+    to their failing case indices (for "fix the upstream item first"); this output is added."""
+    cases = report.get("cases")
+    if not isinstance(cases, list) or len(cases) != len(check.cases):
+        failing[output.name] = set(range(len(check.cases)))
+        return False, explain_error(
+            str(report.get("error") or "the check did not run to the end")[:500])
+    failures = _case_failures(package, check, output, cases, session)
+    failing[output.name] = {failure.index for failure in failures}
     if not failures:
         return True, f"passed on all {len(cases)} cases"
-    message = failures[0]
+    settings = [_parse_case(text) for text in check.cases]
+    first = failures[0]
+    message = first.message.replace(
+        f"case {first.index + 1} of {len(cases)}",
+        f"case {first.index + 1} of {len(cases)} {check.cases[first.index]}", 1)
+    indices = [failure.index for failure in failures]
     if len(failures) > 1:
-        message += f"\n(fails in {len(failures)} of {len(cases)} cases)"
-    not_implemented = "not implemented" in failures[0]
-    if output.hint and not not_implemented:
+        message += f"\n(fails in {len(failures)} of {len(cases)} cases: " \
+                   f"{describe_cases(settings, indices)})"
+    pattern = separating_parameter(settings, set(indices))
+    if pattern:
+        message += f"\nPattern: it {pattern}, and passes in every other case."
+    upstream = [name for name in output.needs
+                if failing.get(name) and failing[name] >= set(indices)]
+    if upstream:
+        names = " and ".join(f"'{check.name}: {name}'" for name in upstream)
+        message += (f"\nFix {names} first: {output.name} is computed from it, and it fails in "
+                    f"the same cases.")
+    elif output.hint and not all(failure.raised for failure in failures):
         message += f"\nHint: {output.hint}"
     return False, message
 
 
 def _grade_item(package: ChapterPackage, check: CheckSpec, output: OutputSpec,
-                hits: list[str], report: dict | None,
-                session: SessionResult) -> tuple[bool, str]:
+                hits: list[str], report: dict | None, session: SessionResult,
+                failing: dict[str, set[int]]) -> tuple[bool, str]:
     if hits:
         shown = "; ".join(hits[:3]) + (" ..." if len(hits) > 3 else "")
         return False, (f"uses API this chapter asks you to write yourself: {shown}. "
@@ -88,7 +196,7 @@ def _grade_item(package: ChapterPackage, check: CheckSpec, output: OutputSpec,
         seen = ", ".join(str(name)[:80] for name in (trap if isinstance(trap, list)
                                                      else [trap])[:3])
         return False, f"called forbidden API at run time: {seen}"
-    return _grade_output(package, check, output, report, session)
+    return _grade_output(package, check, output, report, session, failing)
 
 
 def grade(package: ChapterPackage, submission: str | Path,
@@ -125,10 +233,11 @@ def grade(package: ChapterPackage, submission: str | Path,
         for check in package.checks:
             hits = forbidden_hits[check.index]
             report = session.check_reports.get(check.index)
+            failing: dict[str, set[int]] = {}
             for output in check.outputs:
                 try:
                     passed, message = _grade_item(package, check, output, hits, report,
-                                                  session)
+                                                  session, failing)
                 except Exception:  # noqa: BLE001 - a report the child forged or garbled
                     passed, message = False, "could not be graded: the report of your code's " \
                                              "run was malformed"

@@ -8,8 +8,11 @@ module is the *toolbox* chapters build their exercises from, so that no chapter 
 * layouts: :func:`noncontiguous`;
 * ``nn.Module`` chapters: :func:`assign_parameters` (install seeded parameters by name, with a
   message the student understands when a name or shape is wrong), :func:`record_grads`;
-* independence of items: :func:`run_independently` (one broken method costs only its own
-  outputs);
+* documented initialisations, graded statistically: :func:`gaussian_problem`,
+  :func:`uniform_problem` (failure probabilities for a correct draw in their docstrings);
+* independence of items: ``with out.part(...)`` in the check language (one broken method
+  costs only its own outputs), :func:`forward_backward_twice` (the exercise of a hand-written
+  layer: two rounds, each method its own part), :func:`run_independently` (older form);
 * "from scratch" chapters: :data:`FROM_SCRATCH` (the forbidden base a chapter's ``FORBIDDEN``
   extends) and trusted probe layers in the hand-written ``forward``/``backward`` convention
   (:class:`ProbeLinear`, :class:`ProbeScale`, :class:`ProbeSquareRoll`, :class:`ProbeReLU`,
@@ -112,13 +115,15 @@ def substituted(api: Any, **replacements: Any) -> Iterator[None]:
                 setattr(source, name, value)
 
 
-
+# The default way to write an exercise is ``with out.part("dx", "grad_weight"): ...`` (see
+# ``autograder.checks.Recorder``): each block holds the calls that produce its outputs, an
+# exception fails exactly those outputs with its message, and the exercise goes on.
 def run_independently(*parts: Callable[[], None]) -> None:
     """Runs every part even when an earlier one raises, then raises the first exception.
 
-    The default way to write an exercise with several methods: put each method's calls and
-    recordings in its own part, so that a broken ``optimizer_step`` does not hide a correct
-    ``reset_params``. The first exception's message is shown for the outputs left missing.
+    The older form of ``out.part``: one broken method does not stop the others, but every
+    output left missing is reported with the first exception. Prefer ``out.part``, which
+    attributes each exception to exactly the outputs of its block.
     """
     problems: list[Exception] = []
     for part in parts:
@@ -128,6 +133,148 @@ def run_independently(*parts: Callable[[], None]) -> None:
             problems.append(exc)
     if problems:
         raise problems[0]
+
+
+def forward_backward_twice(out: Any, layer: Any,
+                           rounds: tuple[tuple[tuple[Any, ...], Any], ...],
+                           y: str = "y", dx: str = "dx", grads: tuple[str, ...] = (),
+                           input_names: tuple[str, ...] = ("x",)) -> None:
+    """The exercise of a hand-written layer (``forward`` caches, ``backward`` sets gradients).
+
+    For each ``(inputs, dupstream)`` of ``rounds`` (give two, on different inputs): calls
+    ``layer.forward(*inputs)`` and records it as ``y``, then ``layer.backward(dupstream)``
+    (``layer.backward()`` when ``dupstream`` is None, as for a loss) recorded as ``dx``, then
+    each attribute of ``grads``. The last round's values are graded, so a layer that keeps
+    state between calls (gradients that accumulate, a stale cache) is caught. Each method is
+    its own part: a failing ``backward`` costs ``dx`` and ``grads`` only, and stale gradient
+    attributes are never graded after ``backward`` raised. Inputs are watched for in-place
+    changes under ``input_names`` (``("pred", "target")`` for a loss) and ``dupstream``.
+    """
+    for inputs, dupstream in rounds:
+        out.watch(**{name: t for name, t in zip(input_names, inputs)
+                     if isinstance(t, torch.Tensor)},
+                  **({} if dupstream is None else {"dupstream": dupstream}))
+        with out.part(y):
+            out[y] = layer.forward(*inputs)
+        returned = False
+        with out.part(dx, *grads):
+            out[dx] = layer.backward() if dupstream is None else layer.backward(dupstream)
+            returned = True
+        if returned:
+            for name in grads:
+                with out.part(name):
+                    out[name] = getattr(layer, name)
+
+
+def _close(actual: Any, expected: torch.Tensor) -> bool:
+    """The kit's comparison rule at its default tolerances, inside an exercise."""
+    return (type(actual) is torch.Tensor and actual.shape == expected.shape
+            and bool(((actual.double() - expected).abs()
+                      <= 1e-7 + 1e-7 * expected.abs()).all()))
+
+
+def _step_error(before: torch.Tensor, after: Any, grads: list[torch.Tensor], lr: float) -> str:
+    """What an optimizer did to one parameter, in words, when it is not plain SGD."""
+    if type(after) is not torch.Tensor or after.shape != before.shape:
+        return f"is a {type(after).__name__} of another shape afterwards"
+    total = sum(grads[1:], grads[0])
+    if _close(after, before):
+        return "did not change"
+    if _close(after, before + lr * total):
+        return "moved along +lr * grad instead of -lr * grad"
+    if any(_close(after, before - lr * grad) for grad in grads):
+        return "moved by one step only (each call must apply the gradient set before it)"
+    return "is not parameter - lr * gradient after each step"
+
+
+def exercise_container(out: Any, net: Any, layers: list[Any], rng: torch.Generator,
+                       rounds: tuple[tuple[torch.Tensor, torch.Tensor], ...], lr: float,
+                       stds: tuple[float, ...]) -> None:
+    """The exercise of a container of hand-written layers (chapter 01's ``Net``, 02's ``CNN``)
+    holding the trusted probe layers ``layers`` (in order), graded on four outputs:
+
+    * ``y`` and ``dx``: :func:`forward_backward_twice` through the probes;
+    * ``params_after_step``: the check sets seeded gradients on every probe with a ``weight``
+      and calls ``net.optimizer_step(lr)``, twice; graded on the probes' parameters, and
+      explained in words ("layer 3's bias moved along +lr * grad ...") when wrong;
+    * ``reset_params_std``: ``net.reset_params(std)`` for each std of ``stds``; every probe with
+      ``init_params`` must receive exactly one call with that std, counted from just before the
+      call (whatever the constructor did before); explained in words when wrong.
+
+    Only the documented methods are called, so a container whose constructor calls its own
+    methods, stores extra attributes or copies the list of layers is graded the same.
+    """
+    with_params = [(i, layer) for i, layer in enumerate(layers) if hasattr(layer, "weight")]
+    steps = [[(randn(rng, *layer.weight.shape), randn(rng, *layer.bias.shape))
+              for _, layer in with_params] for _ in range(2)]
+    forward_backward_twice(out, net, tuple(((x,), dy) for x, dy in rounds))
+    with out.part("params_after_step"):
+        before = [(layer.weight.clone(), layer.bias.clone()) for _, layer in with_params]
+        for pairs in steps:
+            for (_, layer), (grad_weight, grad_bias) in zip(with_params, pairs):
+                layer.grad_weight, layer.grad_bias = grad_weight.clone(), grad_bias.clone()
+            net.optimizer_step(lr)
+        for k, (i, layer) in enumerate(with_params):
+            for j, name in enumerate(("weight", "bias")):
+                applied = [step[k][j] for step in steps]
+                expected = before[k][j] - lr * applied[0] - lr * applied[1]
+                if not _close(getattr(layer, name), expected):
+                    out.fail("params_after_step",
+                             f"after setting gradients and calling optimizer_step(lr={lr}) "
+                             f"twice, the {name} of layer {i} (index in layers) "
+                             f"{_step_error(before[k][j], getattr(layer, name), applied, lr)}")
+        out["params_after_step"] = torch.cat([t.reshape(-1) for _, layer in with_params
+                                              for t in (layer.weight, layer.bias)])
+    initialisable = [(i, layer) for i, layer in enumerate(layers) if hasattr(layer, "init_calls")]
+    with out.part("reset_params_std"):
+        for std in stds:
+            for _, layer in initialisable:
+                layer.init_calls.clear()
+            net.reset_params(std)
+            for i, layer in initialisable:
+                if layer.init_calls != [float(std)]:
+                    out.fail("reset_params_std",
+                             f"after reset_params({std}), layer {i} (index in layers), which "
+                             f"has init_params, received init_params calls with std "
+                             f"{layer.init_calls}; expected exactly one, with std {std}")
+        out["reset_params_std"] = torch.tensor(True)
+
+
+# ------------------------------------------------------- documented initialisations
+def gaussian_problem(values: Any, std: float) -> str:
+    """"" when ``values`` (at least 200000 entries) look drawn from N(0, std^2), else why not.
+
+    Tests, each failing a correct draw with probability below 1e-18 for n >= 200000:
+    |mean| <= 0.02 std (mean/std ~ N(0, 1/n): P(|Z| > 8.94) < 1e-18); sample std within 3 %
+    (Laurent-Massart: P(|s^2/std^2 - 1| >= 0.0591) <= 2 exp(-n 0.0591^2 / 16) < 1e-18);
+    share of |v| <= std within 0.02 of 0.6827, which a uniform of the same std (0.577) fails
+    (Hoeffding: 2 exp(-2 n 0.02^2) < 1e-69).
+    """
+    v = torch.as_tensor(values).detach().double().flatten()
+    assert v.numel() >= 200_000, "check bug: too few values for the stated probabilities"
+    within = float((v.abs() <= std).double().mean())
+    if (v.mean().abs() <= 0.02 * std and abs(float(v.std()) / std - 1) <= 0.03
+            and abs(within - 0.6827) <= 0.02):
+        return ""
+    return (f"has mean {float(v.mean()):.3g} and std {float(v.std()):.3g}, and {within:.1%} of "
+            f"its entries lie within one std: it should be Gaussian with mean 0 and std {std}")
+
+
+def uniform_problem(values: Any, low: float, high: float) -> str:
+    """"" when ``values`` (at least 20000 entries) look drawn from U[low, high), else why not.
+
+    Tests: every value in [low, high) (true of every correct draw); mean, and share below the
+    middle, within 0.05 (high - low) of their values for a uniform (Hoeffding, m >= 20000:
+    2 exp(-2 m 0.05^2) = 2 exp(-100) < 1e-43 each).
+    """
+    v = torch.as_tensor(values).detach().double().flatten()
+    assert v.numel() >= 20_000, "check bug: too few values for the stated probabilities"
+    width, middle = high - low, (low + high) / 2
+    if (v.min() >= low and v.max() < high and abs(float(v.mean()) - middle) <= 0.05 * width
+            and abs(float((v < middle).double().mean()) - 0.5) <= 0.05):
+        return ""
+    return (f"has values in [{float(v.min()):.3g}, {float(v.max()):.3g}] with mean "
+            f"{float(v.mean()):.3g}: it should be uniform on [{low:g}, {high:g})")
 
 
 def record_grads(out: Any, tensors: Mapping[str, torch.Tensor | None]) -> None:
@@ -259,22 +406,24 @@ class ProbeSquareRoll:
 
 
 class ProbeReLU:
-    """Trusted ReLU, any shape."""
+    """Trusted ReLU, any shape: the mask of positive inputs is kept for backward."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.x = x
-        return x.clamp(min=0)
+        self.positive = x > 0
+        return torch.where(self.positive, x, torch.zeros_like(x))
 
     def backward(self, dupstream: torch.Tensor) -> torch.Tensor:
-        return dupstream * (self.x > 0)
+        return torch.where(self.positive, dupstream, torch.zeros_like(dupstream))
 
 
 class ProbeFlatten:
-    """Trusted flatten: (N, ...) -> (N, prod(...))."""
+    """Trusted flatten: (N, ...) -> (N, prod(...)); backward restores the input's shape."""
+
+    input_shape: tuple[int, ...] = ()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        self.input_shape = tuple(x.shape)
+        return torch.flatten(x, start_dim=1)
 
     def backward(self, dupstream: torch.Tensor) -> torch.Tensor:
-        return dupstream.reshape(self.shape)
+        return torch.reshape(dupstream, self.input_shape)

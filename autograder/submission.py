@@ -8,7 +8,9 @@ numpy and torch; the structure is checked here by hand.
 """
 from __future__ import annotations
 
+import ast
 import json
+import linecache
 import re
 import zipfile
 from dataclasses import dataclass
@@ -25,13 +27,45 @@ RUNNABLE_CELL_MAGICS = ("%%time", "%%timeit", "%%capture")
 IGNORED_MEMBERS = re.compile(r"(^|/)(__MACOSX|\.ipynb_checkpoints)(/|$)")
 
 
+CELL_PREFIX = "<code cell "
+
+
+def cell_filename(number: int) -> str:
+    """The file name a cell's code is compiled under, shown in error locations."""
+    return f"{CELL_PREFIX}{number}>"
+
+
+def is_cell_filename(filename: str) -> bool:
+    return filename.startswith(CELL_PREFIX)
+
+
+def compile_cell(source: str, number: int) -> list:
+    """The top-level statements of code cell ``number``, each compiled alone, under a file
+    name registered with ``linecache`` so that tracebacks show the offending line.
+
+    Raises SyntaxError (or ValueError, RecursionError, MemoryError) when the cell does not
+    parse.
+    """
+    filename = cell_filename(number)
+    lines = [line + "\n" for line in source.splitlines()]
+    linecache.cache[filename] = (len(source), None, lines, filename)  # mtime None: never stale
+    tree = ast.parse(source, filename=filename)
+    return [compile(ast.Module(body=[stmt], type_ignores=[]), filename, "exec")
+            for stmt in tree.body]
+
+
 class SubmissionError(Exception):
     """The submission cannot be read; the message is shown to the student."""
 
 
 @dataclass
 class Submission:
-    """Code cells to run (number, source), with what was skipped and why."""
+    """Code cells to run (number, source), with what was skipped and why.
+
+    Cells are numbered as the student counts them in Jupyter or Colab: the n-th code cell of
+    the notebook from the top (markdown and raw cells are not counted; experiment and setup
+    cells are counted, though not run). A ``.py`` submission is code cell 1.
+    """
 
     cells: list[tuple[int, str]]
     skipped: list[str]
@@ -145,15 +179,17 @@ def _cells_from_notebook(data: bytes, name: str) -> tuple[list, list, str | None
     kit = metadata.get("kit") if isinstance(metadata, dict) else None
     chapter = kit.get("chapter") if isinstance(kit, dict) else None
     cells, skipped = [], []
-    for number, cell in enumerate(notebook["cells"], start=1):
+    number = 0
+    for cell in notebook["cells"]:
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
+        number += 1
         source = _cell_source(cell)
         if _is_not_graded(cell, source):
             continue
         runnable = neutralize_ipython(source)
         if runnable is None:
-            skipped.append(f"cell {number} was skipped: its cell magic is not Python")
+            skipped.append(f"code cell {number} was skipped: its cell magic is not Python")
             continue
         cells.append((number, runnable))
     return cells, skipped, chapter if isinstance(chapter, str) else None

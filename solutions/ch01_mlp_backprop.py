@@ -3,6 +3,11 @@
 Never shipped to students. Torch tensors only, no autograd. Layers compute in the dtype of
 their input and parameters. Weight layout follows the course notes: ``y = x W + b`` with
 ``W`` of shape (in_features, out_features).
+
+Two copies of the reference, by rule: this module (the grading oracle that writes the expected
+data) and the master's solution blocks (what the released solution notebook runs) are kept as
+independent oracles, neither generated from the other; ``tests/test_check_coverage.py`` runs
+every check's exercise on both and compares them with the kit's comparison rule.
 """
 from __future__ import annotations
 

@@ -6,6 +6,11 @@ cross-correlation, as ``torch.nn.Conv2d`` does. The convolution is vectorised (i
 ``Tensor.unfold`` and one batched matrix product; col2im by k * k strided additions); max pooling
 routes each window's gradient to the window's first maximum in row-major order.
 The chapter reuses chapter 01's Linear, ReLU, CrossEntropyLoss and Net.
+
+Two copies of the reference, by rule: this module (the grading oracle that writes the expected
+data) and the master's solution blocks (what the released solution notebook runs) are kept as
+independent oracles, neither generated from the other; ``tests/test_check_coverage.py`` runs
+every check's exercise on both and compares them with the kit's comparison rule.
 """
 from __future__ import annotations
 

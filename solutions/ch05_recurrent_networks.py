@@ -12,6 +12,11 @@ with k = 1 (RNN), 3 (GRU, gates r, z, n) or 4 (LSTM, gates i, f, g, o). This is 
 of ``torch.nn.RNNCell``'s ``weight_ih``/``weight_hh``; the gate order and the equations are
 those of ``torch.nn.RNNCell``, ``GRUCell`` and ``LSTMCell``, so that setting
 ``weight_ih = weight_xh.T`` there reproduces these cells exactly.
+
+Two copies of the reference, by rule: this module (the grading oracle that writes the expected
+data) and the master's solution blocks (what the released solution notebook runs) are kept as
+independent oracles, neither generated from the other; ``tests/test_check_coverage.py`` runs
+every check's exercise on both and compares them with the kit's comparison rule.
 """
 from __future__ import annotations
 

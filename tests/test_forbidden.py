@@ -22,6 +22,9 @@ CASES = [
     ("patched method", "class Linear:\n    pass\nLinear.forward = lambda self, x: F.linear(x, self.w)\n", True),
     ("plain tensor code", "class Linear:\n    def forward(self, x):\n        return x @ self.w + self.b\n    def backward(self, d):\n        return d @ self.w.T\n", False),
     ("own backward methods", "class Net:\n    def backward(self, d):\n        for layer in self.layers:\n            d = layer.backward(d)\n        return super().backward()\n", False),
+    ("getattr(torch, computed)", "class Linear:\n    def forward(self, x):\n        return getattr(torch, self.name)(x, 1)\n", True),
+    ("computed getattr on the student's own object", "class Linear:\n    def forward(self, x):\n        return getattr(self, 'act_' + self.kind)(x)\n", False),
+    ("computed getattr on a tensor (the run-time trap covers it)", "class Linear:\n    def forward(self, x):\n        return getattr(x, self.op)()\n", False),
     ("forbidden use elsewhere is not charged", "class Linear:\n    def forward(self, x):\n        return x @ self.w\ndef train(net):\n    F.softmax(net.forward(1), 1).sum().backward()\n", False),
 ]
 
@@ -36,7 +39,7 @@ def test_scan(name, code, caught):
 
 def test_hits_name_the_call_and_its_cell():
     scan = ForbiddenScan([(1, HEADER), (7, CASES[1][1])], FORBIDDEN)
-    assert scan.hits_for(("Linear",)) == ["torch.nn.functional.linear (line 3) in cell 7"]
+    assert scan.hits_for(("Linear",)) == ["torch.nn.functional.linear (line 3) in code cell 7"]
 
 
 def test_chapters_without_a_forbidden_list_scan_nothing():

@@ -33,8 +33,9 @@ def test_notebook_cells_keep_numbers_and_skip_experiments(tmp_path):
                              code("# Setup the data; experiment later\nz = 3"),
                              chapter="01_mlp_backprop"))
     submission = load_submission(path, NAME)
-    assert submission.cells == [(2, "x = 1"), (5, "y = 2"),
-                                (8, "# Setup the data; experiment later\nz = 3")]
+    # numbered as the student counts code cells in Jupyter: markdown cells are not counted
+    assert submission.cells == [(1, "x = 1"), (4, "y = 2"),
+                                (7, "# Setup the data; experiment later\nz = 3")]
     assert submission.chapter == "01_mlp_backprop"
 
 

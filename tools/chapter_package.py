@@ -65,7 +65,7 @@ def build_package(chapter: str, out: Path) -> dict:
             "uses": list(check.uses), "timeout_s": check.timeout_s,
             "cases": [json.dumps(dict(case), sort_keys=True) for case in check.cases],
             "outputs": [{"name": o.name, "points": o.points, "rtol": o.rtol, "atol": o.atol,
-                         "hint": o.hint} for o in check.outputs],
+                         "hint": o.hint, "needs": list(o.needs)} for o in check.outputs],
         })
     config = {"chapter": chapter, "notebook": f"{chapter}.ipynb",
               "forbidden": list(definitions.forbidden), "checks": checks_json}

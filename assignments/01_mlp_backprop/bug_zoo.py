@@ -3,7 +3,7 @@ from tools.zoo import Bug
 
 BUGS = [
     # ---------------------------------------------------------------- Linear
-    Bug("linear forward uses the transposed weight", {"Linear: y", "Linear: dx", "Linear: grad_weight", "Linear: grad_bias"}, """
+    Bug("linear forward uses the transposed weight", {"Linear: y"}, """
 class Linear(Linear):
     def forward(self, x):
         self.cache = x
@@ -30,7 +30,7 @@ class Linear(Linear):
         self.grad_bias = self.grad_bias / dupstream.shape[0]
         return dx
 """),
-    Bug("linear backward multiplies by the weight instead of its transpose", {"Linear: dx"}, """
+    Bug("linear backward multiplies by the weight instead of its transpose (raises when in != out)", {"Linear: dx", "Linear: grad_weight", "Linear: grad_bias"}, """
 class Linear(Linear):
     def backward(self, dupstream):
         super().backward(dupstream)
@@ -49,6 +49,38 @@ class Linear(Linear):
         y = super().forward(x.clone())
         x[..., 0] += 1.0
         return y
+"""),
+    Bug("linear gradients accumulate across calls", {"Linear: grad_weight", "Linear: grad_bias"}, """
+class Linear(Linear):
+    def backward(self, dupstream):
+        self.grad_weight = self.grad_weight + self.cache.T @ dupstream
+        self.grad_bias = self.grad_bias + dupstream.sum(dim=0)
+        return dupstream @ self.weight.T
+"""),
+    Bug("linear init_params ignores std", {"Linear.init_params: weight"}, """
+class Linear(Linear):
+    def init_params(self, std=1.0, generator=None):
+        self.weight = torch.randn(self.in_features, self.out_features, generator=generator)
+        self.bias = torch.rand(self.out_features, generator=generator)
+"""),
+    Bug("linear init_params draws a uniform weight", {"Linear.init_params: weight"}, """
+class Linear(Linear):
+    def init_params(self, std=1.0, generator=None):
+        u = torch.rand(self.in_features, self.out_features, generator=generator)
+        self.weight = std * 3 ** 0.5 * (2 * u - 1)
+        self.bias = torch.rand(self.out_features, generator=generator)
+"""),
+    Bug("linear init_params draws a Gaussian bias", {"Linear.init_params: bias"}, """
+class Linear(Linear):
+    def init_params(self, std=1.0, generator=None):
+        self.weight = std * torch.randn(self.in_features, self.out_features, generator=generator)
+        self.bias = torch.randn(self.out_features, generator=generator)
+"""),
+    Bug("linear init_params scales the bias by std too", {"Linear.init_params: bias"}, """
+class Linear(Linear):
+    def init_params(self, std=1.0, generator=None):
+        self.weight = std * torch.randn(self.in_features, self.out_features, generator=generator)
+        self.bias = std * torch.rand(self.out_features, generator=generator)
 """),
     # ----------------------------------------------------------- activations
     Bug("relu backward passes gradient where input is negative", {"ReLU: dx"}, """
@@ -176,7 +208,7 @@ class CrossEntropyLoss(CrossEntropyLoss):
         return torch.exp(log_probs) / log_probs.shape[0]
 """),
     # ------------------------------------------------------------------- Net
-    Bug("net backward visits layers in forward order", {"Net: dx", "Net: params_after_step"}, """
+    Bug("net backward visits layers in forward order", {"Net: dx"}, """
 class Net(Net):
     def backward(self, dupstream):
         for layer in self.layers:
@@ -199,6 +231,13 @@ class Net(Net):
 class Net(Net):
     def reset_params(self, std=1.0, generator=None):
         super().reset_params(1.0, generator)
+"""),
+    Bug("net reset_params tests for the student's own Linear with isinstance", {"Net: reset_params_std"}, """
+class Net(Net):
+    def reset_params(self, std=1.0, generator=None):
+        for layer in self.layers:
+            if isinstance(layer, Linear):
+                layer.init_params(std, generator=generator)
 """),
     Bug("net forward returns the input of the last layer", {"Net: y"}, """
 class Net(Net):

@@ -26,6 +26,13 @@
 #
 # {{FORBIDDEN_RULES}}
 #
+# **Other rules the grader enforces.** Never change an input tensor in place (`x += ...` or
+# `x[...] = ...` on a tensor you were given): work on a copy. Each method is graded on its own
+# and called twice in a row on different inputs, so `backward` must *set* the gradients of the
+# last forward pass (`self.grad_weight = ...`), never add to the previous ones. `Net` is graded
+# with layers of the grader's own (with `init_params` or without it), so test for a method with
+# `hasattr`, never for one of your classes with `isinstance`.
+#
 # Conventions used throughout (those of the course's lecture notes, and of this whole kit):
 # * a batch of inputs has shape `(N, features)`;
 # * `Linear` computes `y = x @ W + b` with `W` of shape `(in_features, out_features)`;
@@ -102,16 +109,22 @@ class Linear:
         self.out_features = out_features
         self.cache = None
         self.init_params()
+        self.grad_weight = torch.zeros_like(self.weight)
+        self.grad_bias = torch.zeros_like(self.bias)
 
     def init_params(self, std=1.0, generator=None):
-        """weight ~ N(0, std^2) of shape (in_features, out_features); bias ~ U[0, 1).
+        """weight ~ N(0, std^2) of shape (in_features, out_features); bias ~ U[0, 1) of shape
+        (out_features,), whatever std is. Graded statistically, on a large layer.
 
         generator: an optional seeded torch.Generator, for reproducible experiments.
         """
+        # BEGIN SOLUTION NO PROMPT
         self.weight = std * torch.randn(self.in_features, self.out_features, generator=generator)
         self.bias = torch.rand(self.out_features, generator=generator)
-        self.grad_weight = torch.zeros_like(self.weight)
-        self.grad_bias = torch.zeros_like(self.bias)
+        # END SOLUTION
+        """ # BEGIN PROMPT
+        raise NotImplementedError("Linear.init_params")
+        """ # END PROMPT
 
     def forward(self, x):
         """x: (N, in_features) -> y: (N, out_features). Cache what backward needs."""

@@ -115,6 +115,35 @@ class Conv2dLoop(Conv2dLoop):
         self.grad_weight = self.grad_weight / dupstream.shape[0]
         return dx
 """),
+    Bug("loop conv gradients accumulate across calls",
+        conv_items("Conv2dLoop", {"grad_weight", "grad_bias"}), """
+class Conv2dLoop(Conv2dLoop):
+    def backward(self, dupstream):
+        old_weight, old_bias = self.grad_weight, self.grad_bias
+        dx = super().backward(dupstream)
+        self.grad_weight = old_weight + self.grad_weight
+        self.grad_bias = old_bias + self.grad_bias
+        return dx
+"""),
+    Bug("conv init_params ignores std", {"Conv2dLoop.init_params: weight"}, """
+class Conv2dLoop(Conv2dLoop):
+    def init_params(self, std=0.7071, generator=None):
+        super().init_params(0.7071, generator)
+"""),
+    Bug("conv init_params draws a uniform weight", {"Conv2dLoop.init_params: weight"}, """
+class Conv2dLoop(Conv2dLoop):
+    def init_params(self, std=0.7071, generator=None):
+        super().init_params(std, generator)
+        u = torch.rand(self.weight.shape, generator=generator)
+        self.weight = std * 3 ** 0.5 * (2 * u - 1)
+"""),
+    Bug("conv init_params draws the bias like Linear's (uniform on [0, 1))",
+        {"Conv2dLoop.init_params: bias"}, """
+class Conv2dLoop(Conv2dLoop):
+    def init_params(self, std=0.7071, generator=None):
+        super().init_params(std, generator)
+        self.bias = torch.rand(self.out_channels, generator=generator)
+"""),
     Bug("loop conv allocates its output in float32", conv_items("Conv2dLoop", {"y"}), """
 class Conv2dLoop(Conv2dLoop):
     def forward(self, x):
@@ -280,7 +309,7 @@ class Flatten(Flatten):
     def backward(self, dupstream):
         return dupstream
 """),
-    Bug("flatten with view fails on non-contiguous input", {"Flatten: y", "Flatten: dx"}, """
+    Bug("flatten with view fails on non-contiguous input", {"Flatten: y"}, """
 class Flatten(Flatten):
     def forward(self, x):
         self.input_shape = x.shape
@@ -296,9 +325,36 @@ class Flatten(Flatten):
         n, c, h, w = self.input_shape
         return dupstream.reshape(n, h, w, c).permute(0, 3, 1, 2)
 """),
+    # ---------------------------------------------------- chapter 01's layers, copied
+    Bug("copied linear gradients accumulate across calls",
+        {"chapter 01 layers: grad_weight", "chapter 01 layers: grad_bias"}, """
+class Linear(Linear):
+    def backward(self, dupstream):
+        self.grad_weight = self.grad_weight + self.cache.T @ dupstream
+        self.grad_bias = self.grad_bias + dupstream.sum(dim=0)
+        return dupstream @ self.weight.T
+"""),
+    Bug("copied linear init_params ignores std", {"chapter 01 layers: Linear.init_params"}, """
+class Linear(Linear):
+    def init_params(self, std=1.0, generator=None):
+        super().init_params(1.0, generator)
+"""),
+    Bug("copied relu backward gates on the upstream gradient", {"chapter 01 layers: ReLU.dx"}, """
+class ReLU(ReLU):
+    def backward(self, dupstream):
+        return dupstream * (dupstream > 0).to(dupstream.dtype)
+"""),
+    Bug("copied cross-entropy without the max shift overflows",
+        {"chapter 01 layers: CrossEntropyLoss.loss", "chapter 01 layers: CrossEntropyLoss.dlogits"}, """
+class CrossEntropyLoss(CrossEntropyLoss):
+    def forward(self, logits, target):
+        log_probs = logits - logits.exp().sum(dim=1, keepdim=True).log()
+        self.cache = (log_probs, target)
+        return -log_probs[torch.arange(logits.shape[0]), target].mean()
+"""),
     # ------------------------------------------------------------------------ CNN
     Bug("cnn forgets the second ReLU",
-        {"CNN: architecture", "CNN: y", "CNN: dx", "CNN: params_after_step"}, """
+        {"CNN: architecture", "CNN: y", "CNN: dx"}, """
 class CNN(CNN):
     def __init__(self, in_channels, hidden_channels, out_features, image_size=16):
         super().__init__(in_channels, hidden_channels, out_features, image_size)
@@ -313,8 +369,7 @@ class CNN(CNN):
         self.layers[3] = Conv2d(h, h, 3, 1, 1)
         self.layers[7] = Linear(h * side * side, out_features)
 """),
-    Bug("cnn backward visits layers in forward order",
-        {"CNN: dx", "CNN: params_after_step", "CNN: reset_params_std"}, """
+    Bug("cnn backward visits layers in forward order", {"CNN: dx"}, """
 class CNN(CNN):
     def backward(self, dupstream):
         for layer in self.layers:

@@ -19,8 +19,9 @@ import operator
 import torch
 
 from autograder.checks import Check, Output
-from autograder.kit import (FROM_SCRATCH, ProbeFlatten, ProbeLinear, ProbeReLU, noncontiguous,
-                            randint, randn)
+from autograder.kit import (FROM_SCRATCH, ProbeFlatten, ProbeLinear, ProbeReLU,
+                            exercise_container, forward_backward_twice, gaussian_problem,
+                            noncontiguous, randint, randn, uniform_problem)
 
 # From scratch: no autograd and no library convolution or pooling. Tensor.unfold and
 # Tensor.as_strided stay allowed (students write im2col with them); torch.nn covers
@@ -77,19 +78,11 @@ def exercise_param_counts(api, case, rng, out):
     c, f, k, h, w = case["C"], case["F"], case["k"], case["H"], case["W"]
     # the fully connected layer that maps the same image to an output of the same size
     h_out, w_out = output_size(h, k, 1, k // 2), output_size(w, k, 1, k // 2)
-    questions = {
-        "conv": lambda: as_ints([api.conv_param_count(c, f, k)], "conv_param_count"),
-        "linear": lambda: as_ints([api.linear_param_count(c * h * w, f * h_out * w_out)],
-                                  "linear_param_count"),
-    }
-    errors = []
-    for name, answer in questions.items():  # one wrong function must not cost the other item
-        try:
-            out[name] = answer()
-        except Exception as exc:  # noqa: BLE001 - re-raised below, after both were tried
-            errors.append(exc)
-    if errors:
-        raise errors[0]
+    with out.part("conv"):
+        out["conv"] = as_ints([api.conv_param_count(c, f, k)], "conv_param_count")
+    with out.part("linear"):
+        out["linear"] = as_ints([api.linear_param_count(c * h * w, f * h_out * w_out)],
+                                "linear_param_count")
 
 
 def exercise_receptive_field(api, case, rng, out):
@@ -100,22 +93,49 @@ def exercise_receptive_field(api, case, rng, out):
 # ----------------------------------------------------------------- q2, q3: the convolution
 def make_conv_exercise(class_name):
     def exercise(api, case, rng, out):
+        """Two forward/backward rounds on different inputs; the second is graded."""
         n, c, f, h, w = case["N"], case["C"], case["F"], case["H"], case["W"]
         k, s, p = case["k"], case["stride"], case["padding"]
         layer = getattr(api, class_name)(c, f, k, s, p)
         layer.weight = randn(rng, f, c, k, k)
         layer.bias = randn(rng, f)
-        x = randn(rng, n, c, h, w)
-        dy = randn(rng, n, f, output_size(h, k, s, p), output_size(w, k, s, p))
-        if case.get("noncontiguous"):
-            x, dy = noncontiguous(x), noncontiguous(dy)
-        out.watch(x=x, dupstream=dy)
-        out["y"] = layer.forward(x)
-        try:
-            out["dx"] = layer.backward(dy)
-        finally:
-            out.attributes(layer, "grad_weight", "grad_bias")
+        rounds = []
+        for _ in range(2):
+            x = randn(rng, n, c, h, w)
+            dy = randn(rng, n, f, output_size(h, k, s, p), output_size(w, k, s, p))
+            if case.get("noncontiguous"):
+                x, dy = noncontiguous(x), noncontiguous(dy)
+            rounds.append(((x,), dy))
+        forward_backward_twice(out, layer, tuple(rounds), grads=("grad_weight", "grad_bias"))
     return exercise
+
+
+def exercise_conv_init(api, case, rng, out):
+    """init_params(std) on Conv2dLoop(50, 100, 7): 245000 weights, called twice.
+
+    The weight is graded with ``gaussian_problem`` (a correct draw fails with probability
+    below 1e-18 per test, computation in its docstring; union over 2 cases x 2 calls x 3 tests:
+    below 1e-16); the bias must be exactly zero, of shape (out_channels,).
+    """
+    layer = api.Conv2dLoop(50, 100, 7)
+    problems = {"weight": "", "bias": ""}
+    for std in case["stds"]:
+        layer.init_params(std, generator=rng)
+        weight, bias = layer.weight, layer.bias
+        found = {"weight": (f"has shape {tuple(weight.shape)}, expected (out_channels, "
+                            f"in_channels, kernel_size, kernel_size)"
+                            if tuple(weight.shape) != (100, 50, 7, 7)
+                            else gaussian_problem(weight, std)),
+                 "bias": ("" if tuple(bias.shape) == (100,) and not bias.any()
+                          else f"is not zeros of shape (out_channels,) = (100,)")}
+        for name, problem in found.items():
+            if problem and not problems[name]:
+                problems[name] = f"after init_params({std}) on Conv2dLoop(50, 100, 7) the " \
+                                 f"{name} {problem}"
+    for name, problem in problems.items():
+        if problem:
+            out.fail(name, problem)
+        out[name] = torch.tensor(True)
 
 
 CONV_CASES = (
@@ -144,13 +164,16 @@ def conv_check(class_name, question):
             Output("y", hint="y[n, f, i, j] = bias[f] + sum over c, u, v of weight[f, c, u, v] * "
                              "xpadded[n, c, i*stride + u, j*stride + v]: a cross-correlation "
                              "(no kernel flip), zero padding on all four sides."),
-            Output("dx", hint="Every output position sends dupstream * weight back to the "
+            Output("dx", needs=("y",), hint="Every output position sends dupstream * weight back to the "
                               "window it read, windows overlap so contributions add up, and the "
                               "padding is cropped off at the end; rows never read get zero."),
-            Output("grad_weight", hint="grad_weight[f, c, u, v] sums dupstream[n, f, i, j] * "
-                                       "xpadded[n, c, i*stride + u, j*stride + v] over n, i, j."),
+            Output("grad_weight", needs=("y",),
+                   hint="grad_weight[f, c, u, v] sums dupstream[n, f, i, j] * xpadded[n, c, "
+                        "i*stride + u, j*stride + v] over n, i, j, with the x of the LAST "
+                        "forward; set it (=), never add to the previous call's gradient."),
             Output("grad_bias", hint="grad_bias has shape (F,): sum dupstream over the batch "
-                                     "and both spatial dimensions."),
+                                     "and both spatial dimensions; set it (=), never add to "
+                                     "the previous call's gradient."),
         ),
     )
 
@@ -160,16 +183,17 @@ def exercise_maxpool(api, case, rng, out):
     n, c, h, w = case["N"], case["C"], case["H"], case["W"]
     k, s, p = case["k"], case["stride"], case["padding"]
     layer = api.MaxPool2d(k, s, p)
-    if case.get("ties"):
-        x = randint(rng, 3, n, c, h, w).to(torch.float64)
-    else:
-        x = randn(rng, n, c, h, w) + case.get("shift", 0.0)
-    dy = randn(rng, n, c, output_size(h, k, s, p), output_size(w, k, s, p))
-    if case.get("noncontiguous"):
-        x, dy = noncontiguous(x), noncontiguous(dy)
-    out.watch(x=x, dupstream=dy)
-    out["y"] = layer.forward(x)
-    out["dx"] = layer.backward(dy)
+    rounds = []
+    for _ in range(2):
+        if case.get("ties"):
+            x = randint(rng, 3, n, c, h, w).to(torch.float64)
+        else:
+            x = randn(rng, n, c, h, w) + case.get("shift", 0.0)
+        dy = randn(rng, n, c, output_size(h, k, s, p), output_size(w, k, s, p))
+        if case.get("noncontiguous"):
+            x, dy = noncontiguous(x), noncontiguous(dy)
+        rounds.append(((x,), dy))
+    forward_backward_twice(out, layer, tuple(rounds))
 
 
 MAXPOOL_CASES = (
@@ -184,17 +208,49 @@ MAXPOOL_CASES = (
 )
 
 
+# --------------------------------------------- q5: chapter 01's layers, copied in
+def exercise_chapter01_layers(api, case, rng, out):
+    """Chapter 01's Linear, ReLU and CrossEntropyLoss as copied into this notebook: each method
+    twice in a row on different inputs (the second call graded), each in its own part.
+    ``Linear.init_params`` is graded statistically on Linear(10, 20000), twice per case:
+    ``gaussian_problem`` and ``uniform_problem`` fail a correct draw with probability below
+    1e-18 per test (computations in their docstrings); union over 3 cases x 2 calls x 5
+    tests: below 1e-16."""
+    n, fan_in, fan_out, classes = case["N"], case["in"], case["out"], case["C"]
+    linear = api.Linear(fan_in, fan_out)
+    linear.weight, linear.bias = randn(rng, fan_in, fan_out), randn(rng, fan_out)
+    forward_backward_twice(out, linear, tuple(((randn(rng, n, fan_in),), randn(rng, n, fan_out))
+                                              for _ in range(2)),
+                           y="Linear.y", dx="Linear.dx", grads=("grad_weight", "grad_bias"))
+    forward_backward_twice(out, api.ReLU(), tuple(((randn(rng, n, fan_in),), randn(rng, n, fan_in))
+                                                  for _ in range(2)), y="ReLU.y", dx="ReLU.dx")
+    logits = tuple((case["scale"] * randn(rng, n, classes), randint(rng, classes, n))
+                   for _ in range(2))
+    forward_backward_twice(out, api.CrossEntropyLoss(), tuple((pair, None) for pair in logits),
+                           y="CrossEntropyLoss.loss", dx="CrossEntropyLoss.dlogits",
+                           input_names=("logits", "target"))
+    with out.part("Linear.init_params"):
+        wide = api.Linear(10, 20000)
+        for std in (case["std"], 2 * case["std"]):
+            wide.init_params(std, generator=rng)
+            for name, problem in (("weight", gaussian_problem(wide.weight, std)),
+                                  ("bias", uniform_problem(wide.bias, 0.0, 1.0))):
+                if problem:
+                    out.fail("Linear.init_params",
+                             f"after init_params({std}) on Linear(10, 20000) the {name} {problem}")
+        out["Linear.init_params"] = torch.tensor(True)
+
+
 # ------------------------------------------------------------------ q5: Flatten and CNN
 def exercise_flatten(api, case, rng, out):
     n, c, h, w = case["shape"]
-    layer = api.Flatten()
-    x = randn(rng, n, c, h, w)
-    dy = randn(rng, n, c * h * w)
-    if case.get("noncontiguous"):
-        x, dy = noncontiguous(x), noncontiguous(dy)
-    out.watch(x=x, dupstream=dy)
-    out["y"] = layer.forward(x)
-    out["dx"] = layer.backward(dy)
+    rounds = []
+    for _ in range(2):
+        x, dy = randn(rng, n, c, h, w), randn(rng, n, c * h * w)
+        if case.get("noncontiguous"):
+            x, dy = noncontiguous(x), noncontiguous(dy)
+        rounds.append(((x,), dy))
+    forward_backward_twice(out, api.Flatten(), tuple(rounds))
 
 
 def _padded(x, padding, value):
@@ -324,20 +380,8 @@ def exercise_cnn(api, case, rng, out):
     out["architecture"] = torch.tensor(rows, dtype=torch.int64)
     probes = [_probe(row, rng) for row in rows]
     cnn.layers = list(probes)
-    x = randn(rng, n, c, size, size)
-    dy = randn(rng, n, classes)
-    out.watch(x=x, dupstream=dy)
-    out["y"] = cnn.forward(x)
-    out["dx"] = cnn.backward(dy)
-    cnn.optimizer_step(case["lr"])
-    with_params = [probe for probe in probes if hasattr(probe, "init_calls")]
-    out["params_after_step"] = torch.cat([t.reshape(-1) for probe in with_params
-                                          for t in (probe.weight, probe.bias)])
-    cnn.reset_params(case["std"])
-    calls = []
-    for probe in with_params:
-        calls += probe.init_calls + [-1.0]
-    out["reset_params_std"] = torch.tensor(calls, dtype=torch.float64)
+    rounds = tuple((randn(rng, n, c, size, size), randn(rng, n, classes)) for _ in range(2))
+    exercise_container(out, cnn, probes, rng, rounds, case["lr"], (case["std"], 2 * case["std"]))
 
 
 CNN_CASES = (
@@ -388,6 +432,17 @@ CHECKS = [
                                       "the product of the strides of the layers before it."),),
     ),
     conv_check("Conv2dLoop", "q2"),
+    Check(
+        name="Conv2dLoop.init_params", question="q2", uses=("Conv2dLoop",),
+        exercise=exercise_conv_init, cases=({"stds": (0.1, 3.0)}, {"stds": (2.0, 0.7071)}),
+        outputs=(
+            Output("weight", points=0.5,
+                   hint="weight = std * torch.randn(out_channels, in_channels, kernel_size, "
+                        "kernel_size, generator=generator): Gaussian, scaled by std."),
+            Output("bias", points=0.5,
+                   hint="bias = torch.zeros(out_channels): zero, whatever std is."),
+        ),
+    ),
     conv_check("Conv2d", "q3"),
     Check(
         name="MaxPool2d", question="q4", uses=("MaxPool2d",), exercise=exercise_maxpool,
@@ -395,9 +450,38 @@ CHECKS = [
         outputs=(
             Output("y", points=1.5, hint="The maximum of each k x k window; padding must never "
                                          "win, so pad with -inf, not 0."),
-            Output("dx", points=1.5, hint="Only the window's maximum (the first one in row-major "
+            Output("dx", points=1.5, needs=("y",), hint="Only the window's maximum (the first one in row-major "
                                           "order on ties) receives dupstream; gradients of "
                                           "overlapping windows add up; other entries get 0."),
+        ),
+    ),
+    Check(
+        name="chapter 01 layers", question="q5", uses=("Linear", "ReLU", "CrossEntropyLoss"),
+        exercise=exercise_chapter01_layers,
+        cases=({"N": 1, "in": 1, "out": 1, "C": 2, "scale": 1.0, "std": 0.1},
+               {"N": 4, "in": 3, "out": 5, "C": 4, "scale": 1.0, "std": 1.5},
+               {"N": 5, "in": 6, "out": 4, "C": 3, "scale": 1000.0, "std": 0.5}),
+        outputs=(
+            Output("Linear.y", points=0.25, hint="Chapter 01: y = x @ weight + bias."),
+            Output("Linear.dx", points=0.25, hint="Chapter 01: dx = dupstream @ weight.T."),
+            Output("grad_weight", points=0.25, needs=("Linear.y",),
+                   hint="Linear.backward sets grad_weight = x.T @ dupstream with the x of the "
+                        "last forward (=, never += onto the previous call's gradient)."),
+            Output("grad_bias", points=0.25,
+                   hint="Linear.backward sets grad_bias = dupstream.sum(dim=0) (=, never +=)."),
+            Output("Linear.init_params", points=0.25,
+                   hint="Chapter 01: weight = std * torch.randn(in, out, generator=generator), "
+                        "bias = torch.rand(out, generator=generator), uniform on [0, 1) "
+                        "whatever std is."),
+            Output("ReLU.y", points=0.25, hint="Chapter 01: max(0, x) elementwise."),
+            Output("ReLU.dx", points=0.25,
+                   hint="Chapter 01: pass dupstream where the last forward's input was "
+                        "positive, zero elsewhere."),
+            Output("CrossEntropyLoss.loss", points=0.25,
+                   hint="Chapter 01: softmax over dim 1 with the row maximum subtracted "
+                        "before exp, negative log-likelihood averaged over the batch."),
+            Output("CrossEntropyLoss.dlogits", points=0.25, needs=("CrossEntropyLoss.loss",),
+                   hint="Chapter 01: (softmax - one_hot(target)) / N, from the last forward."),
         ),
     ),
     Check(
@@ -422,10 +506,12 @@ CHECKS = [
             Output("dx", hint="backward visits the layers in reverse order."),
             Output("params_after_step", points=0.5,
                    hint="optimizer_step does weight -= lr * grad_weight and bias -= lr * "
-                        "grad_bias on every layer with parameters."),
+                        "grad_bias on every layer with parameters, using the gradients set "
+                        "just before the call."),
             Output("reset_params_std", points=0.5,
-                   hint="reset_params(std) calls init_params(std, generator=generator) on every "
-                        "layer that has it, and only on those."),
+                   hint="reset_params(std) calls init_params(std, generator=generator) exactly "
+                        "once on every layer that has it, and only on those (the grader swaps "
+                        "in layers of its own: test with hasattr, not isinstance)."),
         ),
     ),
 ]

@@ -22,10 +22,17 @@
 # digits.
 #
 # As in chapter 01: **no autograd** (`.backward()`, `torch.autograd`) and **nothing from
-# `torch.nn`** inside your classes — that includes `torch.nn.functional.conv2d`, `unfold`,
-# `pad` and `max_pool2d`, as well as `torch.conv2d` and `torch.max_pool2d`. Tensor methods such
-# as `Tensor.unfold`, `reshape`, `permute` and matrix products are yours to use. The grader
-# checks.
+# `torch.nn`** inside your classes, nor torch's own convolution and pooling. Tensor methods such
+# as `Tensor.unfold`, `reshape`, `permute` and matrix products are yours to use.
+#
+# {{FORBIDDEN_RULES}}
+#
+# **Other rules the grader enforces.** Never change an input tensor in place: work on a copy.
+# Each method is graded on its own and called twice in a row on different inputs, so `backward`
+# must *set* the gradients of the last forward pass, never add to the previous ones. `CNN` is
+# graded with layers of the grader's own after its list is checked, so `reset_params` and
+# `optimizer_step` test for a method or attribute with `hasattr`, never for your classes with
+# `isinstance`.
 #
 # **How this notebook is graded.** Each function and class is tested against a hidden reference
 # on many random inputs in float64: odd and non-square images, strides 1 to 3, paddings 0 to 2,

@@ -118,6 +118,25 @@ class RNNCell(RNNCell):
         for param in self.parameters():
             nn.init.uniform_(param, -limit, limit, generator=generator)
 """),
+    Bug("rnn biases drawn from a standard normal", items("RNNCell", "init"), """
+class RNNCell(RNNCell):
+    def reset_parameters(self, generator=None):
+        super().reset_parameters(generator)
+        with torch.no_grad():
+            self.bias_xh.normal_(generator=generator)
+            self.bias_hh.normal_(generator=generator)
+"""),
+    Bug("gru continues from the state of its previous call when none is given",
+        items("GRUCell", "without_state"), """
+class GRUCell(GRUCell):
+    def forward(self, x, h=None):
+        if h is None and getattr(self, "last_h", None) is not None \\
+                and self.last_h.shape[0] == x.shape[0]:
+            h = self.last_h
+        h = super().forward(x, h)
+        self.last_h = h.detach()
+        return h
+"""),
     Bug("rnn keeps its weights as plain tensors", RNN_ALL_BUT_INIT | items("RNNCell", "init"), """
 class RNNCell(RNNCell):
     def __init__(self, input_size, hidden_size, nonlinearity="tanh"):

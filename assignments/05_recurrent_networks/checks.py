@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from autograder.checks import Check, Output
-from autograder.kit import assign_parameters, noncontiguous, randn, record_grads, run_independently
+from autograder.kit import assign_parameters, noncontiguous, randn, record_grads
 
 _RECURRENT_CLASSES = ("RNNBase", "RNNCellBase", "RNN", "RNNCell", "GRU", "GRUCell", "LSTM",
                       "LSTMCell")
@@ -113,6 +113,9 @@ def make_cell_exercise(cell_name):
     is_lstm = cell_name == "LSTMCell"
 
     def exercise(api, case, rng, out):
+        """The cell is called twice with a state and twice without, on different inputs; the
+        second call of each is graded (parameter gradients cleared in between), so a state
+        kept on the cell between calls is caught. Each part fails only its own items."""
         input_size, hidden_size, n = case["input"], case["hidden"], case["N"]
         extra = {"nonlinearity": case["nonlinearity"]} if "nonlinearity" in case else {}
 
@@ -122,41 +125,43 @@ def make_cell_exercise(cell_name):
         cell = make_cell(input_size, hidden_size)
         params = seeded_parameters(rng, cell_name, input_size, hidden_size)
         assign_parameters(cell, params, layouts_of(cell_name))
-        x = randn(rng, n, input_size)
-        if case.get("noncontiguous"):
-            x = noncontiguous(x)
-        x.requires_grad_(True)
-        h0 = randn(rng, n, hidden_size).requires_grad_(True)
-        c0 = randn(rng, n, hidden_size).requires_grad_(True) if is_lstm else None
-        weights_h = randn(rng, n, hidden_size)
-        weights_c = randn(rng, n, hidden_size)
-        out.watch(x=x, h0=h0, **({"c0": c0} if is_lstm else {}))
-        leaves = {"grad_x": x, "grad_h0": h0, "grad_c0": c0}
-        leaves.update({"grad_" + name: getattr(cell, name) for name in PARAMETER_NAMES})
-
-        def with_state():
-            try:
-                if is_lstm:
-                    h, c = cell(x, (h0, c0))
-                    out["h"], out["c"] = h, c
-                    loss = (h * weights_h).sum() + (c * weights_c).sum()
-                else:
-                    h = cell(x, h0)
-                    out["h"] = h
-                    loss = (h * weights_h).sum()
+        rounds = []
+        for _ in range(2):
+            x = randn(rng, n, input_size)
+            if case.get("noncontiguous"):
+                x = noncontiguous(x)
+            h0 = randn(rng, n, hidden_size)
+            c0 = randn(rng, n, hidden_size) if is_lstm else None
+            rounds.append((x.requires_grad_(True), h0.requires_grad_(True),
+                           c0.requires_grad_(True) if is_lstm else None,
+                           randn(rng, n, hidden_size), randn(rng, n, hidden_size)))
+        graded = ("h", "c", "grad_x", "grad_h0", "grad_c0",
+                  *("grad_" + name for name in PARAMETER_NAMES))
+        for x, h0, c0, weights_h, weights_c in rounds:
+            out.watch(x=x, h0=h0, **({"c0": c0} if is_lstm else {}))
+            for name in PARAMETER_NAMES:
+                getattr(cell, name).grad = None
+            called = False
+            with out.part(*graded):  # the forward call: if it raises, nothing is graded
+                h, c = cell(x, (h0, c0)) if is_lstm else (cell(x, h0), None)
+                called = True
+            if not called:
+                continue
+            out["h"] = h
+            if is_lstm:
+                out["c"] = c
+            with out.part(*graded[2:]):  # the gradients, through the returned state
+                loss = (h * weights_h).sum() + ((c * weights_c).sum() if is_lstm else 0)
                 loss.backward()
-            finally:
+                leaves = {"grad_x": x, "grad_h0": h0, "grad_c0": c0}
+                leaves.update({"grad_" + name: getattr(cell, name) for name in PARAMETER_NAMES})
                 record_grads(out, leaves)
-
-        def without_state():
-            with torch.no_grad():
+        for x, *_ in rounds:
+            with out.part("without_state"), torch.no_grad():
                 fresh = cell(x.detach())
-            out["without_state"] = torch.cat(list(fresh), dim=1) if is_lstm else fresh
-
-        def init():
+                out["without_state"] = torch.cat(list(fresh), dim=1) if is_lstm else fresh
+        with out.part("init"):
             out["init"] = torch.tensor(check_initialization(make_cell, cell_name, input_size))
-
-        run_independently(with_state, without_state, init)
 
     return exercise
 
@@ -179,17 +184,20 @@ GRADIENT_HINT = ("Autograd computes this gradient from your forward pass: if the
 
 def cell_outputs(cell_name, forward_hint, state_names=("h0",)):
     outputs = [Output("h", hint=forward_hint)]
+    forward = ("h",)
     if cell_name == "LSTMCell":
         outputs.append(Output("c", hint="c' = f * c + i * g, with f and i sigmoids and g a "
                                         "tanh of their slices of the pre-activations."))
-    outputs.append(Output("grad_x", points=0.5, hint=GRADIENT_HINT.format(what="x")))
+        forward = ("h", "c")
+    outputs.append(Output("grad_x", points=0.5, hint=GRADIENT_HINT.format(what="x"),
+                          needs=forward))
     for state in state_names:
-        outputs.append(Output("grad_" + state, points=0.5,
+        outputs.append(Output("grad_" + state, points=0.5, needs=forward,
                               hint=GRADIENT_HINT.format(what=f"the initial state {state}")))
     for name in PARAMETER_NAMES:
-        outputs.append(Output("grad_" + name, points=0.5,
+        outputs.append(Output("grad_" + name, points=0.5, needs=forward,
                               hint=GRADIENT_HINT.format(what=f"self.{name}")))
-    outputs.append(Output("without_state", points=0.5,
+    outputs.append(Output("without_state", points=0.5, needs=forward,
                           hint="With no state given the cell starts from zeros of shape "
                                "(N, hidden_size) in x's dtype (x.new_zeros(...)); for the LSTM "
                                "both h and c are zeros. This item compares the returned state "
@@ -251,47 +259,52 @@ def flat_state(state):
 
 
 def exercise_layer(api, case, rng, out):
+    """The layer runs twice with a state and twice without, on different sequences; the second
+    run of each is graded (the probe cell's gradients cleared in between)."""
     steps, n, input_size, hidden_size = case["T"], case["N"], case["input"], case["hidden"]
-    probe_class = _ProbePairCell if case["state"] == "pair" else _ProbeCell
-    cell = probe_class(rng, n, input_size, hidden_size)
+    pair = case["state"] == "pair"
+    cell = (_ProbePairCell if pair else _ProbeCell)(rng, n, input_size, hidden_size)
     layer = api.RecurrentLayer(cell, batch_first=case["batch_first"])
     shape = (n, steps, input_size) if case["batch_first"] else (steps, n, input_size)
-    x = randn(rng, *shape)
-    if case.get("noncontiguous"):
-        x = noncontiguous(x)
-    x.requires_grad_(True)
-    h0 = randn(rng, n, hidden_size).requires_grad_(True)
-    c0 = randn(rng, n, hidden_size).requires_grad_(True)
-    state = (h0, c0) if case["state"] == "pair" else h0
     out_shape = (n, steps, hidden_size) if case["batch_first"] else (steps, n, hidden_size)
-    weights_outputs = randn(rng, *out_shape)
-    weights_last = randn(rng, n, 2 * hidden_size if case["state"] == "pair" else hidden_size)
-    out.watch(x=x, h0=h0, c0=c0)
-
-    def with_state():
-        try:
-            outputs, last = layer(x, state)
-            out["outputs"] = outputs
-            last = flat_state(last)
-            out["last_state"] = last
-            ((outputs * weights_outputs).sum() + (last * weights_last).sum()).backward()
-        finally:
-            if case["state"] == "pair":
-                if h0.grad is not None and c0.grad is not None:
-                    out["grad_state"] = torch.cat([h0.grad, c0.grad], dim=1)
-            elif h0.grad is not None:
-                out["grad_state"] = h0.grad
+    rounds = []
+    for _ in range(2):
+        x = randn(rng, *shape)
+        if case.get("noncontiguous"):
+            x = noncontiguous(x)
+        h0 = randn(rng, n, hidden_size).requires_grad_(True)
+        c0 = randn(rng, n, hidden_size).requires_grad_(True)
+        rounds.append((x.requires_grad_(True), h0, c0, randn(rng, *out_shape),
+                       randn(rng, n, 2 * hidden_size if pair else hidden_size)))
+    graded = ("outputs", "last_state", "grad_x", "grad_state", "grad_cell_parameters")
+    for x, h0, c0, weights_outputs, weights_last in rounds:
+        out.watch(x=x, h0=h0, c0=c0)
+        for param in (cell.a, cell.b, cell.bias):
+            param.grad = None
+        called = False
+        with out.part(*graded):  # the forward call: if it raises, nothing is graded
+            outputs, last = layer(x, (h0, c0) if pair else h0)
+            called = True
+        if not called:
+            continue
+        out["outputs"] = outputs
+        with out.part("last_state"):
+            out["last_state"] = flat_state(last)
+        with out.part(*graded[2:]):  # the gradients, through both returned values
+            loss = (outputs * weights_outputs).sum() + (flat_state(last) * weights_last).sum()
+            loss.backward()
             record_grads(out, {"grad_x": x})
+            if pair and h0.grad is not None and c0.grad is not None:
+                out["grad_state"] = torch.cat([h0.grad, c0.grad], dim=1)
+            elif not pair:
+                record_grads(out, {"grad_state": h0})
             grads = [p.grad for p in (cell.a, cell.b, cell.bias)]
             if all(g is not None for g in grads):
                 out["grad_cell_parameters"] = torch.cat([g.flatten() for g in grads])
-
-    def without_state():
-        with torch.no_grad():
+    for x, *_ in rounds:
+        with out.part("without_state"), torch.no_grad():
             outputs, last = layer(x.detach())
-        out["without_state"] = torch.cat([outputs.flatten(), flat_state(last).flatten()])
-
-    run_independently(with_state, without_state)
+            out["without_state"] = torch.cat([outputs.flatten(), flat_state(last).flatten()])
 
 
 LAYER_CASES = (
@@ -369,11 +382,12 @@ CHECKS = [
                                    "a tuple state (h, c) stack h."),
             Output("last_state", hint="Return the state after the LAST step, exactly as the "
                                       "cell returned it (a tuple (h, c) for an LSTM)."),
-            Output("grad_x", points=0.5, hint=GRADIENT_HINT.format(what="x")),
-            Output("grad_state", points=0.5,
+            Output("grad_x", points=0.5, hint=GRADIENT_HINT.format(what="x"),
+                   needs=("outputs",)),
+            Output("grad_state", points=0.5, needs=("outputs",),
                    hint=GRADIENT_HINT.format(what="the initial state (pass it to the cell "
                                                   "at the first step)")),
-            Output("grad_cell_parameters", points=0.5,
+            Output("grad_cell_parameters", points=0.5, needs=("outputs",),
                    hint=GRADIENT_HINT.format(what="the cell's parameters, through every "
                                                   "step (do not detach the state between "
                                                   "steps)")),

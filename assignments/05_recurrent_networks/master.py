@@ -22,12 +22,20 @@
 # time.
 #
 # **Allowed:** tensor operations, `nn.Module`, `nn.Parameter`, `nn.init`,
-# `torch.nn.functional`, autograd (`loss.backward()`), and `torch.optim` in the experiments.
-# **Not allowed in your classes:** `torch.nn.RNN`, `RNNCell`, `GRU`, `GRUCell`, `LSTM`,
-# `LSTMCell` (and their bases), torch's fused recurrent kernels (`torch.gru_cell`,
-# `torch.lstm_cell`, `torch._VF`, `torch.ops` ...), and `torch.nn.utils.clip_grad_norm_` with
-# its relatives. The grader checks. If you want to compare your cell with PyTorch's, do it in a
+# `torch.nn.functional` (also looked up by name, e.g. `getattr(F, self.nonlinearity)`),
+# autograd (`loss.backward()`), and `torch.optim` in the experiments. **Not allowed in your
+# classes:** PyTorch's recurrent modules, its fused recurrent kernels and its gradient
+# clipping; the exact list follows. If you want to compare your cell with PyTorch's, do it in a
 # scratch cell that starts with `# EXPERIMENT` (the grader skips those cells).
+#
+# {{FORBIDDEN_RULES}}
+#
+# **Other rules the grader enforces.** Never change an input tensor in place (the state you
+# are given included): work on new tensors. Each method is graded on its own and called more
+# than once in a row, so nothing may carry over from one call to the next (no state kept on
+# `self` between calls). `RecurrentLayer` is graded with cells of the grader's own (with a
+# tensor state or an `(h, c)` pair), so never test the cell's class with `isinstance`: look at
+# what it returns instead.
 #
 # **How this notebook is graded.** The grader builds your cell, then **sets its parameters by
 # name** to seeded float64 values, so your parameters must be `nn.Parameter`s named exactly
