@@ -1,4 +1,5 @@
 """Bug zoo of chapter 07: mistakes students really make; each must lose exactly its items."""
+# ruff: noqa: E501 - the mutants are notebook code, written as students write it
 from __future__ import annotations
 
 from tools.zoo import Bug
