@@ -520,9 +520,10 @@ def run_model(model: nn.Module, values: Mapping[str, torch.Tensor], out: Recorde
         out["logits"] = logits
         (logits * weights_of(logits.shape)).sum().backward()
     finally:
-        grads = [p.grad for p in (dict(model.named_parameters())[k] for k in values)]
-        if all(g is not None for g in grads):
-            out["grad_parameters"] = torch.cat([g.flatten() for g in grads])
+        params = dict(model.named_parameters())
+        grads = [g.flatten() for g in (params[k].grad for k in values) if g is not None]
+        if len(grads) == len(values):
+            out["grad_parameters"] = torch.cat(grads)
 
 
 def exercise_node_models(api: Api, case: Mapping[str, Any], rng: torch.Generator,
