@@ -180,3 +180,40 @@ def test_hidden_checks_run_against_the_reference() -> None:
         for case in report["cases"]:
             assert case["error"] is None, (check.name, case["error"])
             assert all(meta["kind"] == "tensor" for meta in case["outputs"].values()), check.name
+
+
+def test_embedded_graphs_are_what_the_notebook_says() -> None:
+    from student.graphs import collate, cycles_and_trees, karate_club, stochastic_block_model
+    karate = karate_club()
+    pairs = {tuple(sorted(edge)) for edge in karate.edge_index.T.tolist()}
+    assert len(pairs) == 78 and karate.edge_index.shape == (2, 156)
+    assert all(a != b for a, b in pairs) and int(karate.y.sum()) == 17
+    assert int(karate.y[0]) == 0 and int(karate.y[33]) == 1
+    first, second = stochastic_block_model(seed=3), stochastic_block_model(seed=3)
+    assert torch.equal(first.edge_index, second.edge_index) and torch.equal(first.x, second.x)
+    assert not (first.train_mask & first.val_mask).any()
+    assert int((first.train_mask | first.val_mask | first.test_mask).sum()) == 400
+    graphs = cycles_and_trees(20, seed=1)
+    for graph in graphs:
+        n, e = graph.num_nodes, graph.edge_index.shape[1]
+        assert e == 2 * (n if int(graph.y) == 1 else n - 1)
+    x, edges, batch, y = collate(graphs[:3])
+    assert x.shape[0] == batch.shape[0] and int(edges.max()) < x.shape[0] and y.shape == (3,)
+
+
+def test_check_graphs_cover_the_promised_cases() -> None:
+    namespace: dict = {}
+    exec(CHECKS_PATH.read_text(), namespace)  # noqa: S102 - our own checks module
+    seen = {"isolated": False, "directed": False, "single": False, "empty": False}
+    for case in namespace["GRAPH_CASES"]:
+        edges = namespace["draw_graph"](seeded("cover", repr(case)), case)
+        n = case["N"]
+        assert not (edges[0] == edges[1]).any()
+        assert torch.unique(edges, dim=1).shape[1] == edges.shape[1]
+        in_deg = torch.bincount(edges[1], minlength=n)
+        out_deg = torch.bincount(edges[0], minlength=n)
+        seen["isolated"] |= bool(((in_deg + out_deg) == 0).any()) and edges.shape[1] > 0
+        seen["directed"] |= bool((in_deg != out_deg).any())
+        seen["single"] |= bool((in_deg == 1).any())
+        seen["empty"] |= edges.shape[1] == 0
+    assert all(seen.values()), seen
