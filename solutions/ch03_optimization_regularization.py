@@ -4,6 +4,11 @@ Never shipped to students. Plain tensor operations, no autograd, no ``torch.nn``
 ``torch.optim``. Optimizers follow ``torch.optim``'s update rules step for step; initializers
 follow ``torch.nn.init`` for weights laid out (out, in, *kernel); the layers follow chapter 01's
 convention (``forward`` caches, ``backward(dupstream)`` returns dx and sets ``grad_*``).
+
+Two copies of the reference, by rule: this module (the grading oracle that writes the expected
+data) and the master's solution blocks (what the released solution notebook runs) are kept as
+independent oracles, neither generated from the other; ``tests/test_check_coverage.py`` runs
+every check's exercise on both and compares them with the kit's comparison rule.
 """
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Reference implementation of chapter 04: residual, inception and dense blocks, small networks.
 
-The grading oracle: the hidden checks run against this module at build time. The master's
-solution blocks are a second, independent copy of the same reference (written for students to
-read); both are kept on purpose, and a test compares them on the checks' own cases.
+Two copies of the reference, by rule: this module (the grading oracle that writes the expected
+data) and the master's solution blocks (what the released solution notebook runs) are kept as
+independent oracles, neither generated from the other; ``tests/test_check_coverage.py`` runs
+every check's exercise on both and compares them with the kit's comparison rule.
 
 Conventions (as in the notebook): images are (N, C, H, W); every convolution that is followed
 by batch normalization has no bias (the normalization's shift makes it redundant); submodule

@@ -11,6 +11,11 @@ kernels is used. Conventions (the notebook states them):
 * multi-head attention is batch first, ``(N, L, E)``, with narrow heads of ``E // heads``
   features; with the same weights it equals ``torch.nn.MultiheadAttention(batch_first=True)``;
 * the encoder block is post-norm, as ``torch.nn.TransformerEncoderLayer(norm_first=False)``.
+
+Two copies of the reference, by rule: this module (the grading oracle that writes the expected
+data) and the master's solution blocks (what the released solution notebook runs) are kept as
+independent oracles, neither generated from the other; ``tests/test_check_coverage.py`` runs
+every check's exercise on both and compares them with the kit's comparison rule.
 """
 from __future__ import annotations
 

@@ -4,6 +4,11 @@ Graph convention (PyTorch Geometric's): node features ``x`` (N, C), ``edge_index
 of (source, target) pairs, messages flow from source to target; a batch of graphs is one
 disconnected graph plus ``batch`` (N,), the graph index of every node. Everything is sparse
 (gathers and ``index_add_``): no N x N matrix is ever built.
+
+Two copies of the reference, by rule: this module (the grading oracle that writes the expected
+data) and the master's solution blocks (what the released solution notebook runs) are kept as
+independent oracles, neither generated from the other; ``tests/test_check_coverage.py`` runs
+every check's exercise on both and compares them with the kit's comparison rule.
 """
 from __future__ import annotations
 

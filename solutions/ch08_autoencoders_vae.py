@@ -11,6 +11,11 @@ and ordinary ``torch.nn`` layers. Conventions (those of PyTorch and of the noteb
 * losses are per example, (N,), summed over every non-batch dimension;
 * the VAE's encoder is ``Encoder(2 * latent_dims)``: the first half of its output is mu, the
   second half log sigma^2.
+
+Two copies of the reference, by rule: this module (the grading oracle that writes the expected
+data) and the master's solution blocks (what the released solution notebook runs) are kept as
+independent oracles, neither generated from the other; ``tests/test_check_coverage.py`` runs
+every check's exercise on both and compares them with the kit's comparison rule.
 """
 from __future__ import annotations
 

@@ -7,6 +7,11 @@ log-sum-exp is used: the stable log-sum-exp is written out (subtract the row max
 Shapes: a batch of projections of the two views is ``z1, z2`` of shape ``(N, D)``; the
 ``2N`` embeddings are stacked as ``z = cat([z1, z2])``, so the positive of row ``i`` is row
 ``(i + N) mod 2N``. Images are ``(N, 1, 8, 8)`` with pixels in ``[0, 1]``.
+
+Two copies of the reference, by rule: this module (the grading oracle that writes the expected
+data) and the master's solution blocks (what the released solution notebook runs) are kept as
+independent oracles, neither generated from the other; ``tests/test_check_coverage.py`` runs
+every check's exercise on both and compares them with the kit's comparison rule.
 """
 from __future__ import annotations
 

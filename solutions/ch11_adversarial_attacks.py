@@ -9,6 +9,11 @@ Conventions: images ``x`` are (N, ...) float tensors in the valid pixel range ``
 (``(low, high)``, default ``(0, 1)``); labels ``y`` are (N,) int64; a model maps x to logits
 (N, num_classes); losses are the *mean* cross-entropy over the batch. An attack evaluates the
 model in eval mode and restores the mode it found; it returns a new tensor without a graph.
+
+Two copies of the reference, by rule: this module (the grading oracle that writes the expected
+data) and the master's solution blocks (what the released solution notebook runs) are kept as
+independent oracles, neither generated from the other; ``tests/test_check_coverage.py`` runs
+every check's exercise on both and compares them with the kit's comparison rule.
 """
 from __future__ import annotations
 

@@ -378,6 +378,7 @@ def exercise_batchnorm(api: Any, case: Mapping[str, Any], rng: torch.Generator,
     problems = []
 
     def training() -> None:
+        layer.train()  # a fresh layer is in training mode already: train() must keep it there
         for step, (x, dy) in enumerate(zip(batches, upstream)):
             out.watch(x=x, dupstream=dy)
             y = layer.forward(x)
