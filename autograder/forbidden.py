@@ -157,7 +157,7 @@ def _defined_names(stmt: ast.stmt) -> list[str]:
         return [stmt.name]
     targets: list[ast.AST] = []
     if isinstance(stmt, ast.Assign):
-        targets = stmt.targets
+        targets = list(stmt.targets)
     elif isinstance(stmt, (ast.AugAssign, ast.AnnAssign)):
         targets = [stmt.target]
     names = []

@@ -10,6 +10,9 @@ only instructors see (``stdout_visibility: hidden``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from autograder.chapter import CheckSpec, OutputSpec
 
 MAX_TEST_OUTPUT = 2000
 MAX_OUTPUT = 8000
@@ -17,8 +20,8 @@ MAX_OUTPUT = 8000
 
 @dataclass
 class ItemResult:
-    check: object
-    output: object
+    check: CheckSpec
+    output: OutputSpec
     passed: bool
     message: str
 
@@ -30,7 +33,7 @@ def _bounded(text: str, limit: int) -> str:
 def build_results(package, items: list[ItemResult], notes: list[str], protections: dict,
                   seconds: float, stdout: str = "") -> dict:
     """The results.json dictionary for one graded submission."""
-    tests = []
+    tests: list[dict[str, Any]] = []
     question_numbers: dict[str, int] = {}
     for item in items:
         question = item.check.question

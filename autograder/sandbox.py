@@ -48,6 +48,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -331,14 +332,14 @@ class _Attempt:
         self.proto = os.fdopen(read_fd, "rb", buffering=0)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.proto, selectors.EVENT_READ, "proto")
-        self.selector.register(self.process.stdout, selectors.EVENT_READ, "stdout")
+        self.selector.register(_pipe(self.process.stdout), selectors.EVENT_READ, "stdout")
         self.stdout_open = True
         self.buffer = b""
         self.memory_checked_at = 0.0
         self.memory_over = False
         try:
-            self.process.stdin.write(json.dumps(job).encode())
-            self.process.stdin.close()
+            _pipe(self.process.stdin).write(json.dumps(job).encode())
+            _pipe(self.process.stdin).close()
         except (BrokenPipeError, OSError):
             pass
 
@@ -408,7 +409,7 @@ class _Attempt:
         soon; a time limit still bounds it (a writer the sweep missed)."""
         if not self.stdout_open:
             return
-        fd = self.process.stdout.fileno()
+        fd = _pipe(self.process.stdout).fileno()
         os.set_blocking(fd, False)
         end = time.monotonic() + DRAIN_SECONDS
         while time.monotonic() < end:
@@ -448,12 +449,19 @@ class _Attempt:
             pass
         _reap_adopted()
         self.drain_stdout()
-        for stream in (self.proto, self.process.stdout):
+        for stream in (self.proto, _pipe(self.process.stdout)):
             try:
                 stream.close()
             except OSError:
                 pass
         self.selector.close()
+
+
+def _pipe(stream: IO[bytes] | None) -> IO[bytes]:
+    """A pipe the child was started with (``subprocess.PIPE``), never None."""
+    if stream is None:
+        raise RuntimeError("the child was started without its pipes")
+    return stream
 
 
 def _make_workdir(config: SandboxConfig, uid: int | None, gid: int | None) -> tuple[str, str]:
@@ -466,8 +474,9 @@ def _make_workdir(config: SandboxConfig, uid: int | None, gid: int | None) -> tu
     os.mkdir(workdir, 0o700)
     os.mkdir(os.path.join(workdir, "out"), 0o700)
     if uid is not None:
-        os.chown(workdir, uid, gid)
-        os.chown(os.path.join(workdir, "out"), uid, gid)
+        group = -1 if gid is None else gid  # -1: leave the group as it is
+        os.chown(workdir, uid, group)
+        os.chown(os.path.join(workdir, "out"), uid, group)
     return container, workdir
 
 

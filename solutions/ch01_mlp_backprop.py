@@ -11,6 +11,8 @@ every check's exercise on both and compares them with the kit's comparison rule.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 
@@ -30,7 +32,7 @@ class Linear:
         self.bias = torch.empty(out_features)
         self.grad_weight = torch.zeros_like(self.weight)
         self.grad_bias = torch.zeros_like(self.bias)
-        self.cache = None
+        self.cache: Any = None
         self.init_params()
 
     def init_params(self, std: float = 1.0, generator: torch.Generator | None = None) -> None:

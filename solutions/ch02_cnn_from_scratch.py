@@ -14,6 +14,8 @@ every check's exercise on both and compares them with the kit's comparison rule.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from solutions.ch01_mlp_backprop import CrossEntropyLoss, Linear, Net, ReLU
@@ -101,7 +103,7 @@ class Conv2dLoop:
         self.kernel_size = kernel_size
         self.stride = stride
         self.padding = padding
-        self.cache = None
+        self.cache: Any = None
         self.init_params()
 
     def init_params(self, std: float = 0.7071, generator: torch.Generator | None = None) -> None:
@@ -151,7 +153,7 @@ class MaxPool2d:
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding = padding
-        self.cache = None
+        self.cache: Any = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, C, H, W) -> y: (N, C, H', W')."""

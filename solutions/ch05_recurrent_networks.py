@@ -152,6 +152,7 @@ class RecurrentLayer(nn.Module):
             state = self.cell(x_t, state)
             hiddens.append(state[0] if isinstance(state, tuple) else state)
         outputs = torch.stack(hiddens, dim=1 if self.batch_first else 0)
+        assert state is not None, "a sequence has at least one time step"
         return outputs, state
 
 
@@ -175,7 +176,7 @@ def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float) -> torch
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return torch.tensor(0.0)
-    total_norm = torch.sqrt(sum((g.detach() ** 2).sum() for g in grads))
+    total_norm = torch.sqrt(torch.stack([(g.detach() ** 2).sum() for g in grads]).sum())
     clip_coef = max_norm / (total_norm + 1e-6)
     if clip_coef < 1:
         for g in grads:

@@ -12,7 +12,6 @@ the hostile-submission suite's timings (``tests/hostile/bench_suite.py``, if pre
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ import zipfile
 from pathlib import Path
 
 from tools.build import DIST, REPO, chapters
+from tools.chapter_package import load_chapter_module
 
 # Gradings that share a sandbox user take turns (see autograder.sandbox._exclusive_use_of): a
 # user of its own keeps `make bench` from timing the wait for other gradings on the machine.
@@ -90,10 +90,7 @@ def chapter_hook(chapter: str) -> dict[str, str]:
     path = REPO / "assignments" / chapter / "bench.py"
     if not path.exists():
         return {}
-    spec = importlib.util.spec_from_file_location(f"bench_{chapter}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.bench()
+    return load_chapter_module(chapter, "bench.py").bench()
 
 
 def _median_import(runs: list[tuple[float, int, dict]]) -> float:

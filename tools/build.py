@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -132,7 +133,8 @@ def chapter_forbidden(chapter: str) -> tuple[str, ...]:
     return load_checks_namespace(path.read_text(), str(path)).forbidden
 
 
-def write_zip(path: Path, files: dict[str, bytes], executable: set[str] = frozenset()) -> None:
+def write_zip(path: Path, files: dict[str, bytes],
+              executable: Collection[str] = frozenset()) -> None:
     """A zip with sorted members, fixed dates and modes: the same input gives the same bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import json
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -21,6 +23,18 @@ REPO = Path(__file__).resolve().parent.parent
 
 class BuildError(Exception):
     pass
+
+
+def load_chapter_module(chapter: str, file_name: str) -> ModuleType:
+    """``assignments/<chapter>/<file_name>`` as a module, loaded by path: the folder name
+    starts with a digit, so it is not an importable package name."""
+    path = REPO / "assignments" / chapter / file_name
+    spec = importlib.util.spec_from_file_location(f"{path.stem}_{chapter}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def solution_module_name(chapter: str) -> str:

@@ -52,8 +52,8 @@ def public_cells(test_file: Path) -> list[str]:
     cells = []
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name.endswith("_0"):
-            body = textwrap.dedent("\n".join(
-                ast.get_source_segment(test_file.read_text(), node).splitlines()[1:]))
+            segment = ast.get_source_segment(test_file.read_text(), node) or ""
+            body = textwrap.dedent("\n".join(segment.splitlines()[1:]))
             cells += [cell.strip("\n") for cell in body.split(CELL_MARKER) if cell.strip()]
     return cells
 

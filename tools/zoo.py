@@ -8,10 +8,9 @@ holds only the mistake. The suite grades every mutant and requires that exactly 
 """
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 
-from tools.chapter_package import REPO
+from tools.chapter_package import load_chapter_module
 
 
 @dataclass(frozen=True)
@@ -31,8 +30,4 @@ class Bug:
 def load_bugs(chapter: str) -> list[Bug]:
     """The ``BUGS`` of ``assignments/<chapter>/bug_zoo.py`` (loaded by path: the folder name
     starts with a digit, so it is not an importable package name)."""
-    path = REPO / "assignments" / chapter / "bug_zoo.py"
-    spec = importlib.util.spec_from_file_location(f"bug_zoo_{chapter}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return list(module.BUGS)
+    return list(load_chapter_module(chapter, "bug_zoo.py").BUGS)
