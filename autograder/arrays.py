@@ -4,6 +4,7 @@ Kept apart from ``checks.py`` (which imports torch, and re-exports this function
 judge never loads torch: that saves about 2.5 s and 200 MB per grading, and keeps the judge
 small beside a child allowed 640 MiB inside Gradescope's default 768 MB container.
 """
+
 from __future__ import annotations
 
 

@@ -8,6 +8,7 @@ Layout of a package folder (``chapter/`` in a grader zip; readable by root only 
 
 Written at build time by ``tools/chapter_package.py``; read here with numpy only.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,15 +50,21 @@ class ChapterPackage:
     checks: list[CheckSpec]
 
     @classmethod
-    def load(cls, root: str | Path) -> "ChapterPackage":
+    def load(cls, root: str | Path) -> ChapterPackage:
         root = Path(root)
         data = json.loads((root / "chapter.json").read_text())
         checks = [
-            CheckSpec(index=c["index"], name=c["name"], question=c["question"],
-                      uses=tuple(c["uses"]), timeout_s=float(c["timeout_s"]),
-                      cases=tuple(c["cases"]),
-                      outputs=tuple(OutputSpec(**{**o, "needs": tuple(o.get("needs", ()))})
-                                    for o in c["outputs"]))
+            CheckSpec(
+                index=c["index"],
+                name=c["name"],
+                question=c["question"],
+                uses=tuple(c["uses"]),
+                timeout_s=float(c["timeout_s"]),
+                cases=tuple(c["cases"]),
+                outputs=tuple(
+                    OutputSpec(**{**o, "needs": tuple(o.get("needs", ()))}) for o in c["outputs"]
+                ),
+            )
             for c in data["checks"]
         ]
         return cls(root, data["chapter"], data["notebook"], tuple(data["forbidden"]), checks)

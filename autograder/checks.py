@@ -14,13 +14,15 @@ The same :func:`run_check` runs a check twice:
 This module is imported by the child before it drops privileges, so it must not import
 anything from ``solutions/`` or from a chapter, and it must stay small.
 """
+
 from __future__ import annotations
 
 import contextlib
 import traceback
 import zlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -84,8 +86,10 @@ class Check:
         for output in self.outputs:
             unknown = [name for name in output.needs if name not in seen]
             if unknown:
-                raise ValueError(f"check bug: {self.name}: {output.name} needs {unknown}, "
-                                 f"which are not earlier outputs of the check")
+                raise ValueError(
+                    f"check bug: {self.name}: {output.name} needs {unknown}, "
+                    f"which are not earlier outputs of the check"
+                )
             seen.append(output.name)
 
     def item_name(self, output: Output) -> str:
@@ -201,6 +205,7 @@ def case_seed(check_name: str, case_index: int) -> int:
 # Running a check and saving its outputs as plain arrays
 # ----------------------------------------------------------------------------------------
 
+
 def describe_value(value: Any) -> dict[str, Any]:
     """Metadata of one recorded output, as the judge's comparison rule needs it."""
     if type(value) is not torch.Tensor:
@@ -244,8 +249,11 @@ def short_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}{location}"
 
 
-def run_check(check: Check, implementation: Mapping[str, Any] | Any,
-              save: Callable[[int, str, np.ndarray], None]) -> dict[str, Any]:
+def run_check(
+    check: Check,
+    implementation: Mapping[str, Any] | Any,
+    save: Callable[[int, str, np.ndarray], None],
+) -> dict[str, Any]:
     """Runs ``check`` on every case against ``implementation`` and saves each output.
 
     Args:
@@ -277,8 +285,10 @@ def run_check(check: Check, implementation: Mapping[str, Any] | Any,
                 metas[output.name] = {"kind": "raised", "error": out.errors[output.name]}
                 continue
             if output.name in out.explained:
-                metas[output.name] = {"kind": "explained",
-                                      "message": out.explained[output.name][:600]}
+                metas[output.name] = {
+                    "kind": "explained",
+                    "message": out.explained[output.name][:600],
+                }
                 continue
             if output.name not in out.values:
                 metas[output.name] = {"kind": "missing"}

@@ -18,6 +18,7 @@ Nothing here is trusted by the judge: reports and arrays are data to compare, ne
 The job holds the submission's cells and the checks' exercise code (comments stripped), never
 an expected value.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -58,12 +59,18 @@ def _block_network(protections: dict) -> None:
     as_root = os.geteuid() == 0
     namespace = _unshare_network(as_root)
     seccomp = install_network_filter()
-    layers = [name for name, state in (("namespace", namespace), ("seccomp filter", seccomp))
-              if state.startswith("active")]
+    layers = [
+        name
+        for name, state in (("namespace", namespace), ("seccomp filter", seccomp))
+        if state.startswith("active")
+    ]
     protections["network_namespace"] = namespace
     protections["network_filter"] = seccomp
-    protections["network"] = f"blocked ({' + '.join(layers)})" if layers else \
-        f"NOT blocked: namespace {namespace}; filter {seccomp}"
+    protections["network"] = (
+        f"blocked ({' + '.join(layers)})"
+        if layers
+        else f"NOT blocked: namespace {namespace}; filter {seccomp}"
+    )
 
 
 def _set_limits(limits: dict) -> None:
@@ -207,6 +214,7 @@ def load_runtime() -> dict[str, float]:
     import_torch_s = time.perf_counter() - began
     torch.set_num_threads(1)
     from autograder import arrays, checks, kit  # noqa: F401
+
     return {"import_torch_s": round(import_torch_s, 4)}
 
 
@@ -254,9 +262,15 @@ def run_submission(job: dict, proto, chapter, trap_class) -> None:
         try:
             compiled = list(_statements(source, cell_index))
         except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-            _send(proto, {"ev": "cell_syntax_error", "cell": cell_index,
-                          "error": f"{type(exc).__name__}: {getattr(exc, 'msg', exc)} "
-                                   f"(line {getattr(exc, 'lineno', '?')})"})
+            _send(
+                proto,
+                {
+                    "ev": "cell_syntax_error",
+                    "cell": cell_index,
+                    "error": f"{type(exc).__name__}: {getattr(exc, 'msg', exc)} "
+                    f"(line {getattr(exc, 'lineno', '?')})",
+                },
+            )
             continue
         for stmt_index, code in enumerate(compiled):
             if (cell_index, stmt_index) in skip:
@@ -265,8 +279,15 @@ def run_submission(job: dict, proto, chapter, trap_class) -> None:
             try:
                 exec(code, namespace)  # noqa: S102 - this is the sandbox
             except BaseException as exc:  # noqa: BLE001
-                _send(proto, {"ev": "stmt_error", "cell": cell_index, "stmt": stmt_index,
-                              "error": checks_api.short_error(exc)})
+                _send(
+                    proto,
+                    {
+                        "ev": "stmt_error",
+                        "cell": cell_index,
+                        "stmt": stmt_index,
+                        "error": checks_api.short_error(exc),
+                    },
+                )
     _send(proto, {"ev": "defs_done"})
 
     outdir = job["outdir"]

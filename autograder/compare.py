@@ -16,6 +16,7 @@ Messages name the output, the case, the worst index and the error as a multiple 
 tolerance, plus a diagnosis when the pattern is recognisable (opposite sign, a constant
 factor, transposed). They never contain an expected value.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,19 +52,30 @@ def _diagnose(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float
         return ""
     if close(-actual):
         return " It has the opposite sign of the expected result."
-    if actual.ndim == 2 and actual.shape[0] == actual.shape[1] and actual.shape[0] > 1 \
-            and close(actual.T):
+    if (
+        actual.ndim == 2
+        and actual.shape[0] == actual.shape[1]
+        and actual.shape[0] > 1
+        and close(actual.T)
+    ):
         return " It matches the expected result transposed."
     factor = float(np.vdot(actual, expected) / np.vdot(expected, expected))
-    if np.isfinite(factor) and abs(factor - 1) > 1e-3 and abs(factor) > 1e-12 and \
-            close(actual / factor):
-        return (f" It is the expected result times a constant factor {factor:.4g} "
-                f"(a missing or extra division, e.g. by the batch size?).")
+    if (
+        np.isfinite(factor)
+        and abs(factor - 1) > 1e-3
+        and abs(factor) > 1e-12
+        and close(actual / factor)
+    ):
+        return (
+            f" It is the expected result times a constant factor {factor:.4g} "
+            f"(a missing or extra division, e.g. by the batch size?)."
+        )
     return ""
 
 
-def compare_output(expected: np.ndarray, meta: dict, actual: np.ndarray | None,
-                   rtol: float, atol: float) -> Verdict:
+def compare_output(
+    expected: np.ndarray, meta: dict, actual: np.ndarray | None, rtol: float, atol: float
+) -> Verdict:
     """Applies the comparison rule to one output of one case.
 
     Args:
@@ -77,8 +89,11 @@ def compare_output(expected: np.ndarray, meta: dict, actual: np.ndarray | None,
         return Verdict(False, "was not produced")
     if kind == "not_tensor":
         found = str(meta.get("type", "?"))[:120]
-        return Verdict(False, f"is a {found}, expected a torch.Tensor (return tensors, not "
-                              f"numpy arrays, Python numbers or tensor subclasses)")
+        return Verdict(
+            False,
+            f"is a {found}, expected a torch.Tensor (return tensors, not "
+            f"numpy arrays, Python numbers or tensor subclasses)",
+        )
     if kind == "too_large":
         return Verdict(False, "is far larger than expected")
     if kind != "tensor":
@@ -91,27 +106,34 @@ def compare_output(expected: np.ndarray, meta: dict, actual: np.ndarray | None,
         note = ""
         try:
             np.broadcast_shapes(actual.shape, expected.shape)
-            note = (" The two shapes broadcast against each other, which would hide this bug "
-                    "in a loose comparison: check for a missing or extra dimension of size 1.")
+            note = (
+                " The two shapes broadcast against each other, which would hide this bug "
+                "in a loose comparison: check for a missing or extra dimension of size 1."
+            )
         except ValueError:
             pass
-        return Verdict(False, f"has shape {_shape(actual.shape)} but expected "
-                              f"{_shape(expected.shape)}.{note}")
+        return Verdict(
+            False, f"has shape {_shape(actual.shape)} but expected {_shape(expected.shape)}.{note}"
+        )
     reported_dtype = str(meta.get("dtype", actual.dtype))
     expected_kind, actual_kind = _kind(expected.dtype), _kind(actual.dtype)
     if expected_kind == "floating" and reported_dtype != str(expected.dtype):
-        return Verdict(False, f"has dtype {reported_dtype[:20]}, expected {expected.dtype}: "
-                              f"compute in the dtype of the inputs (torch.zeros(...) and "
-                              f"torch.tensor(...) default to float32 unless given dtype=)")
+        return Verdict(
+            False,
+            f"has dtype {reported_dtype[:20]}, expected {expected.dtype}: "
+            f"compute in the dtype of the inputs (torch.zeros(...) and "
+            f"torch.tensor(...) default to float32 unless given dtype=)",
+        )
     if expected_kind in ("integer", "bool") and actual_kind != expected_kind:
-        return Verdict(False, f"has dtype {reported_dtype[:20]}, expected a {expected_kind} "
-                              f"tensor")
+        return Verdict(False, f"has dtype {reported_dtype[:20]}, expected a {expected_kind} tensor")
     if expected_kind != "floating":
         wrong = actual != expected
         if np.any(wrong):
             index = tuple(int(i) for i in np.argwhere(wrong)[0])
-            return Verdict(False, f"differs in {int(wrong.sum())} of {wrong.size} elements "
-                                  f"(first at index {index})")
+            return Verdict(
+                False,
+                f"differs in {int(wrong.sum())} of {wrong.size} elements (first at index {index})",
+            )
         return Verdict(True)
     actual64 = actual.astype(np.float64)
     expected64 = expected.astype(np.float64)
@@ -119,9 +141,12 @@ def compare_output(expected: np.ndarray, meta: dict, actual: np.ndarray | None,
     if np.any(not_finite):
         index = tuple(int(i) for i in np.argwhere(not_finite)[0])
         what = "NaN" if np.isnan(actual64[index]) else "inf"
-        return Verdict(False, f"contains {what} at index {index} ({int(not_finite.sum())} of "
-                              f"{not_finite.size} elements are not finite; look for overflow "
-                              f"in exp, log of zero, or division by zero)")
+        return Verdict(
+            False,
+            f"contains {what} at index {index} ({int(not_finite.sum())} of "
+            f"{not_finite.size} elements are not finite; look for overflow "
+            f"in exp, log of zero, or division by zero)",
+        )
     error = np.abs(actual64 - expected64)
     tolerance = atol + rtol * np.abs(expected64)
     bad = ~(error <= tolerance) & np.isfinite(expected64)
@@ -129,6 +154,9 @@ def compare_output(expected: np.ndarray, meta: dict, actual: np.ndarray | None,
         return Verdict(True)
     ratio = np.where(bad, error / tolerance, 0.0)
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape))
-    return Verdict(False, f"is wrong in {int(bad.sum())} of {bad.size} elements; worst at "
-                          f"index {worst}, off by {float(ratio[worst]):.3g} times the "
-                          f"tolerance.{_diagnose(actual64, expected64, rtol, atol)}")
+    return Verdict(
+        False,
+        f"is wrong in {int(bad.sum())} of {bad.size} elements; worst at "
+        f"index {worst}, off by {float(ratio[worst]):.3g} times the "
+        f"tolerance.{_diagnose(actual64, expected64, rtol, atol)}",
+    )

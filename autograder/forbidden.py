@@ -25,6 +25,7 @@ tensor) is not flagged: the run-time trap catches a forbidden function or tensor
 it was looked up. A forbidden tensor method is also caught when named through the class
 (``torch.Tensor.backward(loss)``). :func:`describe_rules` states all of this to the student.
 """
+
 from __future__ import annotations
 
 import ast
@@ -41,8 +42,9 @@ def _indirect(resolved: str, methods: set[str]) -> str | None:
     parts = resolved.split(".")
     if any(resolved == name or resolved.startswith(name + ".") for name in DYNAMIC_NAMES):
         return f"dynamic lookup {resolved}"
-    if parts[0] == "torch" and any(part.startswith("_") and not part.endswith("__")
-                                   for part in parts[1:]):
+    if parts[0] == "torch" and any(
+        part.startswith("_") and not part.endswith("__") for part in parts[1:]
+    ):
         return f"torch private internals {resolved}"
     if parts[:2] == ["torch", "Tensor"] and len(parts) > 2 and parts[2] in methods:
         return f"Tensor.{parts[2]} via {resolved}"
@@ -79,8 +81,11 @@ def _collect_aliases(trees: list[ast.Module]) -> dict[str, str]:
                     aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
     for tree in trees:  # simple re-bindings: lin = F.linear ; G = F
         for node in ast.walk(tree):
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
-                    node.targets[0], ast.Name):
+            if (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+            ):
                 resolved = _dotted(node.value, aliases)
                 if resolved:
                     aliases[node.targets[0].id] = resolved
@@ -97,7 +102,7 @@ def _matches(name: str, forbidden: tuple[str, ...]) -> str | None:
 def _reaches_forbidden(base: str, forbidden: tuple[str, ...]) -> bool:
     """Whether some forbidden name lies at or under the module or class ``base``."""
     for entry in forbidden:
-        owner = "torch.Tensor" + entry[len("Tensor"):] if entry.startswith("Tensor.") else entry
+        owner = "torch.Tensor" + entry[len("Tensor") :] if entry.startswith("Tensor.") else entry
         if owner == base or owner.startswith(base + ".") or base.startswith(owner + "."):
             return True
     return False
@@ -139,12 +144,17 @@ def _hits_in(node: ast.AST, aliases: dict[str, str], forbidden: tuple[str, ...])
                     if base and _reaches_forbidden(base, forbidden):
                         hits.append(f"getattr({base}, <computed name>) (line {line})")
             receiver = func.value if isinstance(func, ast.Attribute) else None
-            own_method = (isinstance(receiver, ast.Call) and isinstance(receiver.func, ast.Name)
-                          and receiver.func.id == "super") or (
-                isinstance(receiver, ast.Name) and receiver.id == "self")
+            own_method = (
+                isinstance(receiver, ast.Call)
+                and isinstance(receiver.func, ast.Name)
+                and receiver.func.id == "super"
+            ) or (isinstance(receiver, ast.Name) and receiver.id == "self")
             if isinstance(func, ast.Attribute) and func.attr in methods and not own_method:
-                if func.attr != "backward" or not sub.args or any(
-                        kw.arg in AUTOGRAD_KEYWORDS for kw in sub.keywords):
+                if (
+                    func.attr != "backward"
+                    or not sub.args
+                    or any(kw.arg in AUTOGRAD_KEYWORDS for kw in sub.keywords)
+                ):
                     hits.append(f"Tensor.{func.attr}() (line {line})")
             resolved = _dotted(func, aliases) if isinstance(func, ast.Attribute) else None
             if resolved and resolved.startswith("importlib"):
@@ -190,7 +200,9 @@ class ForbiddenScan:
                 names = _defined_names(stmt)
                 if not names:
                     continue
-                found = [f"{hit} in code cell {number}" for hit in _hits_in(stmt, aliases, forbidden)]
+                found = [
+                    f"{hit} in code cell {number}" for hit in _hits_in(stmt, aliases, forbidden)
+                ]
                 used = {node.id for node in ast.walk(stmt) if isinstance(node, ast.Name)}
                 for name in names:
                     self.hits[name].extend(found)
@@ -221,8 +233,7 @@ def describe_rules(forbidden: tuple[str, ...] | list[str]) -> str:
     from the chapter's ``FORBIDDEN``, so the list students read is the list the grader enforces.
     """
     if not forbidden:
-        return ("**Rules the grader enforces.** No library function is forbidden in this "
-                "chapter.")
+        return "**Rules the grader enforces.** No library function is forbidden in this chapter."
     names = ", ".join(f"`{name}`" for name in forbidden)
     return (
         "**Rules the grader enforces.** Inside the code you submit, these are forbidden "
@@ -238,4 +249,5 @@ def describe_rules(forbidden: tuple[str, ...] | list[str]) -> str:
         "`sys.modules`, `operator.attrgetter`/`methodcaller`, and torch's private internals "
         "(`torch._C`, `torch._refs`, ...). A hit costs the items of the class or function that "
         "uses it (directly or through a helper), and the message names the call and its cell. "
-        "Experiment cells (`# EXPERIMENT`) are not graded, so anything is allowed there.")
+        "Experiment cells (`# EXPERIMENT`) are not graded, so anything is allowed there."
+    )

@@ -12,6 +12,7 @@ user. A results.json is written whatever happens: a provisional one (score 0, "g
 not finish") before grading starts, so that even a judge killed from outside leaves a valid
 file, then the real one, atomically, when grading ends or the judge itself fails.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,13 @@ DEFAULT_BASE = Path("/autograder")
 def lock_down(source: Path, results_dir: Path, base: Path = DEFAULT_BASE) -> list[str]:
     """Makes the grader's files, results and student metadata unreadable to other users."""
     done = []
-    for path in (source, results_dir, base / "submission_metadata.json",
-                 source.resolve().parent / "submission_metadata.json", base / "results"):
+    for path in (
+        source,
+        results_dir,
+        base / "submission_metadata.json",
+        source.resolve().parent / "submission_metadata.json",
+        base / "results",
+    ):
         if not path.exists() or str(path) in done:
             continue
         if path.is_dir() and (_is_shared_folder(path) or path.resolve() == Path("/")):
@@ -51,9 +57,15 @@ def _is_shared_folder(path: Path) -> bool:
 
 
 def _fallback_results(message: str) -> dict:
-    return {"score": 0.0, "output": message, "output_format": "text",
-            "stdout_visibility": "hidden", "visibility": "visible", "tests": [],
-            "execution_time": 0.0}
+    return {
+        "score": 0.0,
+        "output": message,
+        "output_format": "text",
+        "stdout_visibility": "hidden",
+        "visibility": "visible",
+        "tests": [],
+        "execution_time": 0.0,
+    }
 
 
 def _write_results(path: Path, results: dict) -> None:
@@ -65,8 +77,11 @@ def _write_results(path: Path, results: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", default=os.environ.get("KIT_AUTOGRADER_BASE") or
-                        str(DEFAULT_BASE), help="Gradescope's /autograder folder")
+    parser.add_argument(
+        "--base",
+        default=os.environ.get("KIT_AUTOGRADER_BASE") or str(DEFAULT_BASE),
+        help="Gradescope's /autograder folder",
+    )
     parser.add_argument("--source", help="default: <base>/source")
     parser.add_argument("--submission", help="default: <base>/submission")
     parser.add_argument("--results", help="default: <base>/results/results.json")
@@ -77,9 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     args.submission = args.submission or str(base / "submission")
     results_path = Path(args.results or base / "results" / "results.json")
     results_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_results(results_path, _fallback_results(
-        "Grading did not finish (the grader was stopped before the end). Please tell your "
-        "instructor."))
+    _write_results(
+        results_path,
+        _fallback_results(
+            "Grading did not finish (the grader was stopped before the end). Please tell your "
+            "instructor."
+        ),
+    )
     adopt_orphans()  # this process only grades: whatever outlives the child is re-parented here
     try:
         source = Path(args.source)
@@ -89,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         results["extra_data"]["locked_down"] = locked
     except Exception:  # noqa: BLE001 - the student must still get a valid results.json
         traceback.print_exc()
-        results = _fallback_results("The grader itself failed on this submission; your "
-                                    "instructor has been shown the error. Please tell them.")
+        results = _fallback_results(
+            "The grader itself failed on this submission; your "
+            "instructor has been shown the error. Please tell them."
+        )
     try:
         _write_results(results_path, results)
     except OSError:  # e.g. the disk is full: the provisional results.json stays

@@ -4,6 +4,7 @@ Trusted, and it stays that way: it reads the submission as text, scans it, hands
 the sandboxed child (``sandbox.run_in_sandbox``), and compares the plain arrays that come back
 with the expected data, which never leaves this process.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,7 @@ from autograder.sandbox import SandboxConfig, SessionResult, run_in_sandbox
 from autograder.submission import SubmissionError, load_submission
 
 # How an allocation refused by the address-space limit shows up in the child's error text.
-MEMORY_ERRORS = ("MemoryError", "can't allocate memory", "Cannot allocate memory",
-                 "out of memory")
+MEMORY_ERRORS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "out of memory")
 
 
 def explain_error(error: str) -> str:
@@ -46,12 +46,16 @@ def _value_text(value: object) -> str:
 def describe_cases(cases: list[dict], indices: list[int], limit: int = 4) -> str:
     """Cases ``indices`` (0-based) named compactly by the settings that vary between cases."""
     keys = sorted({key for case in cases for key in case})
-    varying = [key for key in keys if len({json.dumps(case.get(key), sort_keys=True)
-                                           for case in cases}) > 1]
+    varying = [
+        key
+        for key in keys
+        if len({json.dumps(case.get(key), sort_keys=True) for case in cases}) > 1
+    ]
     shown = []
     for index in indices[:limit]:
-        settings = ", ".join(f"{key}={_value_text(cases[index].get(key))}" for key in varying
-                             if key in cases[index])
+        settings = ", ".join(
+            f"{key}={_value_text(cases[index].get(key))}" for key in varying if key in cases[index]
+        )
         shown.append(f"{index + 1} ({settings})" if settings else str(index + 1))
     more = f", ... ({len(indices) - limit} more)" if len(indices) > limit else ""
     return ", ".join(shown) + more
@@ -70,8 +74,8 @@ def separating_parameter(cases: list[dict], failing: set[int]) -> str:
         good = [cases[i].get(key) for i in sorted(passing)]
         numbers = [v for v in bad + good if isinstance(v, (int, float)) and not isinstance(v, bool)]
         if len(numbers) == len(bad) + len(good):
-            low_bad, high_bad = min(numbers[:len(bad)]), max(numbers[:len(bad)])
-            low_good, high_good = min(numbers[len(bad):]), max(numbers[len(bad):])
+            low_bad, high_bad = min(numbers[: len(bad)]), max(numbers[: len(bad)])
+            low_good, high_good = min(numbers[len(bad) :]), max(numbers[len(bad) :])
             if low_bad > high_good:
                 found.append((1, f"fails whenever {key} > {_value_text(high_good)}"))
             elif high_bad < low_good:
@@ -98,8 +102,13 @@ class _CaseFailure:
     raised: bool  # the code under test raised: no value to diagnose, no hint
 
 
-def _case_failures(package: ChapterPackage, check: CheckSpec, output: OutputSpec,
-                   cases: list, session: SessionResult) -> list[_CaseFailure]:
+def _case_failures(
+    package: ChapterPackage,
+    check: CheckSpec,
+    output: OutputSpec,
+    cases: list,
+    session: SessionResult,
+) -> list[_CaseFailure]:
     failures = []
     for case_index, case in enumerate(cases):
         label = f"case {case_index + 1} of {len(cases)}"
@@ -112,27 +121,40 @@ def _case_failures(package: ChapterPackage, check: CheckSpec, output: OutputSpec
             meta = {"kind": "missing"}
         kind = meta.get("kind")
         if kind == "raised":
-            failures.append(_CaseFailure(
-                case_index, f"{label}: {output.name} was not produced, the code that should "
-                            f"produce it raised {explain_error(str(meta.get('error'))[:400])}",
-                True))
+            failures.append(
+                _CaseFailure(
+                    case_index,
+                    f"{label}: {output.name} was not produced, the code that should "
+                    f"produce it raised {explain_error(str(meta.get('error'))[:400])}",
+                    True,
+                )
+            )
             continue
         if kind == "missing" and case.get("error"):
-            failures.append(_CaseFailure(
-                case_index, f"{label}: {explain_error(str(case['error'])[:400])}", True))
+            failures.append(
+                _CaseFailure(
+                    case_index, f"{label}: {explain_error(str(case['error'])[:400])}", True
+                )
+            )
             continue
         if kind == "explained":
-            failures.append(_CaseFailure(
-                case_index, f"{label}: {str(meta.get('message'))[:600]}", False))
+            failures.append(
+                _CaseFailure(case_index, f"{label}: {str(meta.get('message'))[:600]}", False)
+            )
             continue
         modified = meta.get("modified") or []
         if not isinstance(modified, list):
             modified = ["(an input)"]
         if modified:
             names = ", ".join(str(name)[:40] for name in modified[:5])
-            failures.append(_CaseFailure(
-                case_index, f"{label}: your code changed its input {names} in place; work on "
-                            f"a copy (or out-of-place operations)", False))
+            failures.append(
+                _CaseFailure(
+                    case_index,
+                    f"{label}: your code changed its input {names} in place; work on "
+                    f"a copy (or out-of-place operations)",
+                    False,
+                )
+            )
             continue
         actual = None
         if kind == "tensor":
@@ -140,21 +162,28 @@ def _case_failures(package: ChapterPackage, check: CheckSpec, output: OutputSpec
         expected = package.expected(check.index, case_index, output.name)
         verdict = compare_output(expected, meta, actual, output.rtol, output.atol)
         if not verdict.passed:
-            failures.append(_CaseFailure(case_index, f"{label}: {output.name} "
-                                                     f"{verdict.message}", False))
+            failures.append(
+                _CaseFailure(case_index, f"{label}: {output.name} {verdict.message}", False)
+            )
     return failures
 
 
-def _grade_output(package: ChapterPackage, check: CheckSpec, output: OutputSpec,
-                  report: dict, session: SessionResult,
-                  failing: dict[str, set[int]]) -> tuple[bool, str]:
+def _grade_output(
+    package: ChapterPackage,
+    check: CheckSpec,
+    output: OutputSpec,
+    report: dict,
+    session: SessionResult,
+    failing: dict[str, set[int]],
+) -> tuple[bool, str]:
     """Grades one output over all cases. ``failing`` maps the check's outputs graded so far
     to their failing case indices (for "fix the upstream item first"); this output is added."""
     cases = report.get("cases")
     if not isinstance(cases, list) or len(cases) != len(check.cases):
         failing[output.name] = set(range(len(check.cases)))
         return False, explain_error(
-            str(report.get("error") or "the check did not run to the end")[:500])
+            str(report.get("error") or "the check did not run to the end")[:500]
+        )
     failures = _case_failures(package, check, output, cases, session)
     failing[output.name] = {failure.index for failure in failures}
     if not failures:
@@ -163,44 +192,61 @@ def _grade_output(package: ChapterPackage, check: CheckSpec, output: OutputSpec,
     first = failures[0]
     message = first.message.replace(
         f"case {first.index + 1} of {len(cases)}",
-        f"case {first.index + 1} of {len(cases)} {check.cases[first.index]}", 1)
+        f"case {first.index + 1} of {len(cases)} {check.cases[first.index]}",
+        1,
+    )
     indices = [failure.index for failure in failures]
     if len(failures) > 1:
-        message += f"\n(fails in {len(failures)} of {len(cases)} cases: " \
-                   f"{describe_cases(settings, indices)})"
+        message += (
+            f"\n(fails in {len(failures)} of {len(cases)} cases: "
+            f"{describe_cases(settings, indices)})"
+        )
     pattern = separating_parameter(settings, set(indices))
     if pattern:
         message += f"\nPattern: it {pattern}, and passes in every other case."
-    upstream = [name for name in output.needs
-                if failing.get(name) and failing[name] >= set(indices)]
+    upstream = [
+        name for name in output.needs if failing.get(name) and failing[name] >= set(indices)
+    ]
     if upstream:
         names = " and ".join(f"'{check.name}: {name}'" for name in upstream)
-        message += (f"\nFix {names} first: {output.name} is computed from it, and it fails in "
-                    f"the same cases.")
+        message += (
+            f"\nFix {names} first: {output.name} is computed from it, and it fails in "
+            f"the same cases."
+        )
     elif output.hint and not all(failure.raised for failure in failures):
         message += f"\nHint: {output.hint}"
     return False, message
 
 
-def _grade_item(package: ChapterPackage, check: CheckSpec, output: OutputSpec,
-                hits: list[str], report: dict | None, session: SessionResult,
-                failing: dict[str, set[int]]) -> tuple[bool, str]:
+def _grade_item(
+    package: ChapterPackage,
+    check: CheckSpec,
+    output: OutputSpec,
+    hits: list[str],
+    report: dict | None,
+    session: SessionResult,
+    failing: dict[str, set[int]],
+) -> tuple[bool, str]:
     if hits:
         shown = "; ".join(hits[:3]) + (" ..." if len(hits) > 3 else "")
-        return False, (f"uses API this chapter asks you to write yourself: {shown}. "
-                       f"Remove it from {', '.join(check.uses)} and its helpers.")
+        return False, (
+            f"uses API this chapter asks you to write yourself: {shown}. "
+            f"Remove it from {', '.join(check.uses)} and its helpers."
+        )
     if report is None:
         return False, session.check_failures.get(check.index, "the check did not run")
     trap = report.get("trap")
     if trap:
-        seen = ", ".join(str(name)[:80] for name in (trap if isinstance(trap, list)
-                                                     else [trap])[:3])
+        seen = ", ".join(
+            str(name)[:80] for name in (trap if isinstance(trap, list) else [trap])[:3]
+        )
         return False, f"called forbidden API at run time: {seen}"
     return _grade_output(package, check, output, report, session, failing)
 
 
-def grade(package: ChapterPackage, submission: str | Path,
-          config: SandboxConfig | None = None) -> dict:
+def grade(
+    package: ChapterPackage, submission: str | Path, config: SandboxConfig | None = None
+) -> dict:
     """Grades ``submission`` and returns the Gradescope ``results.json`` content."""
     config = config or SandboxConfig()
     started = time.monotonic()
@@ -210,25 +256,35 @@ def grade(package: ChapterPackage, submission: str | Path,
         for check in package.checks:
             for output in check.outputs:
                 items.append(ItemResult(check, output, False, message))
-        return build_results(package, items, [message],
-                             {"sandbox": "not started: the submission was not graded"},
-                             time.monotonic() - started)
+        return build_results(
+            package,
+            items,
+            [message],
+            {"sandbox": "not started: the submission was not graded"},
+            time.monotonic() - started,
+        )
 
     try:
         loaded = load_submission(submission, package.notebook_name)
     except SubmissionError as exc:
         return fail_all(f"Your submission could not be read: {exc}")
     if loaded.chapter and loaded.chapter != package.chapter:
-        return fail_all(f"This is a submission for chapter {loaded.chapter[:60]}, but this "
-                        f"assignment is chapter {package.chapter}: upload it to the right "
-                        f"assignment.")
+        return fail_all(
+            f"This is a submission for chapter {loaded.chapter[:60]}, but this "
+            f"assignment is chapter {package.chapter}: upload it to the right "
+            f"assignment."
+        )
 
     scan = ForbiddenScan(loaded.cells, package.forbidden)
     forbidden_hits = {check.index: scan.hits_for(check.uses) for check in package.checks}
-    to_run = {check.index: check.timeout_s for check in package.checks
-              if not forbidden_hits[check.index]}
-    session = run_in_sandbox(loaded.cells, package.check_source(), to_run, config) \
-        if to_run else SessionResult(protections={"sandbox": "not started: nothing to run"})
+    to_run = {
+        check.index: check.timeout_s for check in package.checks if not forbidden_hits[check.index]
+    }
+    session = (
+        run_in_sandbox(loaded.cells, package.check_source(), to_run, config)
+        if to_run
+        else SessionResult(protections={"sandbox": "not started: nothing to run"})
+    )
     try:
         for check in package.checks:
             hits = forbidden_hits[check.index]
@@ -236,11 +292,14 @@ def grade(package: ChapterPackage, submission: str | Path,
             failing: dict[str, set[int]] = {}
             for output in check.outputs:
                 try:
-                    passed, message = _grade_item(package, check, output, hits, report,
-                                                  session, failing)
+                    passed, message = _grade_item(
+                        package, check, output, hits, report, session, failing
+                    )
                 except Exception:  # noqa: BLE001 - a report the child forged or garbled
-                    passed, message = False, "could not be graded: the report of your code's " \
-                                             "run was malformed"
+                    passed, message = (
+                        False,
+                        "could not be graded: the report of your code's run was malformed",
+                    )
                 items.append(ItemResult(check, output, passed, message))
     finally:
         session.close()
@@ -249,17 +308,21 @@ def grade(package: ChapterPackage, submission: str | Path,
     if unparsed:
         for item in items:
             if not item.passed and " not found" in item.message:
-                item.message += (f"\n({', '.join(unparsed)} could not be parsed and was "
-                                 f"skipped; fix the syntax error shown in the notes)")
+                item.message += (
+                    f"\n({', '.join(unparsed)} could not be parsed and was "
+                    f"skipped; fix the syntax error shown in the notes)"
+                )
     stdout = session.stdout_head.decode("utf-8", "replace")
     left_out = session.stdout_bytes - len(session.stdout_head) - len(session.stdout_tail)
     if left_out > 0:
-        stdout += f"\n[... {left_out} bytes of output left out ...]\n" + \
-            session.stdout_tail.decode("utf-8", "replace")
+        stdout += f"\n[... {left_out} bytes of output left out ...]\n" + session.stdout_tail.decode(
+            "utf-8", "replace"
+        )
     elif session.stdout_bytes > len(session.stdout_head):
         overlap = len(session.stdout_head) + len(session.stdout_tail) - session.stdout_bytes
-        stdout += session.stdout_tail[max(overlap, 0):].decode("utf-8", "replace")
-    results = build_results(package, items, notes, session.protections,
-                            time.monotonic() - started, stdout)
+        stdout += session.stdout_tail[max(overlap, 0) :].decode("utf-8", "replace")
+    results = build_results(
+        package, items, notes, session.protections, time.monotonic() - started, stdout
+    )
     results["extra_data"]["child_timings"] = session.timings  # instructor-only, informative
     return results

@@ -22,12 +22,13 @@ module is the *toolbox* chapters build their exercises from, so that no chapter 
 Like ``checks.py`` it runs in the sandboxed child (imported before the privilege drop), so it
 imports only torch and the standard library, and nothing from ``solutions/`` or a chapter.
 """
+
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -50,8 +51,13 @@ def randn(rng: torch.Generator, *shape: int, dtype: torch.dtype = torch.float64)
     return torch.randn(*shape, generator=rng, dtype=dtype)
 
 
-def uniform(rng: torch.Generator, *shape: int, low: float = -1.0, high: float = 1.0,
-            dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def uniform(
+    rng: torch.Generator,
+    *shape: int,
+    low: float = -1.0,
+    high: float = 1.0,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
     """Uniform tensor in [low, high) of ``shape`` drawn from ``rng``."""
     return low + (high - low) * torch.rand(*shape, generator=rng, dtype=dtype)
 
@@ -76,9 +82,11 @@ def as_ints(values: Any, function_name: str) -> torch.Tensor:
         try:
             answers.append(operator.index(value))
         except TypeError:
-            raise TypeError(f"{function_name} returned {value!r} of type "
-                            f"{type(value).__name__}; return a Python int (use // for integer "
-                            f"division)") from None
+            raise TypeError(
+                f"{function_name} returned {value!r} of type "
+                f"{type(value).__name__}; return a Python int (use // for integer "
+                f"division)"
+            ) from None
     return torch.tensor(answers, dtype=torch.int64)
 
 
@@ -93,8 +101,10 @@ def substituted(api: Any, **replacements: Any) -> Iterator[None]:
     source = api._source
     is_mapping = isinstance(source, dict)
     missing = object()
-    saved = {name: (source.get(name, missing) if is_mapping else getattr(source, name, missing))
-             for name in replacements}
+    saved = {
+        name: (source.get(name, missing) if is_mapping else getattr(source, name, missing))
+        for name in replacements
+    }
     for name, value in replacements.items():
         if is_mapping:
             source[name] = value
@@ -135,10 +145,15 @@ def run_independently(*parts: Callable[[], None]) -> None:
         raise problems[0]
 
 
-def forward_backward_twice(out: Any, layer: Any,
-                           rounds: tuple[tuple[tuple[Any, ...], Any], ...],
-                           y: str = "y", dx: str = "dx", grads: tuple[str, ...] = (),
-                           input_names: tuple[str, ...] = ("x",)) -> None:
+def forward_backward_twice(
+    out: Any,
+    layer: Any,
+    rounds: tuple[tuple[tuple[Any, ...], Any], ...],
+    y: str = "y",
+    dx: str = "dx",
+    grads: tuple[str, ...] = (),
+    input_names: tuple[str, ...] = ("x",),
+) -> None:
     """The exercise of a hand-written layer (``forward`` caches, ``backward`` sets gradients).
 
     For each ``(inputs, dupstream)`` of ``rounds`` (give two, on different inputs): calls
@@ -151,9 +166,10 @@ def forward_backward_twice(out: Any, layer: Any,
     changes under ``input_names`` (``("pred", "target")`` for a loss) and ``dupstream``.
     """
     for inputs, dupstream in rounds:
-        out.watch(**{name: t for name, t in zip(input_names, inputs)
-                     if isinstance(t, torch.Tensor)},
-                  **({} if dupstream is None else {"dupstream": dupstream}))
+        out.watch(
+            **{name: t for name, t in zip(input_names, inputs) if isinstance(t, torch.Tensor)},
+            **({} if dupstream is None else {"dupstream": dupstream}),
+        )
         with out.part(y):
             out[y] = layer.forward(*inputs)
         returned = False
@@ -168,9 +184,11 @@ def forward_backward_twice(out: Any, layer: Any,
 
 def _close(actual: Any, expected: torch.Tensor) -> bool:
     """The kit's comparison rule at its default tolerances, inside an exercise."""
-    return (type(actual) is torch.Tensor and actual.shape == expected.shape
-            and bool(((actual.double() - expected).abs()
-                      <= 1e-7 + 1e-7 * expected.abs()).all()))
+    return (
+        type(actual) is torch.Tensor
+        and actual.shape == expected.shape
+        and bool(((actual.double() - expected).abs() <= 1e-7 + 1e-7 * expected.abs()).all())
+    )
 
 
 def _step_error(before: torch.Tensor, after: Any, grads: list[torch.Tensor], lr: float) -> str:
@@ -187,9 +205,15 @@ def _step_error(before: torch.Tensor, after: Any, grads: list[torch.Tensor], lr:
     return "is not parameter - lr * gradient after each step"
 
 
-def exercise_container(out: Any, net: Any, layers: list[Any], rng: torch.Generator,
-                       rounds: tuple[tuple[torch.Tensor, torch.Tensor], ...], lr: float,
-                       stds: tuple[float, ...]) -> None:
+def exercise_container(
+    out: Any,
+    net: Any,
+    layers: list[Any],
+    rng: torch.Generator,
+    rounds: tuple[tuple[torch.Tensor, torch.Tensor], ...],
+    lr: float,
+    stds: tuple[float, ...],
+) -> None:
     """The exercise of a container of hand-written layers (chapter 01's ``Net``, 02's ``CNN``)
     holding the trusted probe layers ``layers`` (in order), graded on four outputs:
 
@@ -205,8 +229,13 @@ def exercise_container(out: Any, net: Any, layers: list[Any], rng: torch.Generat
     methods, stores extra attributes or copies the list of layers is graded the same.
     """
     with_params = [(i, layer) for i, layer in enumerate(layers) if hasattr(layer, "weight")]
-    steps = [[(randn(rng, *layer.weight.shape), randn(rng, *layer.bias.shape))
-              for _, layer in with_params] for _ in range(2)]
+    steps = [
+        [
+            (randn(rng, *layer.weight.shape), randn(rng, *layer.bias.shape))
+            for _, layer in with_params
+        ]
+        for _ in range(2)
+    ]
     forward_backward_twice(out, net, tuple(((x,), dy) for x, dy in rounds))
     with out.part("params_after_step"):
         before = [(layer.weight.clone(), layer.bias.clone()) for _, layer in with_params]
@@ -219,12 +248,15 @@ def exercise_container(out: Any, net: Any, layers: list[Any], rng: torch.Generat
                 applied = [step[k][j] for step in steps]
                 expected = before[k][j] - lr * applied[0] - lr * applied[1]
                 if not _close(getattr(layer, name), expected):
-                    out.fail("params_after_step",
-                             f"after setting gradients and calling optimizer_step(lr={lr}) "
-                             f"twice, the {name} of layer {i} (index in layers) "
-                             f"{_step_error(before[k][j], getattr(layer, name), applied, lr)}")
-        out["params_after_step"] = torch.cat([t.reshape(-1) for _, layer in with_params
-                                              for t in (layer.weight, layer.bias)])
+                    out.fail(
+                        "params_after_step",
+                        f"after setting gradients and calling optimizer_step(lr={lr}) "
+                        f"twice, the {name} of layer {i} (index in layers) "
+                        f"{_step_error(before[k][j], getattr(layer, name), applied, lr)}",
+                    )
+        out["params_after_step"] = torch.cat(
+            [t.reshape(-1) for _, layer in with_params for t in (layer.weight, layer.bias)]
+        )
     initialisable = [(i, layer) for i, layer in enumerate(layers) if hasattr(layer, "init_calls")]
     with out.part("reset_params_std"):
         for std in stds:
@@ -233,16 +265,18 @@ def exercise_container(out: Any, net: Any, layers: list[Any], rng: torch.Generat
             net.reset_params(std)
             for i, layer in initialisable:
                 if layer.init_calls != [float(std)]:
-                    out.fail("reset_params_std",
-                             f"after reset_params({std}), layer {i} (index in layers), which "
-                             f"has init_params, received init_params calls with std "
-                             f"{layer.init_calls}; expected exactly one, with std {std}")
+                    out.fail(
+                        "reset_params_std",
+                        f"after reset_params({std}), layer {i} (index in layers), which "
+                        f"has init_params, received init_params calls with std "
+                        f"{layer.init_calls}; expected exactly one, with std {std}",
+                    )
         out["reset_params_std"] = torch.tensor(True)
 
 
 # ------------------------------------------------------- documented initialisations
 def gaussian_problem(values: Any, std: float) -> str:
-    """"" when ``values`` (at least 200000 entries) look drawn from N(0, std^2), else why not.
+    """ "" when ``values`` (at least 200000 entries) look drawn from N(0, std^2), else why not.
 
     Tests, each failing a correct draw with probability below 1e-18 for n >= 200000:
     |mean| <= 0.02 std (mean/std ~ N(0, 1/n): P(|Z| > 8.94) < 1e-18); sample std within 3 %
@@ -253,15 +287,20 @@ def gaussian_problem(values: Any, std: float) -> str:
     v = torch.as_tensor(values).detach().double().flatten()
     assert v.numel() >= 200_000, "check bug: too few values for the stated probabilities"
     within = float((v.abs() <= std).double().mean())
-    if (v.mean().abs() <= 0.02 * std and abs(float(v.std()) / std - 1) <= 0.03
-            and abs(within - 0.6827) <= 0.02):
+    if (
+        v.mean().abs() <= 0.02 * std
+        and abs(float(v.std()) / std - 1) <= 0.03
+        and abs(within - 0.6827) <= 0.02
+    ):
         return ""
-    return (f"has mean {float(v.mean()):.3g} and std {float(v.std()):.3g}, and {within:.1%} of "
-            f"its entries lie within one std: it should be Gaussian with mean 0 and std {std}")
+    return (
+        f"has mean {float(v.mean()):.3g} and std {float(v.std()):.3g}, and {within:.1%} of "
+        f"its entries lie within one std: it should be Gaussian with mean 0 and std {std}"
+    )
 
 
 def uniform_problem(values: Any, low: float, high: float) -> str:
-    """"" when ``values`` (at least 20000 entries) look drawn from U[low, high), else why not.
+    """ "" when ``values`` (at least 20000 entries) look drawn from U[low, high), else why not.
 
     Tests: every value in [low, high) (true of every correct draw); mean, and share below the
     middle, within 0.05 (high - low) of their values for a uniform (Hoeffding, m >= 20000:
@@ -270,11 +309,17 @@ def uniform_problem(values: Any, low: float, high: float) -> str:
     v = torch.as_tensor(values).detach().double().flatten()
     assert v.numel() >= 20_000, "check bug: too few values for the stated probabilities"
     width, middle = high - low, (low + high) / 2
-    if (v.min() >= low and v.max() < high and abs(float(v.mean()) - middle) <= 0.05 * width
-            and abs(float((v < middle).double().mean()) - 0.5) <= 0.05):
+    if (
+        v.min() >= low
+        and v.max() < high
+        and abs(float(v.mean()) - middle) <= 0.05 * width
+        and abs(float((v < middle).double().mean()) - 0.5) <= 0.05
+    ):
         return ""
-    return (f"has values in [{float(v.min()):.3g}, {float(v.max()):.3g}] with mean "
-            f"{float(v.mean()):.3g}: it should be uniform on [{low:g}, {high:g})")
+    return (
+        f"has values in [{float(v.min()):.3g}, {float(v.max()):.3g}] with mean "
+        f"{float(v.mean()):.3g}: it should be uniform on [{low:g}, {high:g})"
+    )
 
 
 def record_grads(out: Any, tensors: Mapping[str, torch.Tensor | None]) -> None:
@@ -298,8 +343,9 @@ def _shape_text(tensor_shape: Any) -> str:
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
 
-def assign_parameters(module: Any, values: Mapping[str, torch.Tensor],
-                      layouts: Mapping[str, str] | None = None) -> None:
+def assign_parameters(
+    module: Any, values: Mapping[str, torch.Tensor], layouts: Mapping[str, str] | None = None
+) -> None:
     """Sets the parameters of a student's ``torch.nn.Module`` to a check's values, by name.
 
     For chapters whose students write ``nn.Module`` classes: the check draws every parameter
@@ -327,24 +373,31 @@ def assign_parameters(module: Any, values: Mapping[str, torch.Tensor],
     """
     owner = type(module).__name__
     if not isinstance(module, torch.nn.Module):
-        raise ParameterMismatch(f"{owner} is not a torch.nn.Module: subclass nn.Module and "
-                                f"call super().__init__() in __init__")
+        raise ParameterMismatch(
+            f"{owner} is not a torch.nn.Module: subclass nn.Module and "
+            f"call super().__init__() in __init__"
+        )
     for name, value in values.items():
         param: Any = module
         try:
             for part in name.split("."):
                 param = getattr(param, part)
         except Exception:  # noqa: BLE001 - nn.Module raises AttributeError; a student may not
-            raise ParameterMismatch(f"{owner} has no parameter {name}: name your "
-                                    f"nn.Parameter exactly {name}") from None
+            raise ParameterMismatch(
+                f"{owner} has no parameter {name}: name your nn.Parameter exactly {name}"
+            ) from None
         if not isinstance(param, torch.nn.Parameter):
-            raise ParameterMismatch(f"{owner}.{name} is a {type(param).__name__}, not an "
-                                    f"nn.Parameter: wrap it, self.{name} = "
-                                    f"nn.Parameter(...), so that autograd and optimizers see it")
+            raise ParameterMismatch(
+                f"{owner}.{name} is a {type(param).__name__}, not an "
+                f"nn.Parameter: wrap it, self.{name} = "
+                f"nn.Parameter(...), so that autograd and optimizers see it"
+            )
         if tuple(param.shape) != tuple(value.shape):
             layout = f": the layout is {layouts[name]}" if layouts and name in layouts else ""
-            raise ParameterMismatch(f"{owner}.{name} has shape {_shape_text(param.shape)}, "
-                                    f"expected {_shape_text(value.shape)}{layout}")
+            raise ParameterMismatch(
+                f"{owner}.{name} has shape {_shape_text(param.shape)}, "
+                f"expected {_shape_text(value.shape)}{layout}"
+            )
         with torch.no_grad():
             param.data = value.detach().clone()
         param.grad = None

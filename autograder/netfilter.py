@@ -16,6 +16,7 @@ pools) are covered too. Written with ctypes: a dozen BPF instructions, no depend
 PyPI bindings of libseccomp need the C library and its headers at build time, or are
 unmaintained forks; this program is small enough to read in full.)
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -33,10 +34,10 @@ AF_UNIX = 1
 X32_SYSCALL_BIT = 0x40000000
 
 # BPF opcodes
-LD_W_ABS = 0x20     # BPF_LD | BPF_W | BPF_ABS
-JEQ_K = 0x15        # BPF_JMP | BPF_JEQ | BPF_K
-JGE_K = 0x35        # BPF_JMP | BPF_JGE | BPF_K
-RET_K = 0x06        # BPF_RET | BPF_K
+LD_W_ABS = 0x20  # BPF_LD | BPF_W | BPF_ABS
+JEQ_K = 0x15  # BPF_JMP | BPF_JEQ | BPF_K
+JGE_K = 0x35  # BPF_JMP | BPF_JGE | BPF_K
+RET_K = 0x06  # BPF_RET | BPF_K
 # struct seccomp_data offsets: nr, arch, instruction pointer, args[6] (little endian)
 OFFSET_NR, OFFSET_ARCH, OFFSET_ARG0 = 0, 4, 16
 
@@ -48,8 +49,12 @@ ABIS = {
 
 
 class _SockFilter(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte),
-                ("k", ctypes.c_uint32)]
+    _fields_ = [
+        ("code", ctypes.c_ushort),
+        ("jt", ctypes.c_ubyte),
+        ("jf", ctypes.c_ubyte),
+        ("k", ctypes.c_uint32),
+    ]
 
 
 class _SockFprog(ctypes.Structure):
@@ -62,25 +67,31 @@ def program(machine: str | None = None) -> list[tuple[int, int, int, int]]:
     # Jump targets by label ("" = the next instruction), resolved to offsets below.
     code: list[tuple[int, str, str, int]] = [
         (LD_W_ABS, "", "", OFFSET_ARCH),
-        (JEQ_K, "", "deny", arch),                      # a foreign ABI: refuse everything
-        (LD_W_ABS, "", "", OFFSET_NR)]
+        (JEQ_K, "", "deny", arch),  # a foreign ABI: refuse everything
+        (LD_W_ABS, "", "", OFFSET_NR),
+    ]
     if x32:
         code.append((JGE_K, "deny", "", X32_SYSCALL_BIT))  # x32 numbers alias native ones
-    code += [(JEQ_K, "socket", "", socket_nr),
-             (JEQ_K, "deny", "allow", io_uring_nr)]
+    code += [(JEQ_K, "socket", "", socket_nr), (JEQ_K, "deny", "allow", io_uring_nr)]
     labels = {"socket": len(code)}
-    code += [(LD_W_ABS, "", "", OFFSET_ARG0),             # socket(domain, ...)
-             (JEQ_K, "allow", "deny_socket", AF_UNIX)]
+    code += [
+        (LD_W_ABS, "", "", OFFSET_ARG0),  # socket(domain, ...)
+        (JEQ_K, "allow", "deny_socket", AF_UNIX),
+    ]
     labels.update(allow=len(code), deny_socket=len(code) + 1, deny=len(code) + 2)
-    code += [(RET_K, "", "", SECCOMP_RET_ALLOW),
-             (RET_K, "", "", SECCOMP_RET_ERRNO | errno.EACCES),
-             (RET_K, "", "", SECCOMP_RET_ERRNO | errno.EPERM)]
+    code += [
+        (RET_K, "", "", SECCOMP_RET_ALLOW),
+        (RET_K, "", "", SECCOMP_RET_ERRNO | errno.EACCES),
+        (RET_K, "", "", SECCOMP_RET_ERRNO | errno.EPERM),
+    ]
 
     def offset(index: int, label: str) -> int:
         return labels[label] - index - 1 if label else 0
 
-    return [(op, offset(index, true), offset(index, false), k)
-            for index, (op, true, false, k) in enumerate(code)]
+    return [
+        (op, offset(index, true), offset(index, false), k)
+        for index, (op, true, false, k) in enumerate(code)
+    ]
 
 
 def install_network_filter() -> str:
@@ -95,8 +106,12 @@ def install_network_filter() -> str:
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         return f"none (PR_SET_NO_NEW_PRIVS failed: errno {ctypes.get_errno()})"
     seccomp_nr = ABIS[machine][3]
-    result = libc.syscall(ctypes.c_long(seccomp_nr), ctypes.c_ulong(SECCOMP_SET_MODE_FILTER),
-                          ctypes.c_ulong(SECCOMP_FILTER_FLAG_TSYNC), ctypes.byref(prog))
+    result = libc.syscall(
+        ctypes.c_long(seccomp_nr),
+        ctypes.c_ulong(SECCOMP_SET_MODE_FILTER),
+        ctypes.c_ulong(SECCOMP_FILTER_FLAG_TSYNC),
+        ctypes.byref(prog),
+    )
     if result != 0 and ctypes.get_errno() in (errno.ENOSYS, errno.EINVAL):
         result = libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0)
     if result != 0:

@@ -15,6 +15,7 @@ What is checked is what the child's ``sys.path`` holds: the standard library, it
 modules and the environment's site-packages. The kit's own child-side modules are imported
 before the drop (``/autograder/source`` is locked to root), so they need no access.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -86,8 +87,11 @@ def _read_acl(path: str) -> list[tuple[int, int, int]]:
         raw = b""
     if len(raw) < 4 or struct.unpack_from("<I", raw)[0] != ACL_VERSION:
         mode = os.lstat(path).st_mode
-        return [(USER_OBJ, (mode >> 6) & 7, UNDEFINED_ID), (GROUP_OBJ, (mode >> 3) & 7,
-                 UNDEFINED_ID), (OTHER, mode & 7, UNDEFINED_ID)]
+        return [
+            (USER_OBJ, (mode >> 6) & 7, UNDEFINED_ID),
+            (GROUP_OBJ, (mode >> 3) & 7, UNDEFINED_ID),
+            (OTHER, mode & 7, UNDEFINED_ID),
+        ]
     return [struct.unpack_from("<HHI", raw, offset) for offset in range(4, len(raw), 8)]
 
 
@@ -107,8 +111,9 @@ def _write_acl(path: str, entries: list[tuple[int, int, int]]) -> None:
             mask |= perm
     entries.append((MASK, mask, UNDEFINED_ID))
     entries.sort(key=lambda entry: (entry[0], entry[2]))
-    raw = struct.pack("<I", ACL_VERSION) + b"".join(struct.pack("<HHI", *entry)
-                                                     for entry in entries)
+    raw = struct.pack("<I", ACL_VERSION) + b"".join(
+        struct.pack("<HHI", *entry) for entry in entries
+    )
     os.setxattr(path, ACL_XATTR, raw, follow_symlinks=False)
 
 
@@ -116,8 +121,11 @@ def _write_acl(path: str, entries: list[tuple[int, int, int]]) -> None:
 def _acl_lock():
     """Gradings with different sandbox users may edit the same folder's ACL: one at a time."""
     folder = "/run/lock" if os.path.isdir("/run/lock") else tempfile.gettempdir()
-    fd = os.open(os.path.join(folder, "kit-sandbox-acl.lock"),
-                 os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fd = os.open(
+        os.path.join(folder, "kit-sandbox-acl.lock"),
+        os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+        0o600,
+    )
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -130,8 +138,9 @@ def grant_traverse(uid: int, folders: list[str]) -> list[str]:
     granted = []
     with _acl_lock():
         for folder in folders:
-            entries = [entry for entry in _read_acl(folder)
-                       if not (entry[0] == USER and entry[2] == uid)]
+            entries = [
+                entry for entry in _read_acl(folder) if not (entry[0] == USER and entry[2] == uid)
+            ]
             _write_acl(folder, entries + [(USER, EXECUTE, uid)])
             granted.append(folder)
     return granted
@@ -142,8 +151,14 @@ def revoke_traverse(uid: int, folders: list[str]) -> None:
     with _acl_lock():
         for folder in folders:
             with contextlib.suppress(OSError):
-                _write_acl(folder, [entry for entry in _read_acl(folder)
-                                    if not (entry[0] == USER and entry[2] == uid)])
+                _write_acl(
+                    folder,
+                    [
+                        entry
+                        for entry in _read_acl(folder)
+                        if not (entry[0] == USER and entry[2] == uid)
+                    ],
+                )
 
 
 @contextlib.contextmanager
@@ -161,11 +176,12 @@ def python_readable_by(uid: int, gid: int):
             except OSError as exc:
                 problem = f" (could not grant access: {exc})"
         if blocked or unreadable:
-            report = f"NOT readable by the sandbox user: {', '.join(blocked + unreadable)}" \
-                     f"{problem}"
+            report = f"NOT readable by the sandbox user: {', '.join(blocked + unreadable)}{problem}"
         elif granted:
-            report = (f"readable: the sandbox user may pass through {', '.join(granted)} "
-                      f"during grading (ACL entry, removed afterwards)")
+            report = (
+                f"readable: the sandbox user may pass through {', '.join(granted)} "
+                f"during grading (ACL entry, removed afterwards)"
+            )
         else:
             report = "readable by the sandbox user"
     except OSError as exc:

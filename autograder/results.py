@@ -7,6 +7,7 @@ Schema (Gradescope's autograder specification): top-level ``score``, ``execution
 What protections were active goes to ``extra_data`` and to the run's stdout, both of which
 only instructors see (``stdout_visibility: hidden``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,8 +31,14 @@ def _bounded(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 20] + "\n[... truncated]"
 
 
-def build_results(package, items: list[ItemResult], notes: list[str], protections: dict,
-                  seconds: float, stdout: str = "") -> dict:
+def build_results(
+    package,
+    items: list[ItemResult],
+    notes: list[str],
+    protections: dict,
+    seconds: float,
+    stdout: str = "",
+) -> dict:
     """The results.json dictionary for one graded submission."""
     tests: list[dict[str, Any]] = []
     question_numbers: dict[str, int] = {}
@@ -39,16 +46,18 @@ def build_results(package, items: list[ItemResult], notes: list[str], protection
         question = item.check.question
         question_numbers[question] = question_numbers.get(question, 0) + 1
         points = float(item.output.points)
-        tests.append({
-            "name": f"{question} {item.check.name}: {item.output.name}",
-            "number": f"{question.lstrip('q')}.{question_numbers[question]}",
-            "score": points if item.passed else 0.0,
-            "max_score": points,
-            "status": "passed" if item.passed else "failed",
-            "output": _bounded(item.message, MAX_TEST_OUTPUT),
-            "output_format": "text",
-            "visibility": "visible",
-        })
+        tests.append(
+            {
+                "name": f"{question} {item.check.name}: {item.output.name}",
+                "number": f"{question.lstrip('q')}.{question_numbers[question]}",
+                "score": points if item.passed else 0.0,
+                "max_score": points,
+                "status": "passed" if item.passed else "failed",
+                "output": _bounded(item.message, MAX_TEST_OUTPUT),
+                "output_format": "text",
+                "visibility": "visible",
+            }
+        )
     score = round(sum(test["score"] for test in tests), 6)
     maximum = round(sum(test["max_score"] for test in tests), 6)
     lines = [f"Score: {score:g} / {maximum:g}"]
@@ -67,8 +76,11 @@ def build_results(package, items: list[ItemResult], notes: list[str], protection
         "output_format": "text",
         "visibility": "visible",
         "stdout_visibility": "hidden",
-        "extra_data": {"chapter": package.chapter, "max_score": maximum,
-                       "protections": protections},
+        "extra_data": {
+            "chapter": package.chapter,
+            "max_score": maximum,
+            "protections": protections,
+        },
         "tests": tests,
     }
 
@@ -81,14 +93,15 @@ def summary(results: dict) -> str:
         if test["name"].split()[0] != question:
             question = test["name"].split()[0]
             mine = [t for t in results["tests"] if t["name"].split()[0] == question]
-            lines.append(f"{question}: {sum(t['score'] for t in mine):g} / "
-                         f"{sum(t['max_score'] for t in mine):g}")
+            lines.append(
+                f"{question}: {sum(t['score'] for t in mine):g} / "
+                f"{sum(t['max_score'] for t in mine):g}"
+            )
         mark = "PASS" if test["status"] == "passed" else "FAIL"
         lines.append(f"  [{mark}] {test['name']:<42} {test['score']:g}/{test['max_score']:g}")
         if test["status"] != "passed":
             first = test["output"].splitlines()[0] if test["output"] else ""
             lines.append(f"         {first[:160]}")
     total = results["extra_data"]["max_score"]
-    lines.append(f"  Total: {results['score']:g} / {total:g}  "
-                 f"({results['execution_time']:.1f} s)")
+    lines.append(f"  Total: {results['score']:g} / {total:g}  ({results['execution_time']:.1f} s)")
     return "\n".join(lines)

@@ -30,6 +30,7 @@ Environment (read by :class:`SandboxConfig`; never set by a submission, which on
 graders can run side by side on one machine, as the test suite does; ``KIT_KEEP_WORKDIR_IN``
 makes the child's work folder in that folder and keeps it after grading, for inspection.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -66,8 +67,9 @@ DRAIN_SECONDS = 1.0  # how long the judge reads what the child printed last, aft
 # What the judge tells the student when it had to kill the child while a check was running.
 TIME_LIMIT = "Time limit: killed, your code did not finish within the time limit"
 MEMORY_LIMIT = "Memory limit: killed, your code went over the memory limit"
-PROCESS_ENDED = "Process ended: killed, your code ended the process (os._exit, a signal, or " \
-                "a crash)"
+PROCESS_ENDED = (
+    "Process ended: killed, your code ended the process (os._exit, a signal, or a crash)"
+)
 
 
 @dataclass
@@ -78,24 +80,29 @@ class SandboxConfig:
     isolate_network: bool = True
     drop_privileges: bool = True
     sandbox_user: str = field(
-        default_factory=lambda: os.environ.get("KIT_SANDBOX_USER") or SANDBOX_USER)
+        default_factory=lambda: os.environ.get("KIT_SANDBOX_USER") or SANDBOX_USER
+    )
     keep_workdir_in: str | None = field(
-        default_factory=lambda: os.environ.get("KIT_KEEP_WORKDIR_IN") or None)
+        default_factory=lambda: os.environ.get("KIT_KEEP_WORKDIR_IN") or None
+    )
     use_bytecode: bool = field(
-        default_factory=lambda: os.environ.get("KIT_CHILD_BYTECODE", "on") != "off")
+        default_factory=lambda: os.environ.get("KIT_CHILD_BYTECODE", "on") != "off"
+    )
     memory_limit_bytes: int = 640 * 2**20
     startup_timeout_s: float = 60.0
     statement_timeout_s: float = 20.0
     total_budget_s: float = 420.0
     max_skipped_statements: int = 10
-    limits: dict = field(default_factory=lambda: {
-        "address_space_bytes": 4 * 2**30,
-        "cpu_seconds": 300,
-        "file_size_bytes": 64 * 2**20,
-        "open_files": 256,
-        # per uid, threads included; below 60 so that a small fork bomb is refused
-        "processes": 32,
-    })
+    limits: dict = field(
+        default_factory=lambda: {
+            "address_space_bytes": 4 * 2**30,
+            "cpu_seconds": 300,
+            "file_size_bytes": 64 * 2**20,
+            "open_files": 256,
+            # per uid, threads included; below 60 so that a small fork bomb is refused
+            "processes": 32,
+        }
+    )
 
 
 @dataclass
@@ -116,8 +123,9 @@ class SessionResult:
     def load_array(self, file_name: str) -> np.ndarray | None:
         """Loads one output written by the child, refusing links, devices and huge files."""
         try:
-            fd = os.open(file_name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK,
-                         dir_fd=self.outdir_fd)
+            fd = os.open(
+                file_name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=self.outdir_fd
+            )
         except OSError:
             return None
         with os.fdopen(fd, "rb") as handle:
@@ -157,9 +165,12 @@ def ensure_sandbox_user(name: str = SANDBOX_USER) -> tuple[int, int]:
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
-        subprocess.run([_useradd(), "--system", "--no-create-home", "--shell",
-                        "/usr/sbin/nologin", name], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [_useradd(), "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         entry = pwd.getpwnam(name)
     if entry.pw_uid == 0 or entry.pw_gid == 0:
         raise RuntimeError(f"sandbox user {name} must not be root")
@@ -300,33 +311,54 @@ def child_command(config: SandboxConfig) -> list[str]:
 
 def child_environment(workdir: str) -> dict[str, str]:
     """The child's whole environment: nothing of the judge's (its variables may be secrets)."""
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
-            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg",
-            "PYTHONHASHSEED": "0", "LANG": "C.UTF-8"}
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg",
+        "PYTHONHASHSEED": "0",
+        "LANG": "C.UTF-8",
+    }
 
 
-def child_job(config: SandboxConfig, job: dict, proto_fd: int, uid: int | None,
-              gid: int | None) -> dict:
+def child_job(
+    config: SandboxConfig, job: dict, proto_fd: int, uid: int | None, gid: int | None
+) -> dict:
     """The job as the child reads it on stdin."""
-    return dict(job, proto_fd=proto_fd, uid=uid, gid=gid,
-                isolate_network=config.isolate_network, limits=config.limits,
-                engine_root=ENGINE_ROOT)
+    return dict(
+        job,
+        proto_fd=proto_fd,
+        uid=uid,
+        gid=gid,
+        isolate_network=config.isolate_network,
+        limits=config.limits,
+        engine_root=ENGINE_ROOT,
+    )
 
 
 class _Attempt:
     """One child process, from start to its end."""
 
-    def __init__(self, config: SandboxConfig, job: dict, uid: int | None, gid: int | None,
-                 on_stdout=None):
+    def __init__(
+        self, config: SandboxConfig, job: dict, uid: int | None, gid: int | None, on_stdout=None
+    ):
         self.config = config
         self.on_stdout = on_stdout or (lambda chunk: None)
         read_fd, write_fd = os.pipe()
         job = child_job(config, job, write_fd, uid, gid)
         self.process = subprocess.Popen(
-            child_command(config), stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
-            start_new_session=True, cwd=job["workdir"], env=child_environment(job["workdir"]),
-            close_fds=True)
+            child_command(config),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+            cwd=job["workdir"],
+            env=child_environment(job["workdir"]),
+            close_fds=True,
+        )
         os.close(write_fd)
         self.uid = uid
         self.proto = os.fdopen(read_fd, "rb", buffering=0)
@@ -484,26 +516,33 @@ def _int(value) -> int | None:
     return value if type(value) is int else None
 
 
-def protections_by_judge(config: SandboxConfig, uid: int | None, child: dict,
-                         python_files: str | None) -> dict:
+def protections_by_judge(
+    config: SandboxConfig, uid: int | None, child: dict, python_files: str | None
+) -> dict:
     """What was in force, for the instructor-only output: the judge's own measures, the
     child's start-up report (sent before any student code ran), and ``mode``, which is "full"
     only when every protection is active and names whatever is missing otherwise."""
     missing = []
     if uid is None:
         why = "privilege drop is switched off" if os.geteuid() == 0 else "the grader is not root"
-        missing.append(f"{why}, so the child runs as the grader's own user and can read and "
-                       f"write what the grader can; grade as root for isolation")
-        cleanup = ("the child's session and descendants, and orphans adopted by the judge"
-                   if _ADOPTS_ORPHANS else
-                   "the child's session and descendants (a daemon that left both may survive)")
+        missing.append(
+            f"{why}, so the child runs as the grader's own user and can read and "
+            f"write what the grader can; grade as root for isolation"
+        )
+        cleanup = (
+            "the child's session and descendants, and orphans adopted by the judge"
+            if _ADOPTS_ORPHANS
+            else "the child's session and descendants (a daemon that left both may survive)"
+        )
     else:
         cleanup = "every process of the sandbox user, its session and its descendants"
         if child and child.get("user") != f"uid {uid}":
             missing.append(f"the child did not report the privilege drop ({child.get('user')})")
         if python_files is not None and not python_files.startswith("readable"):
-            missing.append(f"Python files {python_files}: the submission cannot import "
-                           f"modules that were not loaded before the privilege drop")
+            missing.append(
+                f"Python files {python_files}: the submission cannot import "
+                f"modules that were not loaded before the privilege drop"
+            )
     if not child:
         missing.append("the child never reported its protections (it did not start)")
     else:
@@ -513,16 +552,24 @@ def protections_by_judge(config: SandboxConfig, uid: int | None, child: dict,
         if child.get("subreaper") is not True:
             missing.append("the child is not a subreaper")
     if not missing:
-        mode = "full: running as root, the child drops to an unprivileged user" if uid is not None \
+        mode = (
+            "full: running as root, the child drops to an unprivileged user"
+            if uid is not None
             else "full"
+        )
         if child and "namespace" not in str(child.get("network", "")):
-            mode += f"; network blocked by the seccomp filter alone (no network namespace: " \
-                    f"{child.get('network_namespace')})"
+            mode += (
+                f"; network blocked by the seccomp filter alone (no network namespace: "
+                f"{child.get('network_namespace')})"
+            )
     else:
         mode = "DEGRADED: " + "; ".join(missing)
-    report = {"mode": mode, "sandbox_user": config.sandbox_user if uid is not None else None,
-              "memory_watchdog_mib": config.memory_limit_bytes // 2**20,
-              "process_cleanup": cleanup}
+    report = {
+        "mode": mode,
+        "sandbox_user": config.sandbox_user if uid is not None else None,
+        "memory_watchdog_mib": config.memory_limit_bytes // 2**20,
+        "process_cleanup": cleanup,
+    }
     if python_files is not None:
         report["python_files"] = python_files
     return report
@@ -540,8 +587,11 @@ def _exclusive_use_of(user: str | None):
         yield
         return
     folder = "/run/lock" if os.path.isdir("/run/lock") else tempfile.gettempdir()
-    fd = os.open(os.path.join(folder, f"kit-sandbox-{user}.lock"),
-                 os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fd = os.open(
+        os.path.join(folder, f"kit-sandbox-{user}.lock"),
+        os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+        0o600,
+    )
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -549,8 +599,12 @@ def _exclusive_use_of(user: str | None):
         os.close(fd)
 
 
-def run_in_sandbox(cells: list[tuple[int, str]], check_source: str,
-                   check_timeouts: dict[int, float], config: SandboxConfig) -> SessionResult:
+def run_in_sandbox(
+    cells: list[tuple[int, str]],
+    check_source: str,
+    check_timeouts: dict[int, float],
+    config: SandboxConfig,
+) -> SessionResult:
     """Runs the submission's cells, then the given checks, in as many children as needed.
 
     Args:
@@ -572,16 +626,20 @@ def run_in_sandbox(cells: list[tuple[int, str]], check_source: str,
     result.cleanup_path = None if config.keep_workdir_in else container
     python_files = None
     try:
-        result.outdir_fd = os.open(os.path.join(workdir, "out"),
-                                   os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        with _exclusive_use_of(config.sandbox_user if uid is not None else None), \
-                _python_readable(uid, gid) as python_files:
+        result.outdir_fd = os.open(
+            os.path.join(workdir, "out"), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+        )
+        with (
+            _exclusive_use_of(config.sandbox_user if uid is not None else None),
+            _python_readable(uid, gid) as python_files,
+        ):
             _supervise(result, cells, check_source, check_timeouts, config, workdir, uid, gid)
     except BaseException:
         result.close()
         raise
-    result.protections = dict(result.protections, **protections_by_judge(
-        config, uid, result.protections, python_files))
+    result.protections = dict(
+        result.protections, **protections_by_judge(config, uid, result.protections, python_files)
+    )
     return result
 
 
@@ -609,8 +667,8 @@ class StdoutExcerpt:
     def add(self, chunk: bytes) -> None:
         self.total += len(chunk)
         if len(self.head) < self.keep:
-            self.head += chunk[:self.keep - len(self.head)]
-        self.tail = (self.tail + chunk)[-self.keep:]
+            self.head += chunk[: self.keep - len(self.head)]
+        self.tail = (self.tail + chunk)[-self.keep :]
 
 
 class Protocol:
@@ -619,12 +677,12 @@ class Protocol:
     time they arrived and asks it for the current deadline, so it is unit-tested alone.
 
     A child goes through the phases ``startup`` -> ``defs`` (the submission's statements) ->
-    ``checks`` <-> ``check`` (one check running) and ends with ``all_done`` once no check is pending. The events are data
-    from an untrusted process (student code can write to the protocol pipe too), so an event is
-    accepted only where the real child sends it: protections only in the start-up message, a
-    statement's deadline reset only for a strictly later statement, a check's only once and only
-    for a check still pending, a report only for the check running. Anything else is refused
-    (``accept`` returns False) and changes nothing.
+    ``checks`` <-> ``check`` (one check running) and ends with ``all_done`` once no check is
+    pending. The events are data from an untrusted process (student code can write to the
+    protocol pipe too), so an event is accepted only where the real child sends it: protections
+    only in the start-up message, a statement's deadline reset only for a strictly later
+    statement, a check's only once and only for a check still pending, a report only for the
+    check running. Anything else is refused (``accept`` returns False) and changes nothing.
 
     After each child, ``attempt_ended(outcome)`` charges what was running when it ended
     (timeout, memory, the process ended) and says whether another child should resume.
@@ -674,20 +732,26 @@ class Protocol:
             protections, timings = event.get("protections"), event.get("timings")
             self.protections = protections if isinstance(protections, dict) else {}
             if isinstance(timings, dict):
-                self.timings = {str(key)[:40]: value for key, value in timings.items()
-                                if type(value) is float}
+                self.timings = {
+                    str(key)[:40]: value for key, value in timings.items() if type(value) is float
+                }
             self.phase, self.since = "defs", now
         elif name == "stmt" and phase == "defs":
             where = (_int(event.get("cell")), _int(event.get("stmt")))
-            if where[0] is None or where[1] is None or \
-                    (self.stmt is not None and where <= self.stmt):
+            if (
+                where[0] is None
+                or where[1] is None
+                or (self.stmt is not None and where <= self.stmt)
+            ):
                 return False
             self.stmt, self.since = (where[0], where[1]), now
         elif name == "stmt_error" and phase == "defs":
             self.notes.append(f"cell {_int(event.get('cell'))}: {str(event.get('error'))[:500]}")
         elif name == "cell_syntax_error" and phase == "defs":
-            self.notes.append(f"cell {_int(event.get('cell'))} was skipped, it does not "
-                              f"parse: {str(event.get('error'))[:500]}")
+            self.notes.append(
+                f"cell {_int(event.get('cell'))} was skipped, it does not "
+                f"parse: {str(event.get('error'))[:500]}"
+            )
         elif name == "defs_done" and phase == "defs":
             self.phase, self.stmt, self.since = "checks", None, now
         elif name == "check_start" and phase == "checks":
@@ -715,9 +779,11 @@ class Protocol:
         returns whether a fresh child should resume with what is left."""
         if outcome == "done" or self.finished:
             return False
-        reason = {"timeout": TIME_LIMIT,
-                  "memory": f"{MEMORY_LIMIT} ({self.config.memory_limit_bytes // 2**20} MiB)",
-                  "ended": PROCESS_ENDED}[outcome]
+        reason = {
+            "timeout": TIME_LIMIT,
+            "memory": f"{MEMORY_LIMIT} ({self.config.memory_limit_bytes // 2**20} MiB)",
+            "ended": PROCESS_ENDED,
+        }[outcome]
         if self.phase == "check" and self.check is not None:
             if outcome == "timeout":
                 reason += f" ({self.check_timeouts[self.check]:g} s)"
@@ -726,11 +792,12 @@ class Protocol:
         elif self.phase == "defs" and self.stmt is not None:
             cell, stmt = self.stmt
             self.skip.append((cell, stmt))
-            self.notes.append(f"cell {cell}, statement {stmt + 1}: {reason}; it was skipped "
-                              f"and the rest of your code was run without it")
+            self.notes.append(
+                f"cell {cell}, statement {stmt + 1}: {reason}; it was skipped "
+                f"and the rest of your code was run without it"
+            )
             if len(self.skip) > self.config.max_skipped_statements:
-                self.fail_pending("not run: too many statements of your code had to be "
-                                  "skipped")
+                self.fail_pending("not run: too many statements of your code had to be skipped")
         else:
             self.failed_starts += 1
             if self.failed_starts >= 2:
@@ -749,16 +816,28 @@ class Protocol:
         return True
 
 
-def _supervise(result: SessionResult, cells: list[tuple[int, str]], check_source: str,
-               check_timeouts: dict[int, float], config: SandboxConfig, workdir: str,
-               uid: int | None, gid: int | None) -> None:
+def _supervise(
+    result: SessionResult,
+    cells: list[tuple[int, str]],
+    check_source: str,
+    check_timeouts: dict[int, float],
+    config: SandboxConfig,
+    workdir: str,
+    uid: int | None,
+    gid: int | None,
+) -> None:
     """Runs children until every check has a report or a failure (see run_in_sandbox)."""
     protocol = Protocol(check_timeouts, config, time.monotonic())
     output = StdoutExcerpt()
     while protocol.pending and not protocol.out_of_budget(time.monotonic()):
-        job = {"cells": cells, "check_source": check_source, "checks": protocol.pending,
-               "skip": protocol.skip, "workdir": workdir,
-               "outdir": os.path.join(workdir, "out")}
+        job = {
+            "cells": cells,
+            "check_source": check_source,
+            "checks": protocol.pending,
+            "skip": protocol.skip,
+            "workdir": workdir,
+            "outdir": os.path.join(workdir, "out"),
+        }
         attempt = _Attempt(config, job, uid, gid, output.add)
         protocol.start_attempt(time.monotonic())
         outcome = "ended"

@@ -6,6 +6,7 @@ folder holding one of these (Gradescope's ``/autograder/submission``). Notebook 
 with the standard ``json`` module rather than ``nbformat`` so that the grader zip needs only
 numpy and torch; the structure is checked here by hand.
 """
+
 from __future__ import annotations
 
 import ast
@@ -50,8 +51,9 @@ def compile_cell(source: str, number: int) -> list:
     lines = [line + "\n" for line in source.splitlines()]
     linecache.cache[filename] = (len(source), None, lines, filename)  # mtime None: never stale
     tree = ast.parse(source, filename=filename)
-    return [compile(ast.Module(body=[stmt], type_ignores=[]), filename, "exec")
-            for stmt in tree.body]
+    return [
+        compile(ast.Module(body=[stmt], type_ignores=[]), filename, "exec") for stmt in tree.body
+    ]
 
 
 class SubmissionError(Exception):
@@ -74,8 +76,11 @@ class Submission:
 
 
 def _choose_file(folder: Path, notebook_name: str) -> Path:
-    files = sorted(p for p in folder.rglob("*") if p.is_file()
-                   and not IGNORED_MEMBERS.search(p.relative_to(folder).as_posix()))
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not IGNORED_MEMBERS.search(p.relative_to(folder).as_posix())
+    )
     for suffix in (".ipynb", ".zip", ".py"):
         candidates = [p for p in files if p.suffix.lower() == suffix]
         named = [p for p in candidates if p.name == notebook_name]
@@ -85,19 +90,24 @@ def _choose_file(folder: Path, notebook_name: str) -> Path:
             return named[0]
         if candidates:
             listed = ", ".join(p.name for p in candidates)
-            raise SubmissionError(f"several {suffix} files were submitted ({listed}); submit "
-                                  f"only {notebook_name}")
+            raise SubmissionError(
+                f"several {suffix} files were submitted ({listed}); submit only {notebook_name}"
+            )
     listed = ", ".join(p.name for p in files[:10]) or "nothing"
-    raise SubmissionError(f"no notebook (.ipynb), export zip or .py file was found in the "
-                          f"submission (found: {listed})")
+    raise SubmissionError(
+        f"no notebook (.ipynb), export zip or .py file was found in the "
+        f"submission (found: {listed})"
+    )
 
 
 def _read_capped(path: Path) -> bytes:
     with open(path, "rb") as handle:
         data = handle.read(MAX_SUBMISSION_BYTES + 1)
     if len(data) > MAX_SUBMISSION_BYTES:
-        raise SubmissionError(f"the submitted file is larger than "
-                              f"{MAX_SUBMISSION_BYTES // 2**20} MB; clear the outputs and retry")
+        raise SubmissionError(
+            f"the submitted file is larger than "
+            f"{MAX_SUBMISSION_BYTES // 2**20} MB; clear the outputs and retry"
+        )
     return data
 
 
@@ -106,19 +116,25 @@ def _notebook_from_zip(data: bytes, path: Path, notebook_name: str) -> bytes:
 
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-        members = [info for info in archive.infolist() if not info.is_dir()
-                   and not IGNORED_MEMBERS.search(info.filename)]
+        members = [
+            info
+            for info in archive.infolist()
+            if not info.is_dir() and not IGNORED_MEMBERS.search(info.filename)
+        ]
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise SubmissionError(f"{path.name} is not a readable zip file ({exc})") from None
     notebooks = [info for info in members if info.filename.lower().endswith(".ipynb")]
     if not notebooks:
-        raise SubmissionError(f"the zip {path.name} holds no notebook (.ipynb); export with "
-                              f"the notebook's last cell or upload the .ipynb itself")
+        raise SubmissionError(
+            f"the zip {path.name} holds no notebook (.ipynb); export with "
+            f"the notebook's last cell or upload the .ipynb itself"
+        )
     if len(notebooks) > 1:
         named = [info for info in notebooks if Path(info.filename).name == notebook_name]
         if not named:
-            raise SubmissionError(f"the zip {path.name} holds several notebooks; it should "
-                                  f"hold only {notebook_name}")
+            raise SubmissionError(
+                f"the zip {path.name} holds several notebooks; it should hold only {notebook_name}"
+            )
         notebooks = named
     info = notebooks[0]
     if info.file_size > MAX_SUBMISSION_BYTES:
@@ -146,7 +162,7 @@ def neutralize_ipython(source: str) -> str | None:
     if first.startswith("%%"):
         if not first.startswith(RUNNABLE_CELL_MAGICS):
             return None
-        lines = lines[lines.index(next(line for line in lines if line.strip())) + 1:]
+        lines = lines[lines.index(next(line for line in lines if line.strip())) + 1 :]
     cleaned = []
     for line in lines:
         stripped = line.lstrip()
@@ -171,8 +187,10 @@ def _cells_from_notebook(data: bytes, name: str) -> tuple[list, list, str | None
     except UnicodeDecodeError:
         raise SubmissionError(f"{name} is not a notebook: it is not UTF-8 text") from None
     except (ValueError, RecursionError):
-        raise SubmissionError(f"{name} is not a valid notebook: its JSON is malformed; open "
-                              f"it in Jupyter, save, and upload again") from None
+        raise SubmissionError(
+            f"{name} is not a valid notebook: its JSON is malformed; open "
+            f"it in Jupyter, save, and upload again"
+        ) from None
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
         raise SubmissionError(f"{name} is not a valid notebook: it has no list of cells")
     metadata = notebook.get("metadata")

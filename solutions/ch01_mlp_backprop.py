@@ -9,6 +9,7 @@ data) and the master's solution blocks (what the released solution notebook runs
 independent oracles, neither generated from the other; ``tests/test_check_coverage.py`` runs
 every check's exercise on both and compares them with the kit's comparison rule.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -75,8 +76,11 @@ class LeakyReLU:
         return torch.where(x > 0, x, self.negative_slope * x)
 
     def backward(self, dupstream: torch.Tensor) -> torch.Tensor:
-        slope = torch.where(self.cache > 0, torch.ones_like(self.cache),
-                            torch.full_like(self.cache, self.negative_slope))
+        slope = torch.where(
+            self.cache > 0,
+            torch.ones_like(self.cache),
+            torch.full_like(self.cache, self.negative_slope),
+        )
         return dupstream * slope
 
 
@@ -84,8 +88,9 @@ class Sigmoid:
     """1 / (1 + exp(-x)) elementwise, computed without overflow; any shape."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.where(x >= 0, 1 / (1 + torch.exp(-x.abs())),
-                          torch.exp(-x.abs()) / (1 + torch.exp(-x.abs())))
+        out = torch.where(
+            x >= 0, 1 / (1 + torch.exp(-x.abs())), torch.exp(-x.abs()) / (1 + torch.exp(-x.abs()))
+        )
         self.cache = out
         return out
 
@@ -103,7 +108,7 @@ class Tanh:
         return out
 
     def backward(self, dupstream: torch.Tensor) -> torch.Tensor:
-        return dupstream * (1 - self.cache ** 2)
+        return dupstream * (1 - self.cache**2)
 
 
 class MSELoss:

@@ -12,6 +12,7 @@ data) and the master's solution blocks (what the released solution notebook runs
 independent oracles, neither generated from the other; ``tests/test_check_coverage.py`` runs
 every check's exercise on both and compares them with the kit's comparison rule.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,9 +21,20 @@ import torch
 
 from solutions.ch01_mlp_backprop import CrossEntropyLoss, Linear, Net, ReLU
 
-__all__ = ["conv_output_size", "conv_param_count", "linear_param_count", "receptive_field",
-           "Conv2dLoop", "Conv2d", "MaxPool2d", "Flatten", "CNN", "Linear", "ReLU",
-           "CrossEntropyLoss"]
+__all__ = [
+    "conv_output_size",
+    "conv_param_count",
+    "linear_param_count",
+    "receptive_field",
+    "Conv2dLoop",
+    "Conv2d",
+    "MaxPool2d",
+    "Flatten",
+    "CNN",
+    "Linear",
+    "ReLU",
+    "CrossEntropyLoss",
+]
 
 
 # ------------------------------------------------------------------------ concept questions
@@ -58,7 +70,7 @@ def _pad(x: torch.Tensor, padding: int, value: float) -> torch.Tensor:
         return x
     n, c, h, w = x.shape
     out = x.new_full((n, c, h + 2 * padding, w + 2 * padding), value)
-    out[:, :, padding:padding + h, padding:padding + w] = x
+    out[:, :, padding : padding + h, padding : padding + w] = x
     return out
 
 
@@ -66,7 +78,7 @@ def _crop(xp: torch.Tensor, padding: int) -> torch.Tensor:
     """Inverse of ``_pad`` for gradients: drops the border."""
     if padding == 0:
         return xp
-    return xp[:, :, padding:xp.shape[2] - padding, padding:xp.shape[3] - padding]
+    return xp[:, :, padding : xp.shape[2] - padding, padding : xp.shape[3] - padding]
 
 
 def _windows(xp: torch.Tensor, kernel_size: int, stride: int) -> torch.Tensor:
@@ -80,8 +92,12 @@ def _fold(windows: torch.Tensor, padded_shape: torch.Size, stride: int) -> torch
     out = windows.new_zeros(padded_shape)
     for i in range(k):
         for j in range(k):
-            out[:, :, i:i + stride * (h_out - 1) + 1:stride,
-                j:j + stride * (w_out - 1) + 1:stride] += windows[:, :, :, :, i, j]
+            out[
+                :,
+                :,
+                i : i + stride * (h_out - 1) + 1 : stride,
+                j : j + stride * (w_out - 1) + 1 : stride,
+            ] += windows[:, :, :, :, i, j]
     return out
 
 
@@ -96,8 +112,14 @@ class Conv2dLoop:
     The reference of the loop question is the vectorised computation: both must agree.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+    ):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel_size
@@ -109,8 +131,9 @@ class Conv2dLoop:
     def init_params(self, std: float = 0.7071, generator: torch.Generator | None = None) -> None:
         """weight ~ N(0, std^2) of shape (F, C, k, k); bias = 0 of shape (F,)."""
         k = self.kernel_size
-        self.weight = std * torch.randn(self.out_channels, self.in_channels, k, k,
-                                        generator=generator)
+        self.weight = std * torch.randn(
+            self.out_channels, self.in_channels, k, k, generator=generator
+        )
         self.bias = torch.zeros(self.out_channels)
         self.grad_weight = torch.zeros_like(self.weight)
         self.grad_bias = torch.zeros_like(self.bias)
@@ -191,8 +214,9 @@ class CNN(Net):
     reset_params and optimizer_step are chapter 01's ``Net``.
     """
 
-    def __init__(self, in_channels: int, hidden_channels: int, out_features: int,
-                 image_size: int = 16):
+    def __init__(
+        self, in_channels: int, hidden_channels: int, out_features: int, image_size: int = 16
+    ):
         if image_size % 4:
             raise ValueError("image_size must be divisible by 4")
         self.in_channels = in_channels
@@ -200,8 +224,15 @@ class CNN(Net):
         self.out_features = out_features
         self.image_size = image_size
         h = hidden_channels
-        super().__init__([
-            Conv2d(in_channels, h, 3, 1, 1), ReLU(), MaxPool2d(2, 2, 0),
-            Conv2d(h, 2 * h, 3, 1, 1), ReLU(), MaxPool2d(2, 2, 0),
-            Flatten(), Linear(2 * h * (image_size // 4) ** 2, out_features),
-        ])
+        super().__init__(
+            [
+                Conv2d(in_channels, h, 3, 1, 1),
+                ReLU(),
+                MaxPool2d(2, 2, 0),
+                Conv2d(h, 2 * h, 3, 1, 1),
+                ReLU(),
+                MaxPool2d(2, 2, 0),
+                Flatten(),
+                Linear(2 * h * (image_size // 4) ** 2, out_features),
+            ]
+        )

@@ -10,6 +10,7 @@ data) and the master's solution blocks (what the released solution notebook runs
 independent oracles, neither generated from the other; ``tests/test_check_coverage.py`` runs
 every check's exercise on both and compares them with the kit's comparison rule.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,8 +44,15 @@ class SGD(Optimizer):
     g <- g + momentum * buf (Nesterov) or g <- buf; finally p <- p - lr * g (in place).
     """
 
-    def __init__(self, params: Sequence[torch.Tensor], lr: float, momentum: float = 0.0,
-                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False):
+    def __init__(
+        self,
+        params: Sequence[torch.Tensor],
+        lr: float,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ):
         super().__init__(params)
         self.lr, self.momentum, self.dampening = lr, momentum, dampening
         self.weight_decay, self.nesterov = weight_decay, nesterov
@@ -71,8 +79,14 @@ class RMSprop(Optimizer):
     """RMSprop: v <- alpha v + (1 - alpha) g^2; p <- p - lr g / (sqrt(v) + eps) (eps outside
     the square root, as PyTorch); L2 weight decay adds weight_decay * p to g first."""
 
-    def __init__(self, params: Sequence[torch.Tensor], lr: float = 1e-2, alpha: float = 0.99,
-                 eps: float = 1e-8, weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params: Sequence[torch.Tensor],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         super().__init__(params)
         self.lr, self.alpha, self.eps, self.weight_decay = lr, alpha, eps, weight_decay
 
@@ -99,9 +113,14 @@ class Adam(Optimizer):
 
     decoupled = False
 
-    def __init__(self, params: Sequence[torch.Tensor], lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params: Sequence[torch.Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         super().__init__(params)
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
 
@@ -122,8 +141,8 @@ class Adam(Optimizer):
             m = beta1 * state.get("exp_avg", torch.zeros_like(p)) + (1 - beta1) * g
             v = beta2 * state.get("exp_avg_sq", torch.zeros_like(p)) + (1 - beta2) * g * g
             state["exp_avg"], state["exp_avg_sq"] = m, v
-            m_hat = m / (1 - beta1 ** t)
-            v_hat = v / (1 - beta2 ** t)
+            m_hat = m / (1 - beta1**t)
+            v_hat = v / (1 - beta2**t)
             p.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
 
 
@@ -133,9 +152,14 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, params: Sequence[torch.Tensor], lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2):
+    def __init__(
+        self,
+        params: Sequence[torch.Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ):
         super().__init__(params, lr, betas, eps, weight_decay)
 
 
@@ -158,43 +182,49 @@ def _gain(nonlinearity: str) -> float:
     return GAINS[nonlinearity]
 
 
-def _fill_uniform(tensor: torch.Tensor, bound: float,
-                  generator: torch.Generator | None) -> torch.Tensor:
+def _fill_uniform(
+    tensor: torch.Tensor, bound: float, generator: torch.Generator | None
+) -> torch.Tensor:
     values = torch.rand(tensor.shape, generator=generator, dtype=tensor.dtype)
     tensor.copy_((2 * values - 1) * bound)
     return tensor
 
 
-def _fill_normal(tensor: torch.Tensor, std: float,
-                 generator: torch.Generator | None) -> torch.Tensor:
+def _fill_normal(
+    tensor: torch.Tensor, std: float, generator: torch.Generator | None
+) -> torch.Tensor:
     tensor.copy_(std * torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype))
     return tensor
 
 
-def xavier_uniform_(tensor: torch.Tensor, gain: float = 1.0,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+def xavier_uniform_(
+    tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Fills ``tensor`` (out, in, *kernel) in place from U(-a, a),
     a = gain * sqrt(6 / (fan_in + fan_out)); returns it."""
     fan_in, fan_out = calculate_fans(tensor)
     return _fill_uniform(tensor, gain * math.sqrt(6.0 / (fan_in + fan_out)), generator)
 
 
-def xavier_normal_(tensor: torch.Tensor, gain: float = 1.0,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def xavier_normal_(
+    tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Fills ``tensor`` in place from N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out))."""
     fan_in, fan_out = calculate_fans(tensor)
     return _fill_normal(tensor, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
 
 
-def kaiming_uniform_(tensor: torch.Tensor, nonlinearity: str = "relu",
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def kaiming_uniform_(
+    tensor: torch.Tensor, nonlinearity: str = "relu", generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Fills ``tensor`` in place from U(-b, b), b = gain * sqrt(3 / fan_in)."""
     fan_in, _ = calculate_fans(tensor)
     return _fill_uniform(tensor, _gain(nonlinearity) * math.sqrt(3.0 / fan_in), generator)
 
 
-def kaiming_normal_(tensor: torch.Tensor, nonlinearity: str = "relu",
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+def kaiming_normal_(
+    tensor: torch.Tensor, nonlinearity: str = "relu", generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Fills ``tensor`` in place from N(0, std^2), std = gain / sqrt(fan_in)."""
     fan_in, _ = calculate_fans(tensor)
     return _fill_normal(tensor, _gain(nonlinearity) / math.sqrt(fan_in), generator)
@@ -287,8 +317,9 @@ class BatchNorm1d:
         n = dupstream.shape[0]
         self.grad_weight = (dupstream * x_hat).sum(dim=0)
         self.grad_bias = dupstream.sum(dim=0)
-        return (self.weight * inv_std / n) * (n * dupstream - self.grad_bias
-                                              - x_hat * self.grad_weight)
+        return (self.weight * inv_std / n) * (
+            n * dupstream - self.grad_bias - x_hat * self.grad_weight
+        )
 
 
 # --------------------------------------------------------------------------- layer norm
@@ -332,8 +363,9 @@ class LayerNorm:
         self.grad_bias = dupstream.sum(dim=leading)
         g = dupstream * self.weight
         m = math.prod(self.normalized_shape)
-        return (inv_std / m) * (m * g - g.sum(dim=dims, keepdim=True)
-                                - x_hat * (g * x_hat).sum(dim=dims, keepdim=True))
+        return (inv_std / m) * (
+            m * g - g.sum(dim=dims, keepdim=True) - x_hat * (g * x_hat).sum(dim=dims, keepdim=True)
+        )
 
 
 # ----------------------------------------------------------------------- regularization
@@ -400,7 +432,7 @@ def concept_answers() -> dict[str, float]:
     lr, wd, w, g = 0.1, 0.1, 2.0, 0.5
     g_l2 = g + wd * w
     return {
-        "var_linear": 512 * 0.05 ** 2 * 4.0,
+        "var_linear": 512 * 0.05**2 * 4.0,
         "var_kaiming_relu": 256 * (2.0 / 256) * (3.0 / 2),
         "bn_parameters": 2 * 64,
         "bn_running_statistics": 2 * 64,

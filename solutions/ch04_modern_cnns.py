@@ -9,6 +9,7 @@ Conventions (as in the notebook): images are (N, C, H, W); every convolution tha
 by batch normalization has no bias (the normalization's shift makes it redundant); submodule
 names are fixed so that the grader can install weights by name.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -36,8 +37,9 @@ def receptive_field(kernel_sizes: Sequence[int], strides: Sequence[int]) -> int:
     return field
 
 
-def conv_multiply_adds(in_channels: int, out_channels: int, kernel_size: int, height: int,
-                       width: int) -> int:
+def conv_multiply_adds(
+    in_channels: int, out_channels: int, kernel_size: int, height: int, width: int
+) -> int:
     """Multiply-adds of a kernel_size x kernel_size convolution producing an output of
     (out_channels, height, width) from in_channels channels (bias ignored)."""
     return in_channels * kernel_size * kernel_size * out_channels * height * width
@@ -62,7 +64,8 @@ class ResidualBlock(nn.Module):
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(
                 nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                nn.BatchNorm2d(out_channels))
+                nn.BatchNorm2d(out_channels),
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -99,9 +102,11 @@ class PreActResidualBlock(nn.Module):
 
 def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int) -> list[nn.Module]:
     """[Conv2d (same padding, no bias), BatchNorm2d, ReLU]."""
-    return [nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
-                      bias=False),
-            nn.BatchNorm2d(out_channels), nn.ReLU()]
+    return [
+        nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+    ]
 
 
 class InceptionBlock(nn.Module):
@@ -114,16 +119,27 @@ class InceptionBlock(nn.Module):
     x (N, in_channels, H, W) -> (N, c1x1 + c3x3 + c5x5 + pool_proj, H, W).
     """
 
-    def __init__(self, in_channels: int, c1x1: int, c3x3_reduce: int, c3x3: int,
-                 c5x5_reduce: int, c5x5: int, pool_proj: int):
+    def __init__(
+        self,
+        in_channels: int,
+        c1x1: int,
+        c3x3_reduce: int,
+        c3x3: int,
+        c5x5_reduce: int,
+        c5x5: int,
+        pool_proj: int,
+    ):
         super().__init__()
         self.branch1 = nn.Sequential(*conv_bn_relu(in_channels, c1x1, 1))
-        self.branch2 = nn.Sequential(*conv_bn_relu(in_channels, c3x3_reduce, 1),
-                                     *conv_bn_relu(c3x3_reduce, c3x3, 3))
-        self.branch3 = nn.Sequential(*conv_bn_relu(in_channels, c5x5_reduce, 1),
-                                     *conv_bn_relu(c5x5_reduce, c5x5, 5))
-        self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1),
-                                     *conv_bn_relu(in_channels, pool_proj, 1))
+        self.branch2 = nn.Sequential(
+            *conv_bn_relu(in_channels, c3x3_reduce, 1), *conv_bn_relu(c3x3_reduce, c3x3, 3)
+        )
+        self.branch3 = nn.Sequential(
+            *conv_bn_relu(in_channels, c5x5_reduce, 1), *conv_bn_relu(c5x5_reduce, c5x5, 5)
+        )
+        self.branch4 = nn.Sequential(
+            nn.MaxPool2d(3, stride=1, padding=1), *conv_bn_relu(in_channels, pool_proj, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         branches = (self.branch1, self.branch2, self.branch3, self.branch4)
@@ -159,7 +175,8 @@ class DenseBlock(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(
             DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size)
-            for i in range(num_layers))
+            for i in range(num_layers)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
@@ -194,8 +211,9 @@ class SmallResNet(nn.Module):
         super().__init__()
         self.stem_conv = nn.Conv2d(1, 16, 3, padding=1, bias=False)
         self.stem_bn = nn.BatchNorm2d(16)
-        self.stages = nn.Sequential(ResidualBlock(16, 16, 1), ResidualBlock(16, 32, 2),
-                                    ResidualBlock(32, 64, 2))
+        self.stages = nn.Sequential(
+            ResidualBlock(16, 16, 1), ResidualBlock(16, 32, 2), ResidualBlock(32, 64, 2)
+        )
         self.fc = nn.Linear(64, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

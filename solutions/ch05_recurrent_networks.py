@@ -18,16 +18,17 @@ data) and the master's solution blocks (what the released solution notebook runs
 independent oracles, neither generated from the other; ``tests/test_check_coverage.py`` runs
 every check's exercise on both and compares them with the kit's comparison rule.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Iterable, Union
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
-State = Union[torch.Tensor, LSTMState]
+State = torch.Tensor | LSTMState
 
 
 class _GatedCellBase(nn.Module):
@@ -84,10 +85,10 @@ class RNNCell(_GatedCellBase):
 class GRUCell(_GatedCellBase):
     """Gated recurrent unit, gates in the order r, z, n (as torch.nn.GRUCell):
 
-        r = sigmoid(x W_xr + b_xr + h W_hr + b_hr)
-        z = sigmoid(x W_xz + b_xz + h W_hz + b_hz)
-        n = tanh(x W_xn + b_xn + r * (h W_hn + b_hn))
-        h' = (1 - z) * n + z * h
+    r = sigmoid(x W_xr + b_xr + h W_hr + b_hr)
+    z = sigmoid(x W_xz + b_xz + h W_hz + b_hz)
+    n = tanh(x W_xn + b_xn + r * (h W_hn + b_hn))
+    h' = (1 - z) * n + z * h
     """
 
     gates = 3
@@ -108,9 +109,9 @@ class GRUCell(_GatedCellBase):
 class LSTMCell(_GatedCellBase):
     """Long short-term memory cell, gates in the order i, f, g, o (as torch.nn.LSTMCell):
 
-        i, f, o = sigmoid(.), g = tanh(.)   of the matching slices of x W_xh + b_xh + h W_hh + b_hh
-        c' = f * c + i * g
-        h' = o * tanh(c')
+    i, f, o = sigmoid(.), g = tanh(.)   of the matching slices of x W_xh + b_xh + h W_hh + b_hh
+    c' = f * c + i * g
+    h' = o * tanh(c')
     """
 
     gates = 4

@@ -17,6 +17,7 @@ data) and the master's solution blocks (what the released solution notebook runs
 independent oracles, neither generated from the other; ``tests/test_check_coverage.py`` runs
 every check's exercise on both and compares them with the kit's comparison rule.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,9 +28,9 @@ from torch import nn
 
 
 # ------------------------------------------------------------------ attention and masks
-def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                                 mask: torch.Tensor | None = None
-                                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def scaled_dot_product_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """softmax(q k^T / sqrt(d)) v over the keys.
 
     q: (..., Lq, d), k: (..., Lk, d), v: (..., Lk, dv); mask: bool, broadcastable to
@@ -86,8 +87,13 @@ class MultiHeadAttention(nn.Module):
         n, length, _ = x.shape
         return x.reshape(n, length, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         n, lq, _ = query.shape
         q = self._split_heads(self.q_proj(query))
         k = self._split_heads(self.k_proj(key))
@@ -106,7 +112,7 @@ def sinusoidal_positional_encoding(max_len: int, d_model: int) -> torch.Tensor:
     angles = positions / 10000.0 ** (even / d_model)  # (max_len, ceil(d_model / 2))
     encoding = torch.zeros(max_len, d_model, dtype=torch.float64)
     encoding[:, 0::2] = torch.sin(angles)
-    encoding[:, 1::2] = torch.cos(angles[:, :d_model // 2])
+    encoding[:, 1::2] = torch.cos(angles[:, : d_model // 2])
     return encoding.to(torch.get_default_dtype())
 
 
@@ -119,20 +125,20 @@ class PositionalEncoding(nn.Module):
         super().__init__()
         self.d_model = d_model
         self.max_len = max_len
-        self.register_buffer("pe", sinusoidal_positional_encoding(max_len, d_model),
-                             persistent=False)
+        self.register_buffer(
+            "pe", sinusoidal_positional_encoding(max_len, d_model), persistent=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         assert x.ndim == 3 and x.shape[2] == self.d_model and x.shape[1] <= self.max_len
-        return x + self.pe[:x.shape[1]].to(x.dtype)
+        return x + self.pe[: x.shape[1]].to(x.dtype)
 
 
 # ------------------------------------------------------------------ the encoder block
 class TransformerEncoderBlock(nn.Module):
     """Post-norm encoder block: x = norm1(x + attn(x)); x = norm2(x + ff(x)), ReLU inside ff."""
 
-    def __init__(self, d_model: int, num_heads: int, dim_feedforward: int,
-                 dropout: float = 0.0):
+    def __init__(self, d_model: int, num_heads: int, dim_feedforward: int, dropout: float = 0.0):
         super().__init__()
         self.self_attn = MultiHeadAttention(d_model, num_heads)
         self.linear1 = nn.Linear(d_model, dim_feedforward)
@@ -176,14 +182,16 @@ def wide_mha_param_count(embed_dim: int, num_heads: int) -> int:
     return 4 * num_heads * embed_dim * embed_dim + embed_dim
 
 
-def attention_matrix_bytes(seq_len: int, batch_size: int, num_heads: int,
-                           bytes_per_element: int = 4) -> int:
+def attention_matrix_bytes(
+    seq_len: int, batch_size: int, num_heads: int, bytes_per_element: int = 4
+) -> int:
     """Memory of the attention weights of one layer: batch * heads * L * L elements."""
     return batch_size * num_heads * seq_len * seq_len * bytes_per_element
 
 
-def permutation_error(module: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                      perm: torch.Tensor) -> float:
+def permutation_error(
+    module: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, perm: torch.Tensor
+) -> float:
     """max |module(x[:, perm]) - module(x)[:, perm]| for x (N, L, d), perm (L,): zero for a
     permutation-equivariant module."""
     with torch.no_grad():

@@ -10,6 +10,7 @@ data) and the master's solution blocks (what the released solution notebook runs
 independent oracles, neither generated from the other; ``tests/test_check_coverage.py`` runs
 every check's exercise on both and compares them with the kit's comparison rule.
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,16 +24,15 @@ def add_self_loops(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
     return torch.cat([edge_index, loops.expand(2, num_nodes)], dim=1)
 
 
-def degree(index: torch.Tensor, num_nodes: int,
-           dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def degree(index: torch.Tensor, num_nodes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """index (E,) node ids -> (N,) how often each node occurs, in ``dtype``."""
     counts = torch.zeros(num_nodes, dtype=dtype, device=index.device)
-    return counts.index_add_(0, index, torch.ones(index.numel(), dtype=dtype,
-                                                  device=index.device))
+    return counts.index_add_(0, index, torch.ones(index.numel(), dtype=dtype, device=index.device))
 
 
-def gcn_normalization(edge_index: torch.Tensor, num_nodes: int,
-                      dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+def gcn_normalization(
+    edge_index: torch.Tensor, num_nodes: int, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(2, E) -> (edge_index with loops (2, E + N), weights (E + N,) = 1/sqrt(d_src * d_dst)),
     degrees counted on the target side, self-loop included (so every degree is at least 1)."""
     edges = add_self_loops(edge_index, num_nodes)
@@ -71,7 +71,8 @@ def segment_softmax(scores: torch.Tensor, index: torch.Tensor, num_nodes: int) -
     shape = (num_nodes, *scores.shape[1:])
     expanded = index.view(-1, *([1] * (scores.dim() - 1))).expand_as(scores)
     group_max = scores.new_full(shape, float("-inf")).scatter_reduce(
-        0, expanded, scores.detach(), reduce="amax", include_self=True)
+        0, expanded, scores.detach(), reduce="amax", include_self=True
+    )
     exp = torch.exp(scores - group_max[index])
     total = scores.new_zeros(shape).index_add_(0, index, exp)
     return exp / total[index]
@@ -80,8 +81,15 @@ def segment_softmax(scores: torch.Tensor, index: torch.Tensor, num_nodes: int) -
 class GATLayer(nn.Module):
     """Graph attention (Velickovic et al. 2018), PyTorch Geometric's GATConv without dropout."""
 
-    def __init__(self, in_features: int, out_features: int, heads: int = 1, concat: bool = True,
-                 negative_slope: float = 0.2, bias: bool = True):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        heads: int = 1,
+        concat: bool = True,
+        negative_slope: float = 0.2,
+        bias: bool = True,
+    ):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.heads, self.concat, self.negative_slope = heads, concat, negative_slope
@@ -95,8 +103,9 @@ class GATLayer(nn.Module):
         else:
             self.register_parameter("bias", None)
 
-    def forward(self, x: torch.Tensor,
-                edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, edge_index: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """x (N, in_features), edge_index (2, E) -> (out, attention): out (N, heads *
         out_features) when concat else (N, out_features); attention (E + N, heads) in the
         order of add_self_loops(edge_index, N)."""
@@ -109,8 +118,7 @@ class GATLayer(nn.Module):
         scores = F.leaky_relu(score_src[source] + score_dst[target], self.negative_slope)
         attention = segment_softmax(scores, target, num_nodes)
         messages = h[source] * attention.unsqueeze(-1)
-        out = h.new_zeros(num_nodes, self.heads, self.out_features).index_add_(0, target,
-                                                                               messages)
+        out = h.new_zeros(num_nodes, self.heads, self.out_features).index_add_(0, target, messages)
         out = out.reshape(num_nodes, -1) if self.concat else out.mean(dim=1)
         if self.bias is not None:
             out = out + self.bias
@@ -132,15 +140,17 @@ def global_max_pool(x: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> to
     """x (N, C), batch (N,) -> (num_graphs, C): feature-wise max of each graph's nodes
     (0 for a graph without nodes)."""
     index = batch.unsqueeze(1).expand_as(x)
-    return x.new_zeros(num_graphs, x.shape[1]).scatter_reduce(0, index, x, reduce="amax",
-                                                               include_self=False)
+    return x.new_zeros(num_graphs, x.shape[1]).scatter_reduce(
+        0, index, x, reduce="amax", include_self=False
+    )
 
 
 class GCN(nn.Module):
     """Node classifier: conv1 -> ReLU -> dropout -> conv2 (logits)."""
 
-    def __init__(self, in_features: int, hidden_features: int, num_classes: int,
-                 dropout: float = 0.5):
+    def __init__(
+        self, in_features: int, hidden_features: int, num_classes: int, dropout: float = 0.5
+    ):
         super().__init__()
         self.conv1 = GCNLayer(in_features, hidden_features)
         self.conv2 = GCNLayer(hidden_features, num_classes)
@@ -156,8 +166,14 @@ class GCN(nn.Module):
 class GAT(nn.Module):
     """Node classifier: conv1 (heads, concat) -> ELU -> dropout -> conv2 (1 head, mean)."""
 
-    def __init__(self, in_features: int, hidden_features: int, num_classes: int,
-                 heads: int = 4, dropout: float = 0.5):
+    def __init__(
+        self,
+        in_features: int,
+        hidden_features: int,
+        num_classes: int,
+        heads: int = 4,
+        dropout: float = 0.5,
+    ):
         super().__init__()
         self.conv1 = GATLayer(in_features, hidden_features, heads=heads, concat=True)
         self.conv2 = GATLayer(heads * hidden_features, num_classes, heads=1, concat=False)
@@ -176,26 +192,33 @@ POOLS = {"mean": global_mean_pool, "max": global_max_pool, "add": global_add_poo
 class GraphClassifier(nn.Module):
     """num_layers x (GCNLayer -> ReLU), then pooling per graph, then a linear head."""
 
-    def __init__(self, in_features: int, hidden_features: int, num_classes: int,
-                 num_layers: int = 3, pool: str = "mean"):
+    def __init__(
+        self,
+        in_features: int,
+        hidden_features: int,
+        num_classes: int,
+        num_layers: int = 3,
+        pool: str = "mean",
+    ):
         super().__init__()
         sizes = [in_features] + [hidden_features] * num_layers
         self.convs = nn.ModuleList(GCNLayer(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.head = nn.Linear(hidden_features, num_classes)
         self.pool = pool
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor,
-                num_graphs: int) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor, num_graphs: int
+    ) -> torch.Tensor:
         """x (N, in_features), edge_index (2, E), batch (N,) -> logits (num_graphs, classes)."""
         for conv in self.convs:
             x = F.relu(conv(x, edge_index))
-        pool = {"mean": global_mean_pool, "max": global_max_pool,
-                "add": global_add_pool}[self.pool]
+        pool = {"mean": global_mean_pool, "max": global_max_pool, "add": global_add_pool}[self.pool]
         return self.head(pool(x, batch, num_graphs))
 
 
-def receptive_field(edge_index: torch.Tensor, num_nodes: int, node: int,
-                    num_layers: int) -> torch.Tensor:
+def receptive_field(
+    edge_index: torch.Tensor, num_nodes: int, node: int, num_layers: int
+) -> torch.Tensor:
     """(N,) bool: the nodes whose input features can change ``node``'s output after
     ``num_layers`` message-passing layers (a directed path of at most num_layers edges into
     ``node``; the node itself always)."""
@@ -203,8 +226,9 @@ def receptive_field(edge_index: torch.Tensor, num_nodes: int, node: int,
     reached[node] = True
     source, target = edge_index[0], edge_index[1]
     for _ in range(num_layers):
-        reached = reached.index_put((source[reached[target]],), torch.tensor(True),
-                                    accumulate=False)
+        reached = reached.index_put(
+            (source[reached[target]],), torch.tensor(True), accumulate=False
+        )
     return reached
 
 
@@ -213,8 +237,9 @@ def gcn_parameter_count(in_features: int, out_features: int, bias: bool = True) 
     return in_features * out_features + (out_features if bias else 0)
 
 
-def gat_parameter_count(in_features: int, out_features: int, heads: int = 1,
-                        concat: bool = True, bias: bool = True) -> int:
+def gat_parameter_count(
+    in_features: int, out_features: int, heads: int = 1, concat: bool = True, bias: bool = True
+) -> int:
     """Number of trainable scalars of GATLayer(in_features, out_features, heads, concat, bias)."""
     bias_size = (heads * out_features if concat else out_features) if bias else 0
     return in_features * heads * out_features + 2 * heads * out_features + bias_size

@@ -17,6 +17,7 @@ data) and the master's solution blocks (what the released solution notebook runs
 independent oracles, neither generated from the other; ``tests/test_check_coverage.py`` runs
 every check's exercise on both and compares them with the kit's comparison rule.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,9 @@ HIDDEN_CHANNELS = (8, 16)  # channels after conv1 and conv2 (the decoder mirrors
 
 
 # ------------------------------------------------------------------ q1: concepts and shapes
-def conv_transpose_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                               output_padding: int = 0) -> int:
+def conv_transpose_output_size(
+    size: int, kernel_size: int, stride: int = 1, padding: int = 0, output_padding: int = 0
+) -> int:
     """Length of a transposed convolution's output along one axis."""
     return (size - 1) * stride - 2 * padding + kernel_size + output_padding
 
@@ -41,9 +43,14 @@ def kl_by_hand() -> float:
     return 0.5 * (0.25 + 1 - 1) - math.log(0.5) + 0.5 * (4 + 0 - 1) - math.log(2.0)
 
 
-def conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-                     stride: int = 1, padding: int = 0,
-                     output_padding: int = 0) -> torch.Tensor:
+def conv_transpose2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int = 1,
+    padding: int = 0,
+    output_padding: int = 0,
+) -> torch.Tensor:
     """Transposed 2-D convolution, from scratch (einsum, then fold).
 
     x (N, C_in, H, W), weight (C_in, C_out, k, k), bias (C_out,) or None
@@ -62,7 +69,7 @@ def conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     full = F.fold(columns, ((h - 1) * stride + k, (w - 1) * stride + k), k, stride=stride)
     # output_padding extends the bottom and right edges; padding is cropped from every edge
     full = F.pad(full, (0, output_padding, 0, output_padding))
-    out = full[:, :, padding:padding + h_out, padding:padding + w_out]
+    out = full[:, :, padding : padding + h_out, padding : padding + w_out]
     if bias is not None:
         out = out + bias.reshape(1, -1, 1, 1)
     return out
@@ -72,20 +79,27 @@ class UpConv2d(nn.Module):
     """Given layer: a transposed convolution holding weight (C_in, C_out, k, k) and bias
     (C_out,), initialised as ``nn.ConvTranspose2d`` does, calling ``conv_transpose2d``."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, output_padding: int = 0):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        output_padding: int = 0,
+    ):
         super().__init__()
         self.stride, self.padding, self.output_padding = stride, padding, output_padding
-        self.weight = nn.Parameter(torch.empty(in_channels, out_channels, kernel_size,
-                                               kernel_size))
+        self.weight = nn.Parameter(torch.empty(in_channels, out_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels))
         bound = 1.0 / math.sqrt(out_channels * kernel_size * kernel_size)
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
-                                self.output_padding)
+        return conv_transpose2d(
+            x, self.weight, self.bias, self.stride, self.padding, self.output_padding
+        )
 
 
 # ----------------------------------------------------------- q2: the reparameterization trick
@@ -94,8 +108,9 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) ->
     return mu + torch.exp(0.5 * logvar) * eps
 
 
-def sample_latent(mu: torch.Tensor, logvar: torch.Tensor,
-                  generator: torch.Generator) -> torch.Tensor:
+def sample_latent(
+    mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
     """z ~ N(mu, exp(logvar)) elementwise, the noise drawn from ``generator``."""
     eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
     return reparameterize(mu, logvar, eps)
@@ -119,13 +134,13 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return per_pixel.reshape(per_pixel.shape[0], -1).sum(dim=1)
 
 
-def gaussian_nll(mean: torch.Tensor, x: torch.Tensor,
-                 sigma: float | torch.Tensor = 1.0) -> torch.Tensor:
+def gaussian_nll(
+    mean: torch.Tensor, x: torch.Tensor, sigma: float | torch.Tensor = 1.0
+) -> torch.Tensor:
     """-log N(x | mean, sigma^2) per example, summed: (N, ...) -> (N,); sigma a standard
     deviation (a float or a tensor broadcastable to x)."""
     sigma_t = torch.as_tensor(sigma, dtype=mean.dtype, device=mean.device)
-    per_pixel = 0.5 * ((x - mean) / sigma_t) ** 2 + torch.log(sigma_t) \
-        + 0.5 * math.log(2 * math.pi)
+    per_pixel = 0.5 * ((x - mean) / sigma_t) ** 2 + torch.log(sigma_t) + 0.5 * math.log(2 * math.pi)
     per_pixel = per_pixel.expand(torch.broadcast_shapes(per_pixel.shape, x.shape))
     return per_pixel.reshape(per_pixel.shape[0], -1).sum(dim=1)
 
@@ -195,14 +210,16 @@ class VAE(nn.Module):
         self.encoder = Encoder(2 * latent_dims)
         self.decoder = Decoder(latent_dims)
 
-    def forward(self, x: torch.Tensor,
-                eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, eps: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (N, 1, 8, 8), eps (N, latent_dims) -> (logits (N, 1, 8, 8), mu, logvar)."""
         mu, logvar = self.encoder(x).chunk(2, dim=1)
         return self.decoder(reparameterize(mu, logvar, eps)), mu, logvar
 
-    def loss(self, x: torch.Tensor, eps: torch.Tensor,
-             beta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def loss(
+        self, x: torch.Tensor, eps: torch.Tensor, beta: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(reconstruction + beta * kl, reconstruction, kl), each the mean over the batch."""
         logits, mu, logvar = self(x, eps)
         reconstruction = bernoulli_nll(logits, x).mean()
@@ -212,8 +229,9 @@ class VAE(nn.Module):
     def sample(self, num: int, generator: torch.Generator) -> torch.Tensor:
         """num images (num, 1, 8, 8) of pixel probabilities, z ~ N(0, I) from generator."""
         weight = self.decoder.fc.weight
-        z = torch.randn(num, self.latent_dims, generator=generator, dtype=weight.dtype,
-                        device=weight.device)
+        z = torch.randn(
+            num, self.latent_dims, generator=generator, dtype=weight.dtype, device=weight.device
+        )
         return torch.sigmoid(self.decoder(z))
 
 

@@ -13,6 +13,7 @@ data) and the master's solution blocks (what the released solution notebook runs
 independent oracles, neither generated from the other; ``tests/test_check_coverage.py`` runs
 every check's exercise on both and compares them with the kit's comparison rule.
 """
+
 from __future__ import annotations
 
 import math
@@ -97,9 +98,14 @@ def uniformity(z: torch.Tensor, t: float = 2) -> torch.Tensor:
     return _stable_logsumexp(exponents)[0] - math.log(exponents.shape[1])
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, crop: float = 0.3,
-            rotation: float = 15.0, translation: float = 1.0,
-            noise: float = 0.05) -> torch.Tensor:
+def augment(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    crop: float = 0.3,
+    rotation: float = 15.0,
+    translation: float = 1.0,
+    noise: float = 0.05,
+) -> torch.Tensor:
     """A random view of every image: random resized crop, rotation, translation, noise.
 
     x: (N, 1, H, W) pixels in [0, 1]. Per image, independently, drawn from ``generator``:
@@ -121,12 +127,18 @@ def augment(x: torch.Tensor, generator: torch.Generator, crop: float = 0.3,
     shift = translation * (2.0 * draw(n, 2) - 1.0)
     shift = shift * torch.tensor([2.0 / width, 2.0 / height], dtype=x.dtype, device=x.device)
     cos, sin = torch.cos(angle) * side, torch.sin(angle) * side
-    theta = torch.stack([torch.stack([cos, -sin, center[:, 0] + shift[:, 0]], dim=1),
-                         torch.stack([sin, cos, center[:, 1] + shift[:, 1]], dim=1)], dim=1)
+    theta = torch.stack(
+        [
+            torch.stack([cos, -sin, center[:, 0] + shift[:, 0]], dim=1),
+            torch.stack([sin, cos, center[:, 1] + shift[:, 1]], dim=1),
+        ],
+        dim=1,
+    )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     views = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    views = views + noise * torch.randn(views.shape, generator=generator, dtype=x.dtype,
-                                        device=x.device)
+    views = views + noise * torch.randn(
+        views.shape, generator=generator, dtype=x.dtype, device=x.device
+    )
     return views.clamp(0.0, 1.0)
 
 
@@ -150,8 +162,9 @@ class SimCLR(nn.Module):
         self.encoder = encoder
         self.head = head
 
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x1: torch.Tensor, x2: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """x1, x2: the two views (N, ...) -> (h1, h2, z1, z2), h = f(x), z = g(h)."""
         h1, h2 = self.encoder(x1), self.encoder(x2)
         return h1, h2, self.head(h1), self.head(h2)
@@ -164,16 +177,16 @@ def extract_features(encoder: nn.Module, x: torch.Tensor, batch_size: int) -> to
     encoder.eval()
     try:
         with torch.no_grad():
-            parts = [encoder(x[start:start + batch_size])
-                     for start in range(0, x.shape[0], batch_size)]
+            parts = [
+                encoder(x[start : start + batch_size]) for start in range(0, x.shape[0], batch_size)
+            ]
         return torch.cat(parts, dim=0)
     finally:
         encoder.train(was_training)
 
 
 # Answers to the concept questions (section 7 of the notebook).
-CONCEPT_ANSWERS = {"largest_loss_aligned": 5.0, "largest_loss_confused": 0.05,
-                   "probe_features": 2}
+CONCEPT_ANSWERS = {"largest_loss_aligned": 5.0, "largest_loss_confused": 0.05, "probe_features": 2}
 
 
 def concept_answers() -> dict[str, float]:

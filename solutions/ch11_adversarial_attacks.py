@@ -15,6 +15,7 @@ data) and the master's solution blocks (what the released solution notebook runs
 independent oracles, neither generated from the other; ``tests/test_check_coverage.py`` runs
 every check's exercise on both and compares them with the kit's comparison rule.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["accuracy_under_attack", "adversarial_training_step", "apply_patch",
-           "expected_max_change", "fgsm", "linear_max_change", "pgd", "train_patch"]
+__all__ = [
+    "accuracy_under_attack",
+    "adversarial_training_step",
+    "apply_patch",
+    "expected_max_change",
+    "fgsm",
+    "linear_max_change",
+    "pgd",
+    "train_patch",
+]
 
 Attack = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -66,8 +75,14 @@ def _clamp(x: torch.Tensor, clamp: tuple[float, float] | None) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------- attacks
-def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
-         targeted: bool = False, clamp: tuple[float, float] | None = (0.0, 1.0)) -> torch.Tensor:
+def fgsm(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    targeted: bool = False,
+    clamp: tuple[float, float] | None = (0.0, 1.0),
+) -> torch.Tensor:
     """Fast gradient sign method: x_adv = clamp(x + eps * sign(grad_x L(model(x), y))), or
     x - eps * sign(...) when targeted (y holds the target labels).
 
@@ -79,10 +94,18 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
     return _clamp(x.detach() + direction * eps * grad.sign(), clamp)
 
 
-def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float,
-        steps: int, random_start: bool = True, generator: torch.Generator | None = None,
-        targeted: bool = False,
-        clamp: tuple[float, float] | None = (0.0, 1.0)) -> torch.Tensor:
+def pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    alpha: float,
+    steps: int,
+    random_start: bool = True,
+    generator: torch.Generator | None = None,
+    targeted: bool = False,
+    clamp: tuple[float, float] | None = (0.0, 1.0),
+) -> torch.Tensor:
     """Projected gradient descent in the L-infinity ball of radius eps around x.
 
     Random start (optional): x + (2 * rand(x.shape, generator) - 1) * eps, clamped to the range.
@@ -105,8 +128,9 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: f
 
 
 # ----------------------------------------------------------------------------- the patch
-def apply_patch(images: torch.Tensor, patch: torch.Tensor, top: int | torch.Tensor,
-                left: int | torch.Tensor) -> torch.Tensor:
+def apply_patch(
+    images: torch.Tensor, patch: torch.Tensor, top: int | torch.Tensor, left: int | torch.Tensor
+) -> torch.Tensor:
     """Pastes ``patch`` over ``images`` (its pixels replace the image's).
 
     images: (N, C, H, W); patch: (C, kh, kw) or (1, kh, kw) (then the same values in every
@@ -128,8 +152,9 @@ def apply_patch(images: torch.Tensor, patch: torch.Tensor, top: int | torch.Tens
     return out
 
 
-def random_positions(n: int, image_size: tuple[int, int], patch_size: int,
-                     generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+def random_positions(
+    n: int, image_size: tuple[int, int], patch_size: int, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(top, left), each (n,) int64 uniform over the positions where the patch fits."""
     h, w = image_size
     top = torch.randint(0, h - patch_size + 1, (n,), generator=generator)
@@ -137,8 +162,15 @@ def random_positions(n: int, image_size: tuple[int, int], patch_size: int,
     return top, left
 
 
-def train_patch(model: nn.Module, images: torch.Tensor, target_class: int, patch_size: int,
-                steps: int, lr: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def train_patch(
+    model: nn.Module,
+    images: torch.Tensor,
+    target_class: int,
+    patch_size: int,
+    steps: int,
+    lr: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """A square patch that makes ``model`` predict ``target_class`` wherever it is pasted.
 
     patch = sigmoid(param) (always in [0, 1]), param starting at zeros; each step pastes the
@@ -168,8 +200,9 @@ def train_patch(model: nn.Module, images: torch.Tensor, target_class: int, patch
 
 
 # --------------------------------------------------------------------- robust accuracy
-def accuracy_under_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                          attack: Attack | None, batch_size: int) -> float:
+def accuracy_under_attack(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack | None, batch_size: int
+) -> float:
     """Share of the examples the model still classifies correctly after ``attack``.
 
     Walks x in consecutive batches x[i:i + batch_size] (the last one may be shorter), crafts
@@ -180,7 +213,7 @@ def accuracy_under_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     correct = 0
     try:
         for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
             x_adv = xb if attack is None else attack(model, xb, yb)
             model.eval()
             with torch.no_grad():
@@ -190,8 +223,9 @@ def accuracy_under_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return correct / len(x)
 
 
-def adversarial_training_step(model: nn.Module, optimizer: torch.optim.Optimizer,
-                              x: torch.Tensor, y: torch.Tensor, eps: float) -> float:
+def adversarial_training_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, eps: float
+) -> float:
     """One optimizer step on the FGSM examples of the batch (Goodfellow et al.).
 
     Crafts x_adv = fgsm(model, x, y, eps) (fgsm evaluates in eval mode), then in train mode:

@@ -3,6 +3,7 @@
 1797 grayscale 8x8 images of the digits 0-9, pixel values 0-16. Split deterministically into
 train, validation and test sets with a seeded generator.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,8 +23,9 @@ class Split:
         return self.images.reshape(len(self.images), -1)
 
 
-def load_digits_splits(seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15,
-                       size: int = 8) -> dict[str, Split]:
+def load_digits_splits(
+    seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15, size: int = 8
+) -> dict[str, Split]:
     """The digits set split into ``{"train", "val", "test"}``.
 
     Args:
@@ -42,13 +44,17 @@ def load_digits_splits(seed: int = 0, val_fraction: float = 0.15, test_fraction:
     images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
     labels = torch.tensor(bunch.target, dtype=torch.int64)
     if size != 8:
-        images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear",
-                                                 align_corners=False)
+        images = torch.nn.functional.interpolate(
+            images, size=(size, size), mode="bilinear", align_corners=False
+        )
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
     n_test = int(len(labels) * test_fraction)
     n_val = int(len(labels) * val_fraction)
-    parts = {"test": order[:n_test], "val": order[n_test:n_test + n_val],
-             "train": order[n_test + n_val:]}
+    parts = {
+        "test": order[:n_test],
+        "val": order[n_test : n_test + n_val],
+        "train": order[n_test + n_val :],
+    }
     return {name: Split(images[idx], labels[idx]) for name, idx in parts.items()}
 
 
@@ -56,4 +62,4 @@ def minibatches(n: int, batch_size: int, generator: torch.Generator):
     """Yields index tensors covering range(n) in a random order, ``batch_size`` at a time."""
     order = torch.randperm(n, generator=generator)
     for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]
+        yield order[start : start + batch_size]

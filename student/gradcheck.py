@@ -23,6 +23,7 @@ the left and the right difference quotients is accepted for that element.
 The checker restores everything it changed: parameters, gradients and caches of the object and
 of every layer inside it get their original values (and dtypes) back.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -43,9 +44,13 @@ class GradientCheckError(Exception):
 # ---------------------------------------------------------------------------------------------
 # error measure and numerical differentiation
 
-def relative_error(analytic: torch.Tensor, numerical: torch.Tensor,
-                   lower: torch.Tensor | None = None,
-                   upper: torch.Tensor | None = None) -> float:
+
+def relative_error(
+    analytic: torch.Tensor,
+    numerical: torch.Tensor,
+    lower: torch.Tensor | None = None,
+    upper: torch.Tensor | None = None,
+) -> float:
     """``||a - n|| / max(||a|| + ||n||, 1e-3 * sqrt(numel))`` over the whole tensor.
 
     Where ``lower``/``upper`` (the one-sided difference quotients) are given and disagree (a
@@ -65,9 +70,12 @@ def relative_error(analytic: torch.Tensor, numerical: torch.Tensor,
     return difference / scale
 
 
-def numerical_gradient(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                       dupstream: torch.Tensor | None = None, eps: float = EPS
-                       ) -> torch.Tensor:
+def numerical_gradient(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    dupstream: torch.Tensor | None = None,
+    eps: float = EPS,
+) -> torch.Tensor:
     """Gradient of ``sum(f(x) * dupstream)`` (or of the scalar ``f(x)``) by central differences.
 
     ``x`` is not modified: ``f`` receives a float64 copy, perturbed one element at a time.
@@ -84,14 +92,14 @@ def _weighted_sum(output: Any, dupstream: Any) -> float:
     return float((output.detach().to(torch.float64) * dupstream).sum())
 
 
-def _differences(f: Callable[[torch.Tensor], float], x: torch.Tensor, eps: float
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _differences(
+    f: Callable[[torch.Tensor], float], x: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Central, forward and backward difference quotients of the scalar f at x."""
     point = x.detach().to(torch.float64).clone(memory_format=torch.contiguous_format)
     flat = point.view(-1)
     at_point = f(point.clone())
-    central, forward, backward = (torch.zeros(point.numel(), dtype=torch.float64)
-                                  for _ in range(3))
+    central, forward, backward = (torch.zeros(point.numel(), dtype=torch.float64) for _ in range(3))
     for i in range(flat.numel()):
         original = flat[i].item()
         flat[i] = original + eps
@@ -108,6 +116,7 @@ def _differences(f: Callable[[torch.Tensor], float], x: torch.Tensor, eps: float
 # ---------------------------------------------------------------------------------------------
 # finding parameters, saving and restoring state
 
+
 def _is_module(obj: Any) -> bool:
     return isinstance(obj, torch.nn.Module)
 
@@ -116,8 +125,13 @@ def _children(obj: Any) -> list[tuple[str, Any]]:
     """Sub-layers held in attributes, lists, tuples or dicts (course-pattern objects)."""
     found = []
     for name, value in vars(obj).items():
-        items = (list(enumerate(value)) if isinstance(value, (list, tuple))
-                 else list(value.items()) if isinstance(value, dict) else [(None, value)])
+        items = (
+            list(enumerate(value))
+            if isinstance(value, (list, tuple))
+            else list(value.items())
+            if isinstance(value, dict)
+            else [(None, value)]
+        )
         for key, item in items:
             if hasattr(item, "forward") and not isinstance(item, (torch.Tensor, type)):
                 found.append((name if key is None else f"{name}.{key}", item))
@@ -144,8 +158,11 @@ def _course_parameters(obj: Any) -> list[tuple[str, Any, str]]:
         if _is_module(owner) or not hasattr(owner, "__dict__"):
             continue
         for name, value in vars(owner).items():
-            if isinstance(value, torch.Tensor) and value.is_floating_point() \
-                    and hasattr(owner, "grad_" + name):
+            if (
+                isinstance(value, torch.Tensor)
+                and value.is_floating_point()
+                and hasattr(owner, "grad_" + name)
+            ):
                 params.append((prefix + name, owner, name))
     return params
 
@@ -191,6 +208,7 @@ def _to_float64(value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 # the checker
 
+
 def _is_loss(obj: Any) -> bool:
     backward = getattr(obj, "backward", None)
     if backward is None or _is_module(obj):
@@ -206,9 +224,15 @@ def _draw_like(output: Any, generator: torch.Generator) -> Any:
     return torch.randn(output.shape, generator=generator, dtype=torch.float64)
 
 
-def check_gradients(obj: Any, x: torch.Tensor, target: torch.Tensor | None = None,
-                    seed: int = 0, param_names: tuple[str, ...] | None = None,
-                    verbose: bool = True, eps: float = EPS) -> dict[str, float]:
+def check_gradients(
+    obj: Any,
+    x: torch.Tensor,
+    target: torch.Tensor | None = None,
+    seed: int = 0,
+    param_names: tuple[str, ...] | None = None,
+    verbose: bool = True,
+    eps: float = EPS,
+) -> dict[str, float]:
     """Compares analytic gradients with central differences, in float64; returns the errors.
 
     ``obj`` may be
@@ -253,14 +277,21 @@ def check_gradients(obj: Any, x: torch.Tensor, target: torch.Tensor | None = Non
 check_layer_gradients = check_gradients  # the name used in the notebooks
 
 
-def _check(obj: Any, x: torch.Tensor, target: torch.Tensor | None, seed: int,
-           param_names: tuple[str, ...] | None, eps: float) -> dict[str, float]:
+def _check(
+    obj: Any,
+    x: torch.Tensor,
+    target: torch.Tensor | None,
+    seed: int,
+    param_names: tuple[str, ...] | None,
+    eps: float,
+) -> dict[str, float]:
     x = x.detach().to(torch.float64)
     target = _to_float64(target)
     loss = target is not None or _is_loss(obj)
     if loss and target is None:
-        raise GradientCheckError(f"{type(obj).__name__} is a loss (its backward takes no "
-                                 "argument): pass target=...")
+        raise GradientCheckError(
+            f"{type(obj).__name__} is a loss (its backward takes no argument): pass target=..."
+        )
     module = _is_module(obj)
     label = type(obj).__name__
 
@@ -273,21 +304,29 @@ def _check(obj: Any, x: torch.Tensor, target: torch.Tensor | None, seed: int,
             params[name] = param.data
     else:
         for name, owner, attribute in _course_parameters(obj):
-            value = getattr(owner, attribute).detach().to(torch.float64).clone(
-                memory_format=torch.contiguous_format)
+            value = (
+                getattr(owner, attribute)
+                .detach()
+                .to(torch.float64)
+                .clone(memory_format=torch.contiguous_format)
+            )
             setattr(owner, attribute, value)
             params[name] = value
         for _, owner in _walk(obj):  # other float tensors (e.g. constants) follow to float64
             if not _is_module(owner) and hasattr(owner, "__dict__"):
                 for attribute, value in list(vars(owner).items()):
-                    if isinstance(value, torch.Tensor) and value.is_floating_point() \
-                            and value.dtype != torch.float64:
+                    if (
+                        isinstance(value, torch.Tensor)
+                        and value.is_floating_point()
+                        and value.dtype != torch.float64
+                    ):
                         setattr(owner, attribute, value.detach().to(torch.float64))
     if param_names is not None:
         unknown = set(param_names) - set(params)
         if unknown:
-            raise GradientCheckError(f"{label} has no parameter {sorted(unknown)}; found "
-                                     f"{sorted(params)}")
+            raise GradientCheckError(
+                f"{label} has no parameter {sorted(unknown)}; found {sorted(params)}"
+            )
         params = {name: params[name] for name in param_names}
 
     def run(v: torch.Tensor) -> Any:
@@ -297,7 +336,8 @@ def _check(obj: Any, x: torch.Tensor, target: torch.Tensor | None, seed: int,
         if not torch.equal(v, given):
             raise GradientCheckError(
                 f"{label}.forward changed its input in place (e.g. x += ..., x[...] = ..., "
-                "x.clamp_(...)); work on a copy or write out-of-place operations")
+                "x.clamp_(...)); work on a copy or write out-of-place operations"
+            )
         return out
 
     # analytic gradients
@@ -306,10 +346,12 @@ def _check(obj: Any, x: torch.Tensor, target: torch.Tensor | None, seed: int,
         leaf = x.clone().requires_grad_()
         out = run(leaf)
         dupstream = None if loss else _draw_like(out, generator)
-        torch.autograd.backward(list(out) if isinstance(out, (tuple, list)) else [out],
-                                None if dupstream is None else
-                                (list(dupstream) if isinstance(out, (tuple, list))
-                                 else [dupstream]))
+        torch.autograd.backward(
+            list(out) if isinstance(out, (tuple, list)) else [out],
+            None
+            if dupstream is None
+            else (list(dupstream) if isinstance(out, (tuple, list)) else [dupstream]),
+        )
         analytic = {"x": leaf.grad if leaf.grad is not None else torch.zeros_like(x)}
         for name, param in obj.named_parameters():
             if name in params:
@@ -319,8 +361,10 @@ def _check(obj: Any, x: torch.Tensor, target: torch.Tensor | None, seed: int,
         out = run(x.clone())
         again = run(x.clone())
         if not _same(out, again):
-            raise GradientCheckError(f"{label}.forward gives different outputs for the same "
-                                     "input (random, or state kept between calls)")
+            raise GradientCheckError(
+                f"{label}.forward gives different outputs for the same "
+                "input (random, or state kept between calls)"
+            )
         out = run(x.clone())  # backward must follow its own forward
         if loss:
             dupstream = None
@@ -330,11 +374,14 @@ def _check(obj: Any, x: torch.Tensor, target: torch.Tensor | None, seed: int,
             given = dupstream.clone()
             dx = obj.backward(dupstream)
             if not torch.equal(dupstream, given):
-                raise GradientCheckError(f"{label}.backward changed dupstream in place; "
-                                         "work on a copy")
+                raise GradientCheckError(
+                    f"{label}.backward changed dupstream in place; work on a copy"
+                )
         if not isinstance(dx, torch.Tensor):
-            raise GradientCheckError(f"{label}.backward returned {type(dx).__name__}, "
-                                     "not the gradient with respect to the input")
+            raise GradientCheckError(
+                f"{label}.backward returned {type(dx).__name__}, "
+                "not the gradient with respect to the input"
+            )
         analytic = {"x": dx.detach().clone()}
         for name, owner, attribute in _course_parameters(obj):
             if name in params:
@@ -349,13 +396,15 @@ def _check(obj: Any, x: torch.Tensor, target: torch.Tensor | None, seed: int,
     for name, grad in analytic.items():
         if name == "x":
             central, forward, backward = _differences(
-                lambda v: _weighted_sum(_no_grad(run, v), dupstream), x, eps)
+                lambda v: _weighted_sum(_no_grad(run, v), dupstream), x, eps
+            )
         else:
             central, forward, backward = _param_differences(params[name], objective, eps)
         if tuple(grad.shape) != tuple(central.shape):
             raise GradientCheckError(
                 f"the gradient for {name} has shape {tuple(grad.shape)}, expected "
-                f"{tuple(central.shape)}")
+                f"{tuple(central.shape)}"
+            )
         errors[name] = relative_error(grad, central, forward, backward)
     return errors
 
@@ -363,8 +412,12 @@ def _check(obj: Any, x: torch.Tensor, target: torch.Tensor | None, seed: int,
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, (tuple, list)):
         return isinstance(b, (tuple, list)) and len(a) == len(b) and all(map(_same, a, b))
-    return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape \
+    return (
+        isinstance(a, torch.Tensor)
+        and isinstance(b, torch.Tensor)
+        and a.shape == b.shape
         and torch.equal(a.detach(), b.detach())
+    )
 
 
 def _no_grad(run: Callable[[torch.Tensor], Any], v: torch.Tensor) -> Any:
@@ -372,13 +425,13 @@ def _no_grad(run: Callable[[torch.Tensor], Any], v: torch.Tensor) -> Any:
         return run(v)
 
 
-def _param_differences(param: torch.Tensor, objective: Callable[[], float], eps: float
-                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _param_differences(
+    param: torch.Tensor, objective: Callable[[], float], eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Difference quotients with respect to a parameter, perturbed in place and restored."""
     flat = param.data.view(-1)
     at_point = objective()
-    central, forward, backward = (torch.zeros(flat.numel(), dtype=torch.float64)
-                                  for _ in range(3))
+    central, forward, backward = (torch.zeros(flat.numel(), dtype=torch.float64) for _ in range(3))
     for i in range(flat.numel()):
         original = flat[i].item()
         flat[i] = original + eps

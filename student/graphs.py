@@ -11,6 +11,7 @@
 Graphs follow the chapter's convention: ``edge_index`` (2, E) int64 (source, target), both
 directions listed for an undirected graph, no self-loops.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,20 +21,123 @@ import torch
 
 # Zachary's karate club: each undirected friendship once, as (smaller, larger) member number.
 KARATE_EDGES = (
-    (0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (0, 6), (0, 7), (0, 8), (0, 10), (0, 11), (0, 12),
-    (0, 13), (0, 17), (0, 19), (0, 21), (0, 31), (1, 2), (1, 3), (1, 7), (1, 13), (1, 17),
-    (1, 19), (1, 21), (1, 30), (2, 3), (2, 7), (2, 8), (2, 9), (2, 13), (2, 27), (2, 28),
-    (2, 32), (3, 7), (3, 12), (3, 13), (4, 6), (4, 10), (5, 6), (5, 10), (5, 16), (6, 16),
-    (8, 30), (8, 32), (8, 33), (9, 33), (13, 33), (14, 32), (14, 33), (15, 32), (15, 33),
-    (18, 32), (18, 33), (19, 33), (20, 32), (20, 33), (22, 32), (22, 33), (23, 25), (23, 27),
-    (23, 29), (23, 32), (23, 33), (24, 25), (24, 27), (24, 31), (25, 31), (26, 29), (26, 33),
-    (27, 33), (28, 31), (28, 33), (29, 32), (29, 33), (30, 32), (30, 33), (31, 32), (31, 33),
+    (0, 1),
+    (0, 2),
+    (0, 3),
+    (0, 4),
+    (0, 5),
+    (0, 6),
+    (0, 7),
+    (0, 8),
+    (0, 10),
+    (0, 11),
+    (0, 12),
+    (0, 13),
+    (0, 17),
+    (0, 19),
+    (0, 21),
+    (0, 31),
+    (1, 2),
+    (1, 3),
+    (1, 7),
+    (1, 13),
+    (1, 17),
+    (1, 19),
+    (1, 21),
+    (1, 30),
+    (2, 3),
+    (2, 7),
+    (2, 8),
+    (2, 9),
+    (2, 13),
+    (2, 27),
+    (2, 28),
+    (2, 32),
+    (3, 7),
+    (3, 12),
+    (3, 13),
+    (4, 6),
+    (4, 10),
+    (5, 6),
+    (5, 10),
+    (5, 16),
+    (6, 16),
+    (8, 30),
+    (8, 32),
+    (8, 33),
+    (9, 33),
+    (13, 33),
+    (14, 32),
+    (14, 33),
+    (15, 32),
+    (15, 33),
+    (18, 32),
+    (18, 33),
+    (19, 33),
+    (20, 32),
+    (20, 33),
+    (22, 32),
+    (22, 33),
+    (23, 25),
+    (23, 27),
+    (23, 29),
+    (23, 32),
+    (23, 33),
+    (24, 25),
+    (24, 27),
+    (24, 31),
+    (25, 31),
+    (26, 29),
+    (26, 33),
+    (27, 33),
+    (28, 31),
+    (28, 33),
+    (29, 32),
+    (29, 33),
+    (30, 32),
+    (30, 33),
+    (31, 32),
+    (31, 33),
     (32, 33),
 )
 # The faction each member joined after the split: 0 = Mr. Hi (the instructor, member 0),
 # 1 = Officer (the administrator, member 33).
-KARATE_FACTIONS = (0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1, 0, 1, 0, 1, 1, 1,
-                   1, 1, 1, 1, 1, 1, 1, 1, 1)
+KARATE_FACTIONS = (
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    1,
+    0,
+    0,
+    0,
+    0,
+    1,
+    1,
+    0,
+    0,
+    1,
+    0,
+    1,
+    0,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+)
 
 
 @dataclass
@@ -65,8 +169,9 @@ def karate_club() -> Graph:
     return Graph(torch.eye(34), both_directions(pairs), torch.tensor(KARATE_FACTIONS))
 
 
-def _split_masks(labels: torch.Tensor, per_class_train: int, val_fraction: float,
-                 generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+def _split_masks(
+    labels: torch.Tensor, per_class_train: int, val_fraction: float, generator: torch.Generator
+) -> tuple[torch.Tensor, ...]:
     n = len(labels)
     train = torch.zeros(n, dtype=torch.bool)
     for c in labels.unique():
@@ -76,14 +181,20 @@ def _split_masks(labels: torch.Tensor, per_class_train: int, val_fraction: float
     rest = (~train).nonzero().flatten()
     rest = rest[torch.randperm(len(rest), generator=generator)]
     val = torch.zeros(n, dtype=torch.bool)
-    val[rest[:int(val_fraction * len(rest))]] = True
+    val[rest[: int(val_fraction * len(rest))]] = True
     return train, val, ~(train | val)
 
 
-def stochastic_block_model(nodes_per_class: int = 100, num_classes: int = 4,
-                           p_in: float = 0.05, p_out: float = 0.004, num_features: int = 16,
-                           feature_noise: float = 2.0, per_class_train: int = 20,
-                           seed: int = 0) -> Graph:
+def stochastic_block_model(
+    nodes_per_class: int = 100,
+    num_classes: int = 4,
+    p_in: float = 0.05,
+    p_out: float = 0.004,
+    num_features: int = 16,
+    feature_noise: float = 2.0,
+    per_class_train: int = 20,
+    seed: int = 0,
+) -> Graph:
     """A stochastic block model: node i in class c; an undirected edge between two nodes with
     probability p_in (same class) or p_out (different classes). Features: a class mean (a
     random unit vector per class) plus Gaussian noise of standard deviation ``feature_noise``
@@ -114,8 +225,9 @@ def _cycle(n: int) -> torch.Tensor:
     return torch.stack([nodes, (nodes + 1) % n])
 
 
-def cycles_and_trees(num_graphs: int = 400, min_nodes: int = 8, max_nodes: int = 20,
-                     seed: int = 0) -> list[Graph]:
+def cycles_and_trees(
+    num_graphs: int = 400, min_nodes: int = 8, max_nodes: int = 20, seed: int = 0
+) -> list[Graph]:
     """Graph classification: label 1 for a single cycle through all n nodes, 0 for a random
     tree on n nodes (n uniform in [min_nodes, max_nodes], nodes relabelled at random). Every
     node has the same feature, 1: only the structure tells the classes apart."""
@@ -131,8 +243,7 @@ def cycles_and_trees(num_graphs: int = 400, min_nodes: int = 8, max_nodes: int =
     return [graphs[int(i)] for i in order]
 
 
-def collate(graphs: list[Graph]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
-                                          torch.Tensor]:
+def collate(graphs: list[Graph]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """A batch as one disconnected graph: (x (N, C), edge_index (2, E), batch (N,), y (B,)),
     each graph's node numbers shifted by the number of nodes before it."""
     xs, edges, batch, offset = [], [], [], 0
@@ -145,8 +256,9 @@ def collate(graphs: list[Graph]) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     return torch.cat(xs), torch.cat(edges, dim=1), torch.cat(batch), labels
 
 
-def spring_layout(edge_index: torch.Tensor, num_nodes: int, iterations: int = 300,
-                  seed: int = 0) -> torch.Tensor:
+def spring_layout(
+    edge_index: torch.Tensor, num_nodes: int, iterations: int = 300, seed: int = 0
+) -> torch.Tensor:
     """(N, 2) positions in [-1, 1]: Fruchterman-Reingold, connected nodes attract (d^2 / k),
     all pairs repel (k^2 / d), with a cooling step size. Seeded, deterministic."""
     generator = torch.Generator().manual_seed(seed)
@@ -157,7 +269,7 @@ def spring_layout(edge_index: torch.Tensor, num_nodes: int, iterations: int = 30
     for step in range(iterations):
         delta = pos[:, None, :] - pos[None, :, :]
         distance = delta.norm(dim=2).clamp(min=1e-3)
-        force = k * k / distance ** 2 - adjacency * distance / k
+        force = k * k / distance**2 - adjacency * distance / k
         move = (delta * force[:, :, None]).sum(dim=1)
         length = move.norm(dim=1, keepdim=True).clamp(min=1e-9)
         temperature = 0.1 * (1 - step / iterations) + 1e-3

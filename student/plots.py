@@ -1,4 +1,5 @@
 """Plotting helpers for the notebooks (matplotlib)."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -6,8 +7,9 @@ import torch
 from matplotlib.ticker import MaxNLocator
 
 
-def plot_curves(curves: dict[str, list[float]], ylabel: str, title: str = "",
-                xlabel: str = "epoch"):
+def plot_curves(
+    curves: dict[str, list[float]], ylabel: str, title: str = "", xlabel: str = "epoch"
+):
     """One line per named curve, e.g. {"train": [...], "val": [...]}; returns the figure."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, values in curves.items():
@@ -23,8 +25,13 @@ def plot_curves(curves: dict[str, list[float]], ylabel: str, title: str = "",
     return fig
 
 
-def show_images(images: torch.Tensor, titles: list[str] | None = None, columns: int = 8,
-                cmap: str = "gray", shared_scale: bool = False):
+def show_images(
+    images: torch.Tensor,
+    titles: list[str] | None = None,
+    columns: int = 8,
+    cmap: str = "gray",
+    shared_scale: bool = False,
+):
     """A grid of images of shape (n, H, W) or (n, 1, H, W); returns the figure.
 
     By default each image is scaled to its own range (its darkest pixel black, its brightest

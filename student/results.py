@@ -4,6 +4,7 @@
 kit's notebook tests run the notebook they set ``KIT_NOTEBOOK_RESULTS`` to a file, and each
 call appends one JSON line to it.
 """
+
 from __future__ import annotations
 
 import json

@@ -3,6 +3,7 @@
 Nothing is re-run: the checks run once more against the definitions already in the notebook's
 memory (a few seconds), and the export packs the notebook file as last saved.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,21 +20,29 @@ def _first_failure(result: Any) -> str:
         if case.passed:
             continue
         lines = [line.strip() for line in (case.message or "").splitlines() if line.strip()]
-        error = next((line for line in reversed(lines) if re.match(r"^\w+(Error|Exception)\b", line)
-                      or line.startswith("AssertionError")), lines[-1] if lines else "failed")
+        error = next(
+            (
+                line
+                for line in reversed(lines)
+                if re.match(r"^\w+(Error|Exception)\b", line) or line.startswith("AssertionError")
+            ),
+            lines[-1] if lines else "failed",
+        )
         at = lines[2] if len(lines) > 2 and lines[1].startswith("Error at line") else ""
         if error.startswith("AssertionError: "):  # the check's own message says it all
             text = error.removeprefix("AssertionError: ")
         else:
             text = error + (f"  (at: {at})" if at and at not in error else "")
-        return text if len(text) <= WIDTH else text[:WIDTH - 3] + "..."
+        return text if len(text) <= WIDTH else text[: WIDTH - 3] + "..."
     return "failed"
 
 
 def question_names(tests_dir: str | Path = "tests") -> list[str]:
     """The questions with public checks (tests/q1.py, tests/q2.py, ...), in natural order."""
     names = [path.stem for path in Path(tests_dir).glob("*.py") if path.stem != "__init__"]
-    return sorted(names, key=lambda n: [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", n)])
+    return sorted(
+        names, key=lambda n: [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", n)]
+    )
 
 
 def summarize_public_checks(grader: Any, env: dict[str, Any]) -> bool:
@@ -61,5 +70,7 @@ def export_submission(grader: Any, env: dict[str, Any]) -> None:
         print("In Colab: File > Download > Download .ipynb, and upload that file to Gradescope.")
         return
     grader.export(pdf=False, run_tests=False)
-    print("Upload the zip (or the .ipynb itself) to Gradescope. Save the notebook before "
-          "exporting: the zip holds the notebook as last saved.")
+    print(
+        "Upload the zip (or the .ipynb itself) to Gradescope. Save the notebook before "
+        "exporting: the zip holds the notebook as last saved."
+    )

@@ -9,6 +9,7 @@ the hostile-submission suite's timings (``tests/hostile/bench_suite.py``, if pre
 
     python -m tools.bench [--runs N] [--skip-notebooks] [--skip-no-bytecode] [CHAPTER ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,9 @@ def _tree_rss(root: int) -> int:
     return _resident_bytes(_tree(root))
 
 
-def grade_once(grader_zip: Path, submission: Path,
-               bytecode: bool = True) -> tuple[float, int, dict]:
+def grade_once(
+    grader_zip: Path, submission: Path, bytecode: bool = True
+) -> tuple[float, int, dict]:
     """(seconds, peak bytes of judge + child, results) for one Gradescope-style grading;
     ``bytecode=False`` makes the child ignore precompiled ``.pyc`` files (what a Python
     environment installed without them, such as uv's default, costs on every grading)."""
@@ -52,10 +54,25 @@ def grade_once(grader_zip: Path, submission: Path,
         results = Path(tmp) / "results.json"
         started = time.monotonic()
         process = subprocess.Popen(
-            [sys.executable, "-m", "autograder.gradescope", "--source", str(source),
-             "--submission", str(submission), "--results", str(results), "--quiet"],
-            cwd=source, env=dict(os.environ, KIT_CHILD_BYTECODE="on" if bytecode else "off",
-                                 KIT_SANDBOX_USER=BENCH_SANDBOX_USER))
+            [
+                sys.executable,
+                "-m",
+                "autograder.gradescope",
+                "--source",
+                str(source),
+                "--submission",
+                str(submission),
+                "--results",
+                str(results),
+                "--quiet",
+            ],
+            cwd=source,
+            env=dict(
+                os.environ,
+                KIT_CHILD_BYTECODE="on" if bytecode else "off",
+                KIT_SANDBOX_USER=BENCH_SANDBOX_USER,
+            ),
+        )
         peak = 0
         stop = threading.Event()
 
@@ -95,8 +112,10 @@ def chapter_hook(chapter: str) -> dict[str, str]:
 
 def _median_import(runs: list[tuple[float, int, dict]]) -> float:
     """Median of the child's own measure of its ``import numpy, torch`` (seconds)."""
-    values = [results.get("extra_data", {}).get("child_timings", {}).get("import_torch_s")
-              for _, _, results in runs]
+    values = [
+        results.get("extra_data", {}).get("child_timings", {}).get("import_torch_s")
+        for _, _, results in runs
+    ]
     values = [value for value in values if isinstance(value, float)]
     return statistics.median(values) if values else float("nan")
 
@@ -105,14 +124,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-notebooks", action="store_true")
-    parser.add_argument("--class-size", type=int, default=1000,
-                        help="submissions in the make grade-all bench")
-    parser.add_argument("--skip-no-bytecode", action="store_true",
-                        help="do not time gradings without precompiled bytecode")
+    parser.add_argument(
+        "--class-size", type=int, default=1000, help="submissions in the make grade-all bench"
+    )
+    parser.add_argument(
+        "--skip-no-bytecode",
+        action="store_true",
+        help="do not time gradings without precompiled bytecode",
+    )
     parser.add_argument("chapters", nargs="*")
     args = parser.parse_args(argv)
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; grading "
-          f"runs per chapter: {args.runs}; sandbox user {BENCH_SANDBOX_USER} (as root)")
+    print(
+        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; grading "
+        f"runs per chapter: {args.runs}; sandbox user {BENCH_SANDBOX_USER} (as root)"
+    )
     for chapter in args.chapters or chapters():
         grader_zip = DIST / "autograder" / f"{chapter}-autograder.zip"
         solution = DIST / "solutions" / f"{chapter}-solution.ipynb"
@@ -121,18 +146,23 @@ def main(argv: list[str] | None = None) -> int:
         peaks = [peak for _, peak, _ in runs]
         scores = {results["score"] for _, _, results in runs}
         print(f"\n== {chapter}")
-        print(f"  grading wall time per submission: median {statistics.median(times):.2f} s "
-              f"(min {min(times):.2f}, max {max(times):.2f}; goal < 5 s; bytecode "
-              f"precompiled)")
-        print(f"  child's `import torch` (numpy included): median "
-              f"{_median_import(runs):.2f} s")
+        print(
+            f"  grading wall time per submission: median {statistics.median(times):.2f} s "
+            f"(min {min(times):.2f}, max {max(times):.2f}; goal < 5 s; bytecode "
+            f"precompiled)"
+        )
+        print(f"  child's `import torch` (numpy included): median {_median_import(runs):.2f} s")
         if not args.skip_no_bytecode:
             cold = [grade_once(grader_zip, solution, bytecode=False) for _ in range(args.runs)]
-            print(f"  without precompiled bytecode: grading median "
-                  f"{statistics.median(seconds for seconds, _, _ in cold):.2f} s, "
-                  f"child's `import torch` median {_median_import(cold):.2f} s")
-        print(f"  peak RSS, judge + child: max {max(peaks) / 2**20:.0f} MiB "
-              f"(median {statistics.median(peaks) / 2**20:.0f} MiB; goal < 768 MiB)")
+            print(
+                f"  without precompiled bytecode: grading median "
+                f"{statistics.median(seconds for seconds, _, _ in cold):.2f} s, "
+                f"child's `import torch` median {_median_import(cold):.2f} s"
+            )
+        print(
+            f"  peak RSS, judge + child: max {max(peaks) / 2**20:.0f} MiB "
+            f"(median {statistics.median(peaks) / 2**20:.0f} MiB; goal < 768 MiB)"
+        )
         print(f"  solution score on every run: {sorted(scores)}")
         if not args.skip_notebooks:
             print(f"  solution notebook full execution: {notebook_seconds(chapter):.1f} s")
@@ -140,14 +170,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name}: {value}")
     print("\n== make grade-all: a class of chapter-01 submissions")
     sys.stdout.flush()
-    subprocess.run([sys.executable, "-m", "tools.bench_class", "--count", str(args.class_size)],
-                   cwd=REPO, check=False)
+    subprocess.run(
+        [sys.executable, "-m", "tools.bench_class", "--count", str(args.class_size)],
+        cwd=REPO,
+        check=False,
+    )
     suite = REPO / "tests" / "hostile" / "bench_suite.py"
     if suite.exists():
         print("\n== hostile-submission suite")
         sys.stdout.flush()
-        subprocess.run([sys.executable, "-m", "tests.hostile.bench_suite"], cwd=REPO,
-                       check=False)
+        subprocess.run([sys.executable, "-m", "tests.hostile.bench_suite"], cwd=REPO, check=False)
     return 0
 
 

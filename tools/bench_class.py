@@ -8,6 +8,7 @@ submissions (an endless loop in one method, a memory bomb), in that proportion. 
 the resident memory of the whole process tree (this process, its workers' judges and sandboxed
 children), sampled every 20 ms.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,11 +48,15 @@ def make_class(folder: Path, count: int) -> Counter:
     templates = {}
     for bug in load_bugs(CHAPTER):
         templates[f"mutant: {bug.name}"] = notebook_with_extra_cell(
-            CHAPTER, bug.code, folder / "template.ipynb").read_bytes()
-    for name, code in (("hostile: endless loop", ENDLESS_LOOP),
-                       ("hostile: memory bomb", MEMORY_BOMB)):
-        templates[name] = notebook_with_extra_cell(CHAPTER, code,
-                                                   folder / "template.ipynb").read_bytes()
+            CHAPTER, bug.code, folder / "template.ipynb"
+        ).read_bytes()
+    for name, code in (
+        ("hostile: endless loop", ENDLESS_LOOP),
+        ("hostile: memory bomb", MEMORY_BOMB),
+    ):
+        templates[name] = notebook_with_extra_cell(
+            CHAPTER, code, folder / "template.ipynb"
+        ).read_bytes()
     (folder / "template.ipynb").unlink()
     mutants = sorted(k for k in templates if k.startswith("mutant"))
     mix: Counter = Counter()
@@ -93,16 +98,19 @@ def main(argv: list[str] | None = None) -> int:
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         began = time.perf_counter()
-        results = grade_all.grade_batch(CHAPTER, grade_all.discover(folder), Path(tmp) / "out",
-                                        jobs=args.jobs, progress=False)
+        results = grade_all.grade_batch(
+            CHAPTER, grade_all.discover(folder), Path(tmp) / "out", jobs=args.jobs, progress=False
+        )
         seconds = time.perf_counter() - began
         stop.set()
         sampler.join()
     load = os.getloadavg()
     print(f"  class of {args.count} ({', '.join(f'{n} {k}' for k, n in sorted(mix.items()))})")
-    print(f"  graded {len(results)} with {args.jobs} workers on {os.cpu_count()} cores "
-          f"(load average now {load[0]:.1f}): {seconds:.0f} s wall, "
-          f"{len(results) / seconds:.2f} submissions/s (goal: 1,000 in 600 s)")
+    print(
+        f"  graded {len(results)} with {args.jobs} workers on {os.cpu_count()} cores "
+        f"(load average now {load[0]:.1f}): {seconds:.0f} s wall, "
+        f"{len(results) / seconds:.2f} submissions/s (goal: 1,000 in 600 s)"
+    )
     print(f"  peak RSS of the whole batch (all workers): {peak / 2**20:.0f} MiB")
     return 0
 

@@ -15,6 +15,7 @@ For each chapter in ``assignments/`` (or those named):
    is scanned for leaks. The build fails unless the solution scores full marks, the stub zero,
    and the scan finds nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -80,9 +81,9 @@ id -u {SANDBOX_USER} >/dev/null 2>&1 || \\
 """
 # The first two code cells of every notebook, added by the build (after the title cell) so
 # that the masters do not repeat them: Colab setup, then Otter's grader object.
-SETUP_CELL = """# SETUP (not graded). In Google Colab: upload {chapter}.zip to the Files pane first; this
-# cell installs Otter and unpacks the bundle. Elsewhere it checks that the notebook sits in the
-# unzipped bundle folder, beside student/ and tests/.
+SETUP_CELL = """# SETUP (not graded). In Google Colab: upload {chapter}.zip to the Files pane
+# first; this cell installs Otter and unpacks the bundle. Elsewhere it checks that the
+# notebook sits in the unzipped bundle folder, beside student/ and tests/.
 import importlib.util
 import os
 import sys
@@ -107,7 +108,8 @@ import torch
 torch.set_num_threads(1)"""
 # The last cell of the student notebook (it replaces Otter's, which re-ran the whole notebook in
 # a second kernel): a one-screen summary of the public checks, then the zip, nothing re-run.
-EXPORT_CELL = """# SETUP (not graded). Save the notebook first (File > Save): the zip holds the saved file.
+EXPORT_CELL = """# SETUP (not graded). Save the notebook first (File > Save): the zip holds the
+# saved file.
 from student.submit import export_submission
 export_submission(grader, globals())"""
 OTTER_CELL = """import otter
@@ -123,8 +125,7 @@ exec "$base/venv/bin/python" -m autograder.gradescope --base "$base"
 
 
 def chapters() -> list[str]:
-    return sorted(p.name for p in (REPO / "assignments").iterdir()
-                  if (p / "master.py").is_file())
+    return sorted(p.name for p in (REPO / "assignments").iterdir() if (p / "master.py").is_file())
 
 
 def chapter_forbidden(chapter: str) -> tuple[str, ...]:
@@ -133,8 +134,9 @@ def chapter_forbidden(chapter: str) -> tuple[str, ...]:
     return load_checks_namespace(path.read_text(), str(path)).forbidden
 
 
-def write_zip(path: Path, files: dict[str, bytes],
-              executable: Collection[str] = frozenset()) -> None:
+def write_zip(
+    path: Path, files: dict[str, bytes], executable: Collection[str] = frozenset()
+) -> None:
     """A zip with sorted members, fixed dates and modes: the same input gives the same bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
@@ -146,8 +148,11 @@ def write_zip(path: Path, files: dict[str, bytes],
 
 
 def tree_files(root: Path, prefix: str = "") -> dict[str, bytes]:
-    return {prefix + p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        prefix + p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def normalize_notebook(path: Path, chapter: str, strip_markers: bool = False) -> None:
@@ -173,13 +178,15 @@ def student_requirements() -> str:
         if version and not line.startswith("#"):
             pins[name.strip().lower()] = line.strip()
     torch_version = pins["torch"].partition("==")[2]
-    lines = ["# Everything the notebook needs, pinned as the course kit pins it. Install with",
-             "#   python -m pip install -r requirements.txt",
-             "# PyTorch's CPU index serves the CPU-only torch (about 200 MB instead of 6 GB of",
-             "# CUDA libraries on Linux); everything else comes from PyPI.",
-             "--extra-index-url https://download.pytorch.org/whl/cpu",
-             f'torch=={torch_version}+cpu ; sys_platform == "linux" or sys_platform == "win32"',
-             f'torch=={torch_version} ; sys_platform == "darwin"']
+    lines = [
+        "# Everything the notebook needs, pinned as the course kit pins it. Install with",
+        "#   python -m pip install -r requirements.txt",
+        "# PyTorch's CPU index serves the CPU-only torch (about 200 MB instead of 6 GB of",
+        "# CUDA libraries on Linux); everything else comes from PyPI.",
+        "--extra-index-url https://download.pytorch.org/whl/cpu",
+        f'torch=={torch_version}+cpu ; sys_platform == "linux" or sys_platform == "win32"',
+        f'torch=={torch_version} ; sys_platform == "darwin"',
+    ]
     lines += [pins[name] for name in STUDENT_PACKAGES]
     return "\n".join(lines) + "\n"
 
@@ -204,10 +211,17 @@ def remove_student_only_parts(path: Path) -> None:
     for cell in notebook.cells:
         if cell.cell_type == "code":
             cell.source = block.sub("", cell.source)
-    exports = [i for i, cell in enumerate(notebook.cells)
-               if cell.cell_type == "code" and "grader.export(" in cell.source]
-    dropped = {j for i in exports for j in (i - 1, i)
-               if j == i or notebook.cells[j].cell_type == "markdown"}
+    exports = [
+        i
+        for i, cell in enumerate(notebook.cells)
+        if cell.cell_type == "code" and "grader.export(" in cell.source
+    ]
+    dropped = {
+        j
+        for i in exports
+        for j in (i - 1, i)
+        if j == i or notebook.cells[j].cell_type == "markdown"
+    }
     notebook.cells = [cell for i, cell in enumerate(notebook.cells) if i not in dropped]
     while notebook.cells and not notebook.cells[-1].source.strip():
         notebook.cells.pop()
@@ -225,9 +239,11 @@ def add_setup_cells(master: Path, chapter: str) -> None:
             cell.source = cell.source.replace(RULES_MARKER, rules)
     embed_figures(notebook)
     title = next(i for i, cell in enumerate(notebook.cells) if cell.cell_type == "markdown")
-    cells = [nbformat.v4.new_code_cell(template.format(chapter=chapter))
-             for template in (SETUP_CELL, OTTER_CELL)]
-    notebook.cells[title + 1:title + 1] = cells
+    cells = [
+        nbformat.v4.new_code_cell(template.format(chapter=chapter))
+        for template in (SETUP_CELL, OTTER_CELL)
+    ]
+    notebook.cells[title + 1 : title + 1] = cells
     nbformat.write(notebook, master)
 
 
@@ -242,16 +258,28 @@ def build_chapter(chapter: str) -> dict:
     work.mkdir(parents=True)
     bin_dir = Path(sys.executable).parent
     master = work / f"{chapter}.ipynb"
-    run([str(bin_dir / "jupytext"), "--quiet", "--to", "ipynb", "--set-kernel", "python3",
-         str(source_dir / "master.py"), "-o", str(master)])
+    run(
+        [
+            str(bin_dir / "jupytext"),
+            "--quiet",
+            "--to",
+            "ipynb",
+            "--set-kernel",
+            "python3",
+            str(source_dir / "master.py"),
+            "-o",
+            str(master),
+        ]
+    )
     add_setup_cells(master, chapter)
     run([str(bin_dir / "otter"), "assign", str(master), str(work / "otter")])
 
     student_dir = DIST / "student" / chapter
     shutil.rmtree(student_dir, ignore_errors=True)
     shutil.copytree(work / "otter" / "student", student_dir)
-    shutil.copytree(REPO / "student", student_dir / "student",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "student", student_dir / "student", ignore=shutil.ignore_patterns("__pycache__")
+    )
     rewrite_public_tests(student_dir / "tests")
     (student_dir / "requirements.txt").write_text(student_requirements())
     replace_export_cell(student_dir / f"{chapter}.ipynb")
@@ -268,8 +296,13 @@ def build_chapter(chapter: str) -> dict:
     config = build_package(chapter, package)
     files = tree_files(package, "chapter/")
     files.update(tree_files(REPO / "autograder", "autograder/"))
-    files.update({"setup.sh": SETUP_SH.encode(), "run_autograder": RUN_AUTOGRADER.encode(),
-                  "requirements.txt": GRADER_REQUIREMENTS.encode()})
+    files.update(
+        {
+            "setup.sh": SETUP_SH.encode(),
+            "run_autograder": RUN_AUTOGRADER.encode(),
+            "requirements.txt": GRADER_REQUIREMENTS.encode(),
+        }
+    )
     grader_zip = DIST / "autograder" / f"{chapter}-autograder.zip"
     write_zip(grader_zip, files, executable={"setup.sh", "run_autograder"})
     return config
@@ -282,9 +315,22 @@ def grade_with_zip(grader_zip: Path, submission: Path) -> dict:
         with zipfile.ZipFile(grader_zip) as archive:
             archive.extractall(source)
         results = Path(tmp) / "results" / "results.json"
-        subprocess.run([sys.executable, "-m", "autograder.gradescope", "--source", str(source),
-                        "--submission", str(submission), "--results", str(results),
-                        "--quiet"], cwd=source, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "autograder.gradescope",
+                "--source",
+                str(source),
+                "--submission",
+                str(submission),
+                "--results",
+                str(results),
+                "--quiet",
+            ],
+            cwd=source,
+            check=True,
+        )
         return json.loads(results.read_text())
 
 
@@ -293,9 +339,14 @@ def prove_chapter(chapter: str) -> dict:
     solution = grade_with_zip(grader_zip, DIST / "solutions" / f"{chapter}-solution.ipynb")
     stub = grade_with_zip(grader_zip, DIST / "student" / chapter / f"{chapter}.ipynb")
     leaks = scan_for_leaks(chapter, DIST / "student")
-    return {"chapter": chapter, "questions": len({t["name"].split()[0] for t in solution["tests"]}),
-            "points": solution["extra_data"]["max_score"], "solution": solution["score"],
-            "stub": stub["score"], "leaks": leaks}
+    return {
+        "chapter": chapter,
+        "questions": len({t["name"].split()[0] for t in solution["tests"]}),
+        "points": solution["extra_data"]["max_score"],
+        "solution": solution["score"],
+        "stub": stub["score"],
+        "leaks": leaks,
+    }
 
 
 def build_and_prove(chapter: str) -> dict:
@@ -319,9 +370,11 @@ def main(argv: list[str]) -> int:
     for row in rows:
         ok = row["solution"] == row["points"] and row["stub"] == 0 and not row["leaks"]
         failed |= not ok
-        print(f"{row['chapter']:<32}{row['questions']:>10}{row['points']:>8g}"
-              f"{row['solution']:>10g}{row['stub']:>7g}  {len(row['leaks'])}"
-              f"{'' if ok else '   <-- FAILED'}")
+        print(
+            f"{row['chapter']:<32}{row['questions']:>10}{row['points']:>8g}"
+            f"{row['solution']:>10g}{row['stub']:>7g}  {len(row['leaks'])}"
+            f"{'' if ok else '   <-- FAILED'}"
+        )
         for leak in row["leaks"][:10]:
             print(f"    leak: {leak}")
     return 1 if failed else 0

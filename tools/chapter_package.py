@@ -5,6 +5,7 @@ Runs every hidden check of ``assignments/<chapter>/checks.py`` against the refer
 the outputs as the expected data. Fails if the reference does not produce every output as a
 finite tensor: that is a bug in the check or the reference, never something to ship.
 """
+
 from __future__ import annotations
 
 import ast
@@ -57,32 +58,59 @@ def build_package(chapter: str, out: Path) -> dict:
     expected_dir.mkdir(parents=True, exist_ok=True)
     checks_json = []
     for index, check in enumerate(definitions.checks):
+
         def save(case_index, output_name, array, _index=index):
-            np.save(expected_dir / array_file_name(_index, case_index, output_name), array,
-                    allow_pickle=False)
+            np.save(
+                expected_dir / array_file_name(_index, case_index, output_name),
+                array,
+                allow_pickle=False,
+            )
 
         report = run_check(check, reference, save)
         for case_index, case in enumerate(report["cases"]):
             if case["error"] or case["modified"]:
-                raise BuildError(f"{chapter}: reference fails {check.name} case {case_index}: "
-                                 f"{case['error'] or case['modified']}")
+                raise BuildError(
+                    f"{chapter}: reference fails {check.name} case {case_index}: "
+                    f"{case['error'] or case['modified']}"
+                )
             for name, meta in case["outputs"].items():
                 if meta.get("kind") != "tensor":
-                    raise BuildError(f"{chapter}: {check.name}.{name} case {case_index} is "
-                                     f"{meta}, not a tensor")
+                    raise BuildError(
+                        f"{chapter}: {check.name}.{name} case {case_index} is {meta}, not a tensor"
+                    )
                 array = np.load(expected_dir / array_file_name(index, case_index, name))
                 if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-                    raise BuildError(f"{chapter}: {check.name}.{name} case {case_index} is "
-                                     f"not finite in the reference")
-        checks_json.append({
-            "index": index, "name": check.name, "question": check.question,
-            "uses": list(check.uses), "timeout_s": check.timeout_s,
-            "cases": [json.dumps(dict(case), sort_keys=True) for case in check.cases],
-            "outputs": [{"name": o.name, "points": o.points, "rtol": o.rtol, "atol": o.atol,
-                         "hint": o.hint, "needs": list(o.needs)} for o in check.outputs],
-        })
-    config = {"chapter": chapter, "notebook": f"{chapter}.ipynb",
-              "forbidden": list(definitions.forbidden), "checks": checks_json}
+                    raise BuildError(
+                        f"{chapter}: {check.name}.{name} case {case_index} is "
+                        f"not finite in the reference"
+                    )
+        checks_json.append(
+            {
+                "index": index,
+                "name": check.name,
+                "question": check.question,
+                "uses": list(check.uses),
+                "timeout_s": check.timeout_s,
+                "cases": [json.dumps(dict(case), sort_keys=True) for case in check.cases],
+                "outputs": [
+                    {
+                        "name": o.name,
+                        "points": o.points,
+                        "rtol": o.rtol,
+                        "atol": o.atol,
+                        "hint": o.hint,
+                        "needs": list(o.needs),
+                    }
+                    for o in check.outputs
+                ],
+            }
+        )
+    config = {
+        "chapter": chapter,
+        "notebook": f"{chapter}.ipynb",
+        "forbidden": list(definitions.forbidden),
+        "checks": checks_json,
+    }
     (out / "chapter.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
     (out / "checks_source.py").write_text(strip_comments(source))
     return config

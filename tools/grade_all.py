@@ -23,6 +23,7 @@ per student, per-item scores as columns, ready for a gradebook) and ``report.htm
 histogram, items from the hardest, the most frequent failure messages per item, and the
 submissions that crashed, timed out or used forbidden calls), plus a terminal summary.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,12 +86,19 @@ def _gradescope_export(folder: Path) -> list[Submission]:
     for name, record in sorted(metadata.items()):
         path = folder / str(name)
         if not path.exists():
-            print(f"warning: {METADATA_FILE} names {name}, which is not in {folder}",
-                  file=sys.stderr)
+            print(
+                f"warning: {METADATA_FILE} names {name}, which is not in {folder}", file=sys.stderr
+            )
             continue
         submitters = (record or {}).get(":submitters") or []
-        students = tuple({"name": str(s.get(":name", "")), "email": str(s.get(":email", "")),
-                          "sid": str(s.get(":sid", "") or "")} for s in submitters)
+        students = tuple(
+            {
+                "name": str(s.get(":name", "")),
+                "email": str(s.get(":email", "")),
+                "sid": str(s.get(":sid", "") or ""),
+            }
+            for s in submitters
+        )
         submissions.append(Submission(_safe_key(str(name)), path, students))
     return submissions
 
@@ -103,8 +111,7 @@ def discover(folder: Path) -> list[Submission]:
         return _gradescope_export(folder)
     submissions, keys = [], set()
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or (path.is_file() and
-                                         path.suffix not in SUBMISSION_SUFFIXES):
+        if path.name.startswith(".") or (path.is_file() and path.suffix not in SUBMISSION_SUFFIXES):
             continue
         key = _safe_key(path.name)
         while key in keys:
@@ -133,9 +140,16 @@ def _write_json(path: Path, data: dict) -> None:
 
 def _failed_grading(message: str) -> dict:
     """A valid results.json for a submission whose grading process itself did not finish."""
-    return {"score": 0.0, "output": message, "output_format": "text", "tests": [],
-            "visibility": "visible", "stdout_visibility": "hidden", "execution_time": 0.0,
-            "extra_data": {"batch_failure": message}}
+    return {
+        "score": 0.0,
+        "output": message,
+        "output_format": "text",
+        "tests": [],
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "execution_time": 0.0,
+        "extra_data": {"batch_failure": message},
+    }
 
 
 class Grader:
@@ -168,25 +182,50 @@ class Grader:
         env = dict(os.environ)
         if user is not None:
             env["KIT_SANDBOX_USER"] = user
-        command = [sys.executable, "-m", "autograder.gradescope", "--source", str(self.source),
-                   "--submission", str(submission.path.resolve()), "--results",
-                   str(results_path), "--quiet"]
+        command = [
+            sys.executable,
+            "-m",
+            "autograder.gradescope",
+            "--source",
+            str(self.source),
+            "--submission",
+            str(submission.path.resolve()),
+            "--results",
+            str(results_path),
+            "--quiet",
+        ]
         try:
-            subprocess.run(command, cwd=self.source, env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=GRADING_DEADLINE_S, check=False)
+            subprocess.run(
+                command,
+                cwd=self.source,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=GRADING_DEADLINE_S,
+                check=False,
+            )
             results = json.loads(results_path.read_text())
         except subprocess.TimeoutExpired:
-            results = _failed_grading(f"The grading process did not finish within "
-                                      f"{GRADING_DEADLINE_S} s and was stopped.")
+            results = _failed_grading(
+                f"The grading process did not finish within {GRADING_DEADLINE_S} s and was stopped."
+            )
         except (OSError, ValueError) as exc:
-            results = _failed_grading(f"The grading process crashed and left no valid "
-                                      f"results.json ({type(exc).__name__}).")
+            results = _failed_grading(
+                f"The grading process crashed and left no valid "
+                f"results.json ({type(exc).__name__})."
+            )
         shutil.rmtree(results_path.parent, ignore_errors=True)
         return results
 
 
-def grade_batch(chapter: str, submissions: list[Submission], out: Path, jobs: int,
-                force: bool = False, progress: bool = True) -> dict[str, dict]:
+def grade_batch(
+    chapter: str,
+    submissions: list[Submission],
+    out: Path,
+    jobs: int,
+    force: bool = False,
+    progress: bool = True,
+) -> dict[str, dict]:
     """Grades what is not graded yet; returns every submission's results by key."""
     from tqdm.auto import tqdm
 
@@ -204,23 +243,31 @@ def grade_batch(chapter: str, submissions: list[Submission], out: Path, jobs: in
                 try:
                     previous = json.loads(path.read_text())
                     stamp = previous.get("extra_data", {}).get("batch", {})
-                    if stamp.get("submission_sha256") == content and \
-                            stamp.get("grader_sha256") == grader.zip_digest:
+                    if (
+                        stamp.get("submission_sha256") == content
+                        and stamp.get("grader_sha256") == grader.zip_digest
+                    ):
                         done[submission.key] = previous
                         continue
                 except ValueError:
                     pass  # a damaged file is regraded
             todo.append((submission, content))
-        with ThreadPoolExecutor(max_workers=jobs) as pool, \
-                tqdm(total=len(todo), desc=f"grading {chapter}", unit="sub",
-                     disable=not progress) as bar:
+        with (
+            ThreadPoolExecutor(max_workers=jobs) as pool,
+            tqdm(
+                total=len(todo), desc=f"grading {chapter}", unit="sub", disable=not progress
+            ) as bar,
+        ):
             futures = {pool.submit(grader.grade, sub): (sub, content) for sub, content in todo}
             for future in as_completed(futures):
                 submission, content = futures[future]
                 results = future.result()
                 results.setdefault("extra_data", {})["batch"] = {
-                    "submission_sha256": content, "grader_sha256": grader.zip_digest,
-                    "submission": submission.path.name, "students": list(submission.students)}
+                    "submission_sha256": content,
+                    "grader_sha256": grader.zip_digest,
+                    "submission": submission.path.name,
+                    "students": list(submission.students),
+                }
                 _write_json(results_dir / f"{submission.key}.json", results)
                 done[submission.key] = results
                 bar.update(1)
@@ -240,8 +287,9 @@ def item_names(all_results: Iterable[dict]) -> list[str]:
     return names
 
 
-def write_scores_csv(path: Path, submissions: list[Submission], results: dict[str, dict],
-                     items: list[str]) -> None:
+def write_scores_csv(
+    path: Path, submissions: list[Submission], results: dict[str, dict], items: list[str]
+) -> None:
     """One row per student (a group submission gives each member a row)."""
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -252,9 +300,15 @@ def write_scores_csv(path: Path, submissions: list[Submission], results: dict[st
             maximum = result.get("extra_data", {}).get("max_score", "")
             row = [result["score"], maximum, *(by_item.get(item, 0.0) for item in items)]
             for student in submission.students or ({"name": "", "email": "", "sid": ""},):
-                writer.writerow([student.get("name") or submission.path.name,
-                                 student.get("email", ""), student.get("sid", ""),
-                                 submission.path.name, *row])
+                writer.writerow(
+                    [
+                        student.get("name") or submission.path.name,
+                        student.get("email", ""),
+                        student.get("sid", ""),
+                        submission.path.name,
+                        *row,
+                    ]
+                )
 
 
 def _first_line(message: str) -> str:
@@ -271,11 +325,13 @@ def problems(result: dict) -> list[str]:
     found = []
     if result.get("extra_data", {}).get("batch_failure"):
         found.append("grading crashed or hung")
-    text = result.get("output", "") + " ".join(t.get("output", "") for t in
-                                               result.get("tests", []))
-    for patterns, label in ((("Time limit",), "time limit"), (("Memory limit",), "memory limit"),
-                            (("asks you to write yourself", "forbidden API"), "forbidden call"),
-                            (("Process ended",), "process ended")):
+    text = result.get("output", "") + " ".join(t.get("output", "") for t in result.get("tests", []))
+    for patterns, label in (
+        (("Time limit",), "time limit"),
+        (("Memory limit",), "memory limit"),
+        (("asks you to write yourself", "forbidden API"), "forbidden call"),
+        (("Process ended",), "process ended"),
+    ):
         if any(pattern.lower() in text.lower() for pattern in patterns):
             found.append(label)
     if not result.get("tests"):
@@ -304,8 +360,13 @@ def _histogram_png(scores: list[float], maximum: float) -> str:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 2.8))
-    axis.hist(scores, bins=min(20, max(5, int(maximum) + 1)), range=(0, maximum or 1),
-              color="#4c72b0", edgecolor="white")
+    axis.hist(
+        scores,
+        bins=min(20, max(5, int(maximum) + 1)),
+        range=(0, maximum or 1),
+        color="#4c72b0",
+        edgecolor="white",
+    )
     axis.set_xlabel("score")
     axis.set_ylabel("submissions")
     axis.grid(alpha=0.3)
@@ -316,13 +377,19 @@ def _histogram_png(scores: list[float], maximum: float) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def write_report(path: Path, chapter: str, submissions: list[Submission],
-                 results: dict[str, dict], items: list[str]) -> dict:
+def write_report(
+    path: Path,
+    chapter: str,
+    submissions: list[Submission],
+    results: dict[str, dict],
+    items: list[str],
+) -> dict:
     """A self-contained HTML report (the histogram is an embedded PNG); returns the stats."""
     stats = class_statistics(results, items)
     scores = [results[s.key]["score"] for s in submissions]
-    maximum = max((r.get("extra_data", {}).get("max_score", 0) for r in results.values()),
-                  default=0)
+    maximum = max(
+        (r.get("extra_data", {}).get("max_score", 0) for r in results.values()), default=0
+    )
     count = len(submissions)
     esc = html.escape
     rows = []
@@ -335,9 +402,12 @@ def write_report(path: Path, chapter: str, submissions: list[Submission],
     for submission in submissions:
         found = problems(results[submission.key])
         if found:
-            flagged.append(f"<tr><td>{esc(submission.label)}</td><td>{esc(submission.path.name)}"
-                           f"</td><td>{esc(', '.join(found))}</td></tr>")
+            flagged.append(
+                f"<tr><td>{esc(submission.label)}</td><td>{esc(submission.path.name)}"
+                f"</td><td>{esc(', '.join(found))}</td></tr>"
+            )
     mean = sum(scores) / count if count else 0.0
+    histogram = _histogram_png(scores, maximum)
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>{esc(chapter)}: class report</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}
@@ -346,13 +416,14 @@ vertical-align:top;text-align:left}}</style></head><body>
 <h1>{esc(chapter)}: class report</h1>
 <p>{count} submissions; mean score {mean:.2f} / {maximum:g}; full marks:
 {sum(1 for s in scores if maximum and s >= maximum)}; zero: {sum(1 for s in scores if s == 0)}.</p>
-<h2>Scores</h2><img alt="score histogram" src="data:image/png;base64,{_histogram_png(scores, maximum)}">
+<h2>Scores</h2>
+<img alt="score histogram" src="data:image/png;base64,{histogram}">
 <h2>Items, hardest first</h2>
 <table><tr><th>item</th><th>failed by</th><th>most frequent messages</th></tr>
-{''.join(rows)}</table>
+{"".join(rows)}</table>
 <h2>Submissions to look at</h2>
 <table><tr><th>student</th><th>submission</th><th>why</th></tr>
-{''.join(flagged) or '<tr><td colspan="3">none</td></tr>'}</table>
+{"".join(flagged) or '<tr><td colspan="3">none</td></tr>'}</table>
 </body></html>
 """
     path.write_text(page)
@@ -380,8 +451,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot read the submissions: {exc}", file=sys.stderr)
         return 2
     if not submissions:
-        print(f"no submissions (.ipynb, .zip, .py or folders) in {args.submissions}",
-              file=sys.stderr)
+        print(
+            f"no submissions (.ipynb, .zip, .py or folders) in {args.submissions}", file=sys.stderr
+        )
         return 2
     out = args.out or Path("graded") / args.chapter
     began = time.perf_counter()
@@ -391,8 +463,10 @@ def main(argv: list[str] | None = None) -> int:
     write_scores_csv(out / "scores.csv", submissions, results, items)
     stats = write_report(out / "report.html", args.chapter, submissions, results, items)
     scores = [results[s.key]["score"] for s in submissions]
-    print(f"\n{args.chapter}: {len(submissions)} submissions in {seconds:.1f} s "
-          f"({args.jobs} workers); mean score {sum(scores) / len(scores):.2f}")
+    print(
+        f"\n{args.chapter}: {len(submissions)} submissions in {seconds:.1f} s "
+        f"({args.jobs} workers); mean score {sum(scores) / len(scores):.2f}"
+    )
     for item in stats["hardest"][:5]:
         if stats["failures"][item]:
             print(f"  {stats['failures'][item]:>5} failed  {item}")

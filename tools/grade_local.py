@@ -8,6 +8,7 @@ Uses the built grader zip (``dist/autograder/<chapter>-autograder.zip``), unpack
 Gradescope's source folder, and its own entry point; writes results.json and prints a
 per-question summary.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,16 +23,22 @@ from tools.build import DIST, grade_with_zip
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chapter", required=True)
-    parser.add_argument("--submission", type=Path, required=True,
-                        help="one submission (file or folder)")
+    parser.add_argument(
+        "--submission", type=Path, required=True, help="one submission (file or folder)"
+    )
     parser.add_argument("--results", type=Path, default=Path("results.json"))
     args = parser.parse_args(argv)
     grader_zip = DIST / "autograder" / f"{args.chapter}-autograder.zip"
     if not grader_zip.is_file():
-        known = sorted(p.name.removesuffix("-autograder.zip")
-                       for p in (DIST / "autograder").glob("*-autograder.zip"))
-        print(f"no grader zip for chapter {args.chapter!r}; run `make` first "
-              f"(built: {', '.join(known) or 'none'})", file=sys.stderr)
+        known = sorted(
+            p.name.removesuffix("-autograder.zip")
+            for p in (DIST / "autograder").glob("*-autograder.zip")
+        )
+        print(
+            f"no grader zip for chapter {args.chapter!r}; run `make` first "
+            f"(built: {', '.join(known) or 'none'})",
+            file=sys.stderr,
+        )
         return 2
     if not args.submission.exists():
         print(f"no such submission: {args.submission}", file=sys.stderr)

@@ -4,6 +4,7 @@ Looks in every file under the student distribution for: Otter solution markers; 
 check module's or the reference module's distinctive lines; solution-block lines of the master;
 files that belong to the grader (expected data, chapter packages, the reference module).
 """
+
 from __future__ import annotations
 
 import re
@@ -20,8 +21,12 @@ def _distinctive_lines(text: str) -> set[str]:
     lines = set()
     for line in text.splitlines():
         stripped = line.strip()
-        if len(stripped) >= MIN_LINE and not stripped.startswith(("#", '"""', "def ", "class ", "from ", "import ")) \
-                and "NotImplementedError" not in stripped and not stripped.startswith("assert"):
+        if (
+            len(stripped) >= MIN_LINE
+            and not stripped.startswith(("#", '"""', "def ", "class ", "from ", "import "))
+            and "NotImplementedError" not in stripped
+            and not stripped.startswith("assert")
+        ):
             lines.add(stripped)
     return lines
 
@@ -70,8 +75,9 @@ def scan_for_leaks(chapter: str, student_root: Path) -> list[str]:
         if path.suffix == ".ipynb":  # compare the cells' code, not its JSON-quoted lines
             import nbformat
 
-            text += "\n" + "\n".join(cell.source for cell in nbformat.reads(
-                text, as_version=4).cells)
+            text += "\n" + "\n".join(
+                cell.source for cell in nbformat.reads(text, as_version=4).cells
+            )
         for marker in MARKERS:
             if marker in text:
                 found.append(f"{relative}: contains '{marker}'")

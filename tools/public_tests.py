@@ -9,6 +9,7 @@ prints about six lines: the failing line and its message (or the stub's
 ``NotImplementedError``). Each parameter of the function is a name the cells use, filled by
 Otter from the notebook's globals, so the cells read exactly as written in the master.
 """
+
 from __future__ import annotations
 
 import ast
@@ -29,8 +30,9 @@ def cells_of(test_file: Path) -> tuple[dict, list[tuple[str, bool]]]:
     cases = []
     for case in spec["suites"][0]["cases"]:
         examples = doctest.DocTestParser().get_examples(case["code"])
-        cases.append(("".join(example.source for example in examples),
-                      bool(case.get("hidden", False))))
+        cases.append(
+            ("".join(example.source for example in examples), bool(case.get("hidden", False)))
+        )
     return spec, cases
 
 
@@ -60,18 +62,29 @@ def public_cells(test_file: Path) -> list[str]:
 
 def exception_test_file(name: str, points: float | None, cases: list[tuple[str, bool]]) -> str:
     """An Otter exception-based test file: the public cells as one function, hidden ones apart."""
-    public = "\n".join(f"{CELL_MARKER}\n" + source.rstrip("\n")
-                       for source, hidden in cases if not hidden)
+    public = "\n".join(
+        f"{CELL_MARKER}\n" + source.rstrip("\n") for source, hidden in cases if not hidden
+    )
     groups = [(public, False)] if public.strip() else []
     groups += [(source, True) for source, hidden in cases if hidden]
-    lines = ["from otter.test_files import test_case", "", "OK_FORMAT = False", "",
-             f"name = {name!r}", f"points = {points!r}", ""]
+    lines = [
+        "from otter.test_files import test_case",
+        "",
+        "OK_FORMAT = False",
+        "",
+        f"name = {name!r}",
+        f"points = {points!r}",
+        "",
+    ]
     share = None if points is None else points / max(len(groups), 1)
     for index, (source, hidden) in enumerate(groups):
         parameters = ", ".join(names_used(source))
-        lines += [f"@test_case(points={share!r}, hidden={hidden})",
-                  f"def test_{name}_{index}({parameters}):",
-                  textwrap.indent(source.rstrip("\n"), "    "), ""]
+        lines += [
+            f"@test_case(points={share!r}, hidden={hidden})",
+            f"def test_{name}_{index}({parameters}):",
+            textwrap.indent(source.rstrip("\n"), "    "),
+            "",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -6,6 +6,7 @@ subclass of the correct one with one method broken (``class Linear(Linear): ...`
 holds only the mistake. The suite grades every mutant and requires that exactly the items in
 ``fails`` lose their points.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

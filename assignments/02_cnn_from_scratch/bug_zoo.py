@@ -3,6 +3,7 @@
 Mutants that differ from the solution in one line of a long backward method are generated
 from a template of that method (``LOOP_BACKWARD``, ``POOL_BACKWARD``).
 """
+
 from tools.zoo import Bug
 
 LOOP_BACKWARD = """
@@ -58,65 +59,116 @@ def conv_items(check: str, outputs: set[str]) -> set[str]:
 
 BUGS = [
     # ----------------------------------------------------------- concept questions
-    Bug("output size rounds the last partial window up", {"conv_output_size: sizes"}, """
+    Bug(
+        "output size rounds the last partial window up",
+        {"conv_output_size: sizes"},
+        """
 def conv_output_size(size, kernel_size, stride=1, padding=0):
     return -(-(size + 2 * padding - kernel_size) // stride) + 1
-"""),
-    Bug("output size pads one side only", {"conv_output_size: sizes"}, """
+""",
+    ),
+    Bug(
+        "output size pads one side only",
+        {"conv_output_size: sizes"},
+        """
 def conv_output_size(size, kernel_size, stride=1, padding=0):
     return (size + padding - kernel_size) // stride + 1
-"""),
-    Bug("output size with true division returns a float", {"conv_output_size: sizes"}, """
+""",
+    ),
+    Bug(
+        "output size with true division returns a float",
+        {"conv_output_size: sizes"},
+        """
 def conv_output_size(size, kernel_size, stride=1, padding=0):
     return (size + 2 * padding - kernel_size) / stride + 1
-"""),
-    Bug("conv parameter count forgets the bias", {"param_counts: conv"}, """
+""",
+    ),
+    Bug(
+        "conv parameter count forgets the bias",
+        {"param_counts: conv"},
+        """
 def conv_param_count(in_channels, out_channels, kernel_size):
     return out_channels * in_channels * kernel_size ** 2
-"""),
-    Bug("conv parameter count forgets the input channels", {"param_counts: conv"}, """
+""",
+    ),
+    Bug(
+        "conv parameter count forgets the input channels",
+        {"param_counts: conv"},
+        """
 def conv_param_count(in_channels, out_channels, kernel_size):
     return out_channels * kernel_size ** 2 + out_channels
-"""),
-    Bug("linear parameter count forgets the bias", {"param_counts: linear"}, """
+""",
+    ),
+    Bug(
+        "linear parameter count forgets the bias",
+        {"param_counts: linear"},
+        """
 def linear_param_count(in_features, out_features):
     return in_features * out_features
-"""),
-    Bug("receptive field ignores the strides", {"receptive_field: field"}, """
+""",
+    ),
+    Bug(
+        "receptive field ignores the strides",
+        {"receptive_field: field"},
+        """
 def receptive_field(layers):
     return 1 + sum(kernel_size - 1 for kernel_size, _ in layers)
-"""),
-    Bug("receptive field scales by the layer's own stride", {"receptive_field: field"}, """
+""",
+    ),
+    Bug(
+        "receptive field scales by the layer's own stride",
+        {"receptive_field: field"},
+        """
 def receptive_field(layers):
     field, jump = 1, 1
     for kernel_size, stride in layers:
         jump *= stride
         field += (kernel_size - 1) * jump
     return field
-"""),
-    Bug("receptive field multiplies kernel sizes", {"receptive_field: field"}, """
+""",
+    ),
+    Bug(
+        "receptive field multiplies kernel sizes",
+        {"receptive_field: field"},
+        """
 def receptive_field(layers):
     field = 1
     for kernel_size, _ in layers:
         field *= kernel_size
     return field
-"""),
+""",
+    ),
     # ------------------------------------------------------------ loop convolution
-    Bug("loop conv assigns overlapping window gradients instead of adding them",
-        conv_items("Conv2dLoop", {"dx"}), loop_backward(op="=")),
-    Bug("loop conv returns dx with the padding still on", conv_items("Conv2dLoop", {"dx"}),
-        loop_backward(result="dxp")),
-    Bug("loop conv crops the padding on one side only", conv_items("Conv2dLoop", {"dx"}),
-        loop_backward(result="dxp[:, :, p:, p:]")),
-    Bug("loop conv averages grad_weight over the batch", conv_items("Conv2dLoop", {"grad_weight"}), """
+    Bug(
+        "loop conv assigns overlapping window gradients instead of adding them",
+        conv_items("Conv2dLoop", {"dx"}),
+        loop_backward(op="="),
+    ),
+    Bug(
+        "loop conv returns dx with the padding still on",
+        conv_items("Conv2dLoop", {"dx"}),
+        loop_backward(result="dxp"),
+    ),
+    Bug(
+        "loop conv crops the padding on one side only",
+        conv_items("Conv2dLoop", {"dx"}),
+        loop_backward(result="dxp[:, :, p:, p:]"),
+    ),
+    Bug(
+        "loop conv averages grad_weight over the batch",
+        conv_items("Conv2dLoop", {"grad_weight"}),
+        """
 class Conv2dLoop(Conv2dLoop):
     def backward(self, dupstream):
         dx = super().backward(dupstream)
         self.grad_weight = self.grad_weight / dupstream.shape[0]
         return dx
-"""),
-    Bug("loop conv gradients accumulate across calls",
-        conv_items("Conv2dLoop", {"grad_weight", "grad_bias"}), """
+""",
+    ),
+    Bug(
+        "loop conv gradients accumulate across calls",
+        conv_items("Conv2dLoop", {"grad_weight", "grad_bias"}),
+        """
 class Conv2dLoop(Conv2dLoop):
     def backward(self, dupstream):
         old_weight, old_bias = self.grad_weight, self.grad_bias
@@ -124,37 +176,55 @@ class Conv2dLoop(Conv2dLoop):
         self.grad_weight = old_weight + self.grad_weight
         self.grad_bias = old_bias + self.grad_bias
         return dx
-"""),
-    Bug("conv init_params ignores std", {"Conv2dLoop.init_params: weight"}, """
+""",
+    ),
+    Bug(
+        "conv init_params ignores std",
+        {"Conv2dLoop.init_params: weight"},
+        """
 class Conv2dLoop(Conv2dLoop):
     def init_params(self, std=0.7071, generator=None):
         super().init_params(0.7071, generator)
-"""),
-    Bug("conv init_params draws a uniform weight", {"Conv2dLoop.init_params: weight"}, """
+""",
+    ),
+    Bug(
+        "conv init_params draws a uniform weight",
+        {"Conv2dLoop.init_params: weight"},
+        """
 class Conv2dLoop(Conv2dLoop):
     def init_params(self, std=0.7071, generator=None):
         super().init_params(std, generator)
         u = torch.rand(self.weight.shape, generator=generator)
         self.weight = std * 3 ** 0.5 * (2 * u - 1)
-"""),
-    Bug("conv init_params draws the bias like Linear's (uniform on [0, 1))",
-        {"Conv2dLoop.init_params: bias"}, """
+""",
+    ),
+    Bug(
+        "conv init_params draws the bias like Linear's (uniform on [0, 1))",
+        {"Conv2dLoop.init_params: bias"},
+        """
 class Conv2dLoop(Conv2dLoop):
     def init_params(self, std=0.7071, generator=None):
         super().init_params(std, generator)
         self.bias = torch.rand(self.out_channels, generator=generator)
-"""),
-    Bug("loop conv allocates its output in float32", conv_items("Conv2dLoop", {"y"}), """
+""",
+    ),
+    Bug(
+        "loop conv allocates its output in float32",
+        conv_items("Conv2dLoop", {"y"}),
+        """
 class Conv2dLoop(Conv2dLoop):
     def forward(self, x):
         y = super().forward(x)
         out = torch.zeros(y.shape)
         out[...] = y
         return out
-"""),
+""",
+    ),
     # --------------------------------------------------------- im2col convolution
-    Bug("flipped kernel: a true convolution instead of a cross-correlation",
-        conv_items("Conv2d", {"y", "dx", "grad_weight"}), """
+    Bug(
+        "flipped kernel: a true convolution instead of a cross-correlation",
+        conv_items("Conv2d", {"y", "dx", "grad_weight"}),
+        """
 class Conv2d(Conv2d):
     def forward(self, x):
         weight = self.weight
@@ -173,9 +243,12 @@ class Conv2d(Conv2d):
             self.weight = weight
         self.grad_weight = self.grad_weight.flip(2, 3)
         return dx
-"""),
-    Bug("padding applied on one side only (image in the top-left corner of the canvas)",
-        conv_items("Conv2d", {"y", "dx", "grad_weight"}), """
+""",
+    ),
+    Bug(
+        "padding applied on one side only (image in the top-left corner of the canvas)",
+        conv_items("Conv2d", {"y", "dx", "grad_weight"}),
+        """
 def pad2d_top_left(x, padding):
     n, c, h, w = x.shape
     out = x.new_zeros((n, c, h + 2 * padding, w + 2 * padding))
@@ -204,9 +277,12 @@ class Conv2d(Conv2d):
         self.grad_bias = dupstream.sum(dim=(0, 2, 3))
         dcols = self.weight.reshape(f, -1).T @ dupstream.reshape(n, f, -1)
         return col2im(dcols, padded_shape, self.kernel_size, self.stride)[:, :, :h, :w]
-"""),
-    Bug("im2col columns in (k, k, C) order against a (C, k, k) weight",
-        conv_items("Conv2d", {"y", "dx", "grad_weight"}), """
+""",
+    ),
+    Bug(
+        "im2col columns in (k, k, C) order against a (C, k, k) weight",
+        conv_items("Conv2d", {"y", "dx", "grad_weight"}),
+        """
 def im2col(xp, kernel_size, stride):
     n, c = xp.shape[:2]
     windows = xp.unfold(2, kernel_size, stride).unfold(3, kernel_size, stride)
@@ -224,15 +300,23 @@ def col2im(cols, padded_shape, kernel_size, stride):
         for v in range(k):
             out[:, :, u:u + s * (h_out - 1) + 1:s, v:v + s * (w_out - 1) + 1:s] += blocks[:, u, v]
     return out
-"""),
-    Bug("bias gradient not summed over space", conv_items("Conv2d", {"grad_bias"}), """
+""",
+    ),
+    Bug(
+        "bias gradient not summed over space",
+        conv_items("Conv2d", {"grad_bias"}),
+        """
 class Conv2d(Conv2d):
     def backward(self, dupstream):
         dx = super().backward(dupstream)
         self.grad_bias = dupstream.sum(dim=0)
         return dx
-"""),
-    Bug("stride ignored in backward (col2im with unit steps)", conv_items("Conv2d", {"dx"}), """
+""",
+    ),
+    Bug(
+        "stride ignored in backward (col2im with unit steps)",
+        conv_items("Conv2d", {"dx"}),
+        """
 class Conv2d(Conv2d):
     def backward(self, dupstream):
         super().backward(dupstream)
@@ -246,19 +330,29 @@ class Conv2d(Conv2d):
             for v in range(k):
                 dxp[:, :, u:u + h_out, v:v + w_out] += blocks[:, :, u, v]
         return dxp[:, :, p:padded_shape[2] - p, p:padded_shape[3] - p]
-"""),
-    Bug("view instead of reshape on a non-contiguous upstream gradient",
-        conv_items("Conv2d", {"dx", "grad_weight", "grad_bias"}), """
+""",
+    ),
+    Bug(
+        "view instead of reshape on a non-contiguous upstream gradient",
+        conv_items("Conv2d", {"dx", "grad_weight", "grad_bias"}),
+        """
 class Conv2d(Conv2d):
     def backward(self, dupstream):
         n, f = dupstream.shape[:2]
         dupstream.view(n, f, -1)
         return super().backward(dupstream)
-"""),
+""",
+    ),
     # ---------------------------------------------------------------- max pooling
-    Bug("pooling gradient sent to every element of the window", {"MaxPool2d: dx"},
-        pool_backward("dxp[window] += dupstream")),
-    Bug("pooling pads with zeros instead of minus infinity", {"MaxPool2d: y", "MaxPool2d: dx"}, """
+    Bug(
+        "pooling gradient sent to every element of the window",
+        {"MaxPool2d: dx"},
+        pool_backward("dxp[window] += dupstream"),
+    ),
+    Bug(
+        "pooling pads with zeros instead of minus infinity",
+        {"MaxPool2d: y", "MaxPool2d: dx"},
+        """
 class MaxPool2d(MaxPool2d):
     def forward(self, x):
         if self.padding == 0:
@@ -275,8 +369,12 @@ class MaxPool2d(MaxPool2d):
         p = self.padding
         dxp = self.inner.backward(dupstream)
         return dxp[:, :, p:dxp.shape[2] - p, p:dxp.shape[3] - p]
-"""),
-    Bug("pooling ties go to the last maximum", {"MaxPool2d: dx"}, """
+""",
+    ),
+    Bug(
+        "pooling ties go to the last maximum",
+        {"MaxPool2d: dx"},
+        """
 class MaxPool2d(MaxPool2d):
     def forward(self, x):
         k, s = self.kernel_size, self.stride
@@ -292,30 +390,52 @@ class MaxPool2d(MaxPool2d):
                 best_offset = torch.where(better, u * k + v, best_offset)
         self.cache = (best_offset, xp.shape)
         return best
-"""),
-    Bug("pooling gradient goes to every tied maximum", {"MaxPool2d: dx"}, """
+""",
+    ),
+    Bug(
+        "pooling gradient goes to every tied maximum",
+        {"MaxPool2d: dx"},
+        """
 class MaxPool2d(MaxPool2d):
     def forward(self, x):
         self.x = x
         self.y = super().forward(x)
         return self.y
-""" + pool_backward('dxp[window] += dupstream * (pad2d(self.x, p, float("-inf"))[window] == self.y)')),
-    Bug("pooling overwrites the gradient of overlapping windows", {"MaxPool2d: dx"},
+"""
+        + pool_backward(
+            'dxp[window] += dupstream * (pad2d(self.x, p, float("-inf"))[window] == self.y)'
+        ),
+    ),
+    Bug(
+        "pooling overwrites the gradient of overlapping windows",
+        {"MaxPool2d: dx"},
         pool_backward("""won = best_offset == u * k + v
-                dxp[window][won] = dupstream[won]""")),
+                dxp[window][won] = dupstream[won]"""),
+    ),
     # -------------------------------------------------------------------- Flatten
-    Bug("flatten backward returns the flat gradient", {"Flatten: dx"}, """
+    Bug(
+        "flatten backward returns the flat gradient",
+        {"Flatten: dx"},
+        """
 class Flatten(Flatten):
     def backward(self, dupstream):
         return dupstream
-"""),
-    Bug("flatten with view fails on non-contiguous input", {"Flatten: y"}, """
+""",
+    ),
+    Bug(
+        "flatten with view fails on non-contiguous input",
+        {"Flatten: y"},
+        """
 class Flatten(Flatten):
     def forward(self, x):
         self.input_shape = x.shape
         return x.view(x.shape[0], -1)
-"""),
-    Bug("flatten in channels-last order", {"Flatten: y", "Flatten: dx"}, """
+""",
+    ),
+    Bug(
+        "flatten in channels-last order",
+        {"Flatten: y", "Flatten: dx"},
+        """
 class Flatten(Flatten):
     def forward(self, x):
         self.input_shape = x.shape
@@ -324,73 +444,110 @@ class Flatten(Flatten):
     def backward(self, dupstream):
         n, c, h, w = self.input_shape
         return dupstream.reshape(n, h, w, c).permute(0, 3, 1, 2)
-"""),
+""",
+    ),
     # ---------------------------------------------------- chapter 01's layers, copied
-    Bug("copied linear gradients accumulate across calls",
-        {"chapter 01 layers: grad_weight", "chapter 01 layers: grad_bias"}, """
+    Bug(
+        "copied linear gradients accumulate across calls",
+        {"chapter 01 layers: grad_weight", "chapter 01 layers: grad_bias"},
+        """
 class Linear(Linear):
     def backward(self, dupstream):
         self.grad_weight = self.grad_weight + self.cache.T @ dupstream
         self.grad_bias = self.grad_bias + dupstream.sum(dim=0)
         return dupstream @ self.weight.T
-"""),
-    Bug("copied linear init_params ignores std", {"chapter 01 layers: Linear.init_params"}, """
+""",
+    ),
+    Bug(
+        "copied linear init_params ignores std",
+        {"chapter 01 layers: Linear.init_params"},
+        """
 class Linear(Linear):
     def init_params(self, std=1.0, generator=None):
         super().init_params(1.0, generator)
-"""),
-    Bug("copied relu backward gates on the upstream gradient", {"chapter 01 layers: ReLU.dx"}, """
+""",
+    ),
+    Bug(
+        "copied relu backward gates on the upstream gradient",
+        {"chapter 01 layers: ReLU.dx"},
+        """
 class ReLU(ReLU):
     def backward(self, dupstream):
         return dupstream * (dupstream > 0).to(dupstream.dtype)
-"""),
-    Bug("copied cross-entropy without the max shift overflows",
-        {"chapter 01 layers: CrossEntropyLoss.loss", "chapter 01 layers: CrossEntropyLoss.dlogits"}, """
+""",
+    ),
+    Bug(
+        "copied cross-entropy without the max shift overflows",
+        {"chapter 01 layers: CrossEntropyLoss.loss", "chapter 01 layers: CrossEntropyLoss.dlogits"},
+        """
 class CrossEntropyLoss(CrossEntropyLoss):
     def forward(self, logits, target):
         log_probs = logits - logits.exp().sum(dim=1, keepdim=True).log()
         self.cache = (log_probs, target)
         return -log_probs[torch.arange(logits.shape[0]), target].mean()
-"""),
+""",
+    ),
     # ------------------------------------------------------------------------ CNN
-    Bug("cnn forgets the second ReLU",
-        {"CNN: architecture", "CNN: y", "CNN: dx"}, """
+    Bug(
+        "cnn forgets the second ReLU",
+        {"CNN: architecture", "CNN: y", "CNN: dx"},
+        """
 class CNN(CNN):
     def __init__(self, in_channels, hidden_channels, out_features, image_size=16):
         super().__init__(in_channels, hidden_channels, out_features, image_size)
         del self.layers[4]
-"""),
-    Bug("cnn keeps the channel count in the second convolution",
-        {"CNN: architecture", "CNN: y", "CNN: dx", "CNN: params_after_step"}, """
+""",
+    ),
+    Bug(
+        "cnn keeps the channel count in the second convolution",
+        {"CNN: architecture", "CNN: y", "CNN: dx", "CNN: params_after_step"},
+        """
 class CNN(CNN):
     def __init__(self, in_channels, hidden_channels, out_features, image_size=16):
         super().__init__(in_channels, hidden_channels, out_features, image_size)
         h, side = hidden_channels, image_size // 4
         self.layers[3] = Conv2d(h, h, 3, 1, 1)
         self.layers[7] = Linear(h * side * side, out_features)
-"""),
-    Bug("cnn backward visits layers in forward order", {"CNN: dx"}, """
+""",
+    ),
+    Bug(
+        "cnn backward visits layers in forward order",
+        {"CNN: dx"},
+        """
 class CNN(CNN):
     def backward(self, dupstream):
         for layer in self.layers:
             dupstream = layer.backward(dupstream)
         return dupstream
-"""),
-    Bug("cnn optimizer step goes uphill", {"CNN: params_after_step"}, """
+""",
+    ),
+    Bug(
+        "cnn optimizer step goes uphill",
+        {"CNN: params_after_step"},
+        """
 class CNN(CNN):
     def optimizer_step(self, lr):
         super().optimizer_step(-lr)
-"""),
-    Bug("cnn optimizer step skips the bias", {"CNN: params_after_step"}, """
+""",
+    ),
+    Bug(
+        "cnn optimizer step skips the bias",
+        {"CNN: params_after_step"},
+        """
 class CNN(CNN):
     def optimizer_step(self, lr):
         for layer in self.layers:
             if hasattr(layer, "weight"):
                 layer.weight = layer.weight - lr * layer.grad_weight
-"""),
-    Bug("cnn reset ignores std", {"CNN: reset_params_std"}, """
+""",
+    ),
+    Bug(
+        "cnn reset ignores std",
+        {"CNN: reset_params_std"},
+        """
 class CNN(CNN):
     def reset_params(self, std=1.0, generator=None):
         super().reset_params(1.0, generator)
-"""),
+""",
+    ),
 ]

@@ -16,6 +16,7 @@ Containers (``DenseBlock`` and the three networks) are graded with the grader's 
 blocks substituted for the student's (``kit.substituted``): a bug in a block costs only that
 block's items. The notebook says so where the students write the containers.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,15 @@ import torch
 from torch import nn
 
 from autograder.checks import Check, Output
-from autograder.kit import (as_ints, assign_parameters, noncontiguous, randn, record_grads,
-                            run_independently, substituted)
+from autograder.kit import (
+    as_ints,
+    assign_parameters,
+    noncontiguous,
+    randn,
+    record_grads,
+    run_independently,
+    substituted,
+)
 
 # This chapter is about architecture: every torch.nn layer is allowed. Only ready-made model
 # code is not (torchvision is not a dependency; hub models download).
@@ -38,8 +46,11 @@ Shapes = dict[str, tuple[int, ...]]
 
 # ------------------------------------------------------------------ parameter layouts
 def conv_bn(prefix_conv: str, prefix_bn: str, c_in: int, c_out: int, k: int) -> Shapes:
-    return {f"{prefix_conv}.weight": (c_out, c_in, k, k), f"{prefix_bn}.weight": (c_out,),
-            f"{prefix_bn}.bias": (c_out,)}
+    return {
+        f"{prefix_conv}.weight": (c_out, c_in, k, k),
+        f"{prefix_bn}.weight": (c_out,),
+        f"{prefix_bn}.bias": (c_out,),
+    }
 
 
 def residual_shapes(c_in: int, c_out: int, stride: int) -> Shapes:
@@ -50,27 +61,40 @@ def residual_shapes(c_in: int, c_out: int, stride: int) -> Shapes:
 
 
 def preact_shapes(c_in: int, c_out: int, stride: int) -> Shapes:
-    shapes = {"bn1.weight": (c_in,), "bn1.bias": (c_in,), "conv1.weight": (c_out, c_in, 3, 3),
-              "bn2.weight": (c_out,), "bn2.bias": (c_out,), "conv2.weight": (c_out, c_out, 3, 3)}
+    shapes = {
+        "bn1.weight": (c_in,),
+        "bn1.bias": (c_in,),
+        "conv1.weight": (c_out, c_in, 3, 3),
+        "bn2.weight": (c_out,),
+        "bn2.bias": (c_out,),
+        "conv2.weight": (c_out, c_out, 3, 3),
+    }
     if stride != 1 or c_in != c_out:
         shapes["shortcut.weight"] = (c_out, c_in, 1, 1)
     return shapes
 
 
 def inception_shapes(c_in: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, pp: int) -> Shapes:
-    return {**conv_bn("branch1.0", "branch1.1", c_in, c1, 1),
-            **conv_bn("branch2.0", "branch2.1", c_in, c3r, 1),
-            **conv_bn("branch2.3", "branch2.4", c3r, c3, 3),
-            **conv_bn("branch3.0", "branch3.1", c_in, c5r, 1),
-            **conv_bn("branch3.3", "branch3.4", c5r, c5, 5),
-            **conv_bn("branch4.1", "branch4.2", c_in, pp, 1)}
+    return {
+        **conv_bn("branch1.0", "branch1.1", c_in, c1, 1),
+        **conv_bn("branch2.0", "branch2.1", c_in, c3r, 1),
+        **conv_bn("branch2.3", "branch2.4", c3r, c3, 3),
+        **conv_bn("branch3.0", "branch3.1", c_in, c5r, 1),
+        **conv_bn("branch3.3", "branch3.4", c5r, c5, 5),
+        **conv_bn("branch4.1", "branch4.2", c_in, pp, 1),
+    }
 
 
 def dense_layer_shapes(c_in: int, growth: int, bn_size: int) -> Shapes:
     width = bn_size * growth
-    return {"bn1.weight": (c_in,), "bn1.bias": (c_in,), "conv1.weight": (width, c_in, 1, 1),
-            "bn2.weight": (width,), "bn2.bias": (width,),
-            "conv2.weight": (growth, width, 3, 3)}
+    return {
+        "bn1.weight": (c_in,),
+        "bn1.bias": (c_in,),
+        "conv1.weight": (width, c_in, 1, 1),
+        "bn2.weight": (width,),
+        "bn2.bias": (width,),
+        "conv2.weight": (growth, width, 3, 3),
+    }
 
 
 def transition_shapes(c_in: int, c_out: int) -> Shapes:
@@ -94,9 +118,13 @@ def seeded_values(rng: torch.Generator, shapes: Shapes) -> dict[str, torch.Tenso
 
 def batch_norms(shapes: Shapes) -> list[str]:
     """Names of the batch-norm modules: those whose weight is a vector and that have a bias."""
-    return [name[:-len(".weight")] for name, shape in shapes.items()
-            if name.endswith(".weight") and len(shape) == 1 and
-            name[:-len(".weight")] + ".bias" in shapes]
+    return [
+        name[: -len(".weight")]
+        for name, shape in shapes.items()
+        if name.endswith(".weight")
+        and len(shape) == 1
+        and name[: -len(".weight")] + ".bias" in shapes
+    ]
 
 
 def submodule(module: Any, dotted: str) -> Any:
@@ -111,8 +139,9 @@ def install_running_stats(module: Any, bn_names: list[str], rng: torch.Generator
         for name in bn_names:
             bn = submodule(module, name)
             bn.running_mean.copy_(0.5 * randn(rng, *bn.running_mean.shape))
-            bn.running_var.copy_(0.5 + torch.rand(bn.running_var.shape, generator=rng,
-                                                  dtype=torch.float64))
+            bn.running_var.copy_(
+                0.5 + torch.rand(bn.running_var.shape, generator=rng, dtype=torch.float64)
+            )
 
 
 def count(module: Any) -> torch.Tensor:
@@ -120,8 +149,11 @@ def count(module: Any) -> torch.Tensor:
 
 
 # -------------------------------------------------------------------- the block exercise
-def make_block_exercise(class_name: str, arguments: Callable[[Mapping[str, Any]], tuple],
-                        shapes_of: Callable[..., Shapes]) -> Callable[..., None]:
+def make_block_exercise(
+    class_name: str,
+    arguments: Callable[[Mapping[str, Any]], tuple],
+    shapes_of: Callable[..., Shapes],
+) -> Callable[..., None]:
     """Exercise for a block: see the module docstring for the outputs."""
 
     def exercise(api: Any, case: Mapping[str, Any], rng: torch.Generator, out: Any) -> None:
@@ -145,9 +177,14 @@ def make_block_exercise(class_name: str, arguments: Callable[[Mapping[str, Any]]
             block(first)
             y = block(second)
             out["y_train"] = y
-            out["running_stats"] = torch.cat([torch.cat([submodule(block, name).running_mean,
-                                                         submodule(block, name).running_var])
-                                              for name in bn_names])
+            out["running_stats"] = torch.cat(
+                [
+                    torch.cat(
+                        [submodule(block, name).running_mean, submodule(block, name).running_var]
+                    )
+                    for name in bn_names
+                ]
+            )
             (y * randn(rng, *y.shape)).sum().backward()
             record_grads(out, {"grad_x": second})
             grads = [submodule(block, name).grad for name in shapes]
@@ -167,22 +204,27 @@ def make_block_exercise(class_name: str, arguments: Callable[[Mapping[str, Any]]
 
 
 def block_outputs(forward_hint: str, eval_hint: str, count_hint: str) -> tuple[Output, ...]:
-    autograd = ("Autograd computes this from your forward pass: fix y_train first; if it "
-                "passes, look for .detach(), .data or torch.no_grad() in forward.")
+    autograd = (
+        "Autograd computes this from your forward pass: fix y_train first; if it "
+        "passes, look for .detach(), .data or torch.no_grad() in forward."
+    )
     return (
         Output("y_train", hint=forward_hint),
         Output("grad_x", points=0.5, hint=autograd),
         Output("grad_parameters", points=0.5, hint=autograd),
-        Output("running_stats", points=0.5,
-               hint="Each BatchNorm2d updates its running mean and variance when it runs in "
-                    "training mode: wrong values mean a batch norm saw another tensor (layer "
-                    "order) or ran a different number of times. Fix y_train first."),
+        Output(
+            "running_stats",
+            points=0.5,
+            hint="Each BatchNorm2d updates its running mean and variance when it runs in "
+            "training mode: wrong values mean a batch norm saw another tensor (layer "
+            "order) or ran a different number of times. Fix y_train first.",
+        ),
         Output("y_eval", hint=eval_hint),
         Output("param_count", points=0.5, hint=count_hint),
     )
 
 
-BIAS_NOTE = ("convolutions followed by batch norm have bias=False; ")
+BIAS_NOTE = "convolutions followed by batch norm have bias=False; "
 
 RESIDUAL_CASES = (
     {"in": 4, "out": 4, "stride": 1, "N": 3, "H": 6, "W": 6},
@@ -229,11 +271,18 @@ class _ProbeBlock(nn.Module):
 
     made: list[tuple[int, ...]] = []
 
-    def __init__(self, args: tuple[int, ...], c_in: int, c_out: int, stride: int = 1,
-                 concat: bool = False, pool: int = 1):
+    def __init__(
+        self,
+        args: tuple[int, ...],
+        c_in: int,
+        c_out: int,
+        stride: int = 1,
+        concat: bool = False,
+        pool: int = 1,
+    ):
         super().__init__()
         type(self).made.append(args)
-        rng = torch.Generator().manual_seed(sum(a * 7919 ** i for i, a in enumerate(args)) % 2**31)
+        rng = torch.Generator().manual_seed(sum(a * 7919**i for i, a in enumerate(args)) % 2**31)
         self.weight = nn.Parameter(torch.randn(c_out, c_in, 1, 1, generator=rng) / math.sqrt(c_in))
         self.stride, self.concat, self.pool, self.c_in = stride, concat, pool, c_in
 
@@ -241,7 +290,8 @@ class _ProbeBlock(nn.Module):
         assert x.ndim == 4 and x.shape[1] == self.c_in, (
             f"a block built for {self.c_in} input channels received an input of shape "
             f"{tuple(x.shape)}: the channels passed to the constructor and the tensor fed to "
-            f"forward disagree")
+            f"forward disagree"
+        )
         y = torch.tanh(nn.functional.conv2d(x, self.weight, stride=self.stride))
         if self.pool > 1:
             y = nn.functional.avg_pool2d(y, self.pool)
@@ -255,14 +305,21 @@ def probe_classes() -> dict[str, type[_ProbeBlock]]:
         made: list[tuple[int, ...]] = []
 
         def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
-            super().__init__((in_channels, out_channels, stride), in_channels, out_channels,
-                             stride)
+            super().__init__((in_channels, out_channels, stride), in_channels, out_channels, stride)
 
     class InceptionBlock(_ProbeBlock):
         made: list[tuple[int, ...]] = []
 
-        def __init__(self, in_channels: int, c1x1: int, c3x3_reduce: int, c3x3: int,
-                     c5x5_reduce: int, c5x5: int, pool_proj: int):
+        def __init__(
+            self,
+            in_channels: int,
+            c1x1: int,
+            c3x3_reduce: int,
+            c3x3: int,
+            c5x5_reduce: int,
+            c5x5: int,
+            pool_proj: int,
+        ):
             args = (in_channels, c1x1, c3x3_reduce, c3x3, c5x5_reduce, c5x5, pool_proj)
             super().__init__(args, in_channels, c1x1 + c3x3 + c5x5 + pool_proj)
 
@@ -270,15 +327,20 @@ def probe_classes() -> dict[str, type[_ProbeBlock]]:
         made: list[tuple[int, ...]] = []
 
         def __init__(self, in_channels: int, growth_rate: int, bn_size: int):
-            super().__init__((in_channels, growth_rate, bn_size), in_channels, growth_rate,
-                             concat=True)
+            super().__init__(
+                (in_channels, growth_rate, bn_size), in_channels, growth_rate, concat=True
+            )
 
     class DenseBlock(_ProbeBlock):
         made: list[tuple[int, ...]] = []
 
         def __init__(self, num_layers: int, in_channels: int, growth_rate: int, bn_size: int):
-            super().__init__((num_layers, in_channels, growth_rate, bn_size), in_channels,
-                             num_layers * growth_rate, concat=True)
+            super().__init__(
+                (num_layers, in_channels, growth_rate, bn_size),
+                in_channels,
+                num_layers * growth_rate,
+                concat=True,
+            )
 
     class TransitionLayer(_ProbeBlock):
         made: list[tuple[int, ...]] = []
@@ -286,21 +348,23 @@ def probe_classes() -> dict[str, type[_ProbeBlock]]:
         def __init__(self, in_channels: int, out_channels: int):
             super().__init__((in_channels, out_channels), in_channels, out_channels, pool=2)
 
-    return {cls.__name__: cls for cls in (ResidualBlock, InceptionBlock, DenseLayer, DenseBlock,
-                                          TransitionLayer)}
+    return {
+        cls.__name__: cls
+        for cls in (ResidualBlock, InceptionBlock, DenseLayer, DenseBlock, TransitionLayer)
+    }
 
 
 def architecture(probes: Mapping[str, type[_ProbeBlock]], names: tuple[str, ...]) -> torch.Tensor:
     """The constructor arguments of every probe built, per kind in ``names`` order, padded."""
     rows = [(index, *args) for index, name in enumerate(names) for args in probes[name].made]
     width = max((len(row) for row in rows), default=1)
-    return torch.tensor([list(row) + [-1] * (width - len(row)) for row in rows],
-                        dtype=torch.int64).reshape(len(rows), width)
+    return torch.tensor(
+        [list(row) + [-1] * (width - len(row)) for row in rows], dtype=torch.int64
+    ).reshape(len(rows), width)
 
 
 # -------------------------------------------------------------------------- DenseBlock
-def exercise_dense_block(api: Any, case: Mapping[str, Any], rng: torch.Generator,
-                         out: Any) -> None:
+def exercise_dense_block(api: Any, case: Mapping[str, Any], rng: torch.Generator, out: Any) -> None:
     probes = probe_classes()
     with substituted(api, DenseLayer=probes["DenseLayer"]):
         block = api.DenseBlock(case["L"], case["in"], case["growth"], case["bn_size"])
@@ -324,16 +388,33 @@ DENSE_BLOCK_CASES = (
 
 # ------------------------------------------------------------------------ the networks
 NETWORK_PARAMETERS: dict[str, Shapes] = {
-    "SmallResNet": {"stem_conv.weight": (16, 1, 3, 3), "stem_bn.weight": (16,),
-                    "stem_bn.bias": (16,), "fc.weight": (10, 64), "fc.bias": (10,)},
-    "SmallGoogLeNet": {"stem_conv.weight": (32, 1, 3, 3), "stem_bn.weight": (32,),
-                       "stem_bn.bias": (32,), "fc.weight": (10, 88), "fc.bias": (10,)},
-    "SmallDenseNet": {"stem_conv.weight": (16, 1, 3, 3), "final_bn.weight": (44,),
-                      "final_bn.bias": (44,), "fc.weight": (10, 44), "fc.bias": (10,)},
+    "SmallResNet": {
+        "stem_conv.weight": (16, 1, 3, 3),
+        "stem_bn.weight": (16,),
+        "stem_bn.bias": (16,),
+        "fc.weight": (10, 64),
+        "fc.bias": (10,),
+    },
+    "SmallGoogLeNet": {
+        "stem_conv.weight": (32, 1, 3, 3),
+        "stem_bn.weight": (32,),
+        "stem_bn.bias": (32,),
+        "fc.weight": (10, 88),
+        "fc.bias": (10,),
+    },
+    "SmallDenseNet": {
+        "stem_conv.weight": (16, 1, 3, 3),
+        "final_bn.weight": (44,),
+        "final_bn.bias": (44,),
+        "fc.weight": (10, 44),
+        "fc.bias": (10,),
+    },
 }
-NETWORK_BLOCKS = {"SmallResNet": ("ResidualBlock",),
-                  "SmallGoogLeNet": ("InceptionBlock",),
-                  "SmallDenseNet": ("DenseBlock", "TransitionLayer")}
+NETWORK_BLOCKS = {
+    "SmallResNet": ("ResidualBlock",),
+    "SmallGoogLeNet": ("InceptionBlock",),
+    "SmallDenseNet": ("DenseBlock", "TransitionLayer"),
+}
 
 
 def make_network_exercise(class_name: str) -> Callable[..., None]:
@@ -364,20 +445,32 @@ NETWORK_CASES = ({"N": 2, "size": 8}, {"N": 1, "size": 16}, {"N": 3, "size": 12}
 
 def network_outputs(blocks: str) -> tuple[Output, ...]:
     return (
-        Output("architecture", hint=f"The blocks ({blocks}) your network builds, with their "
-                                    f"constructor arguments in order, differ from the "
-                                    f"configuration in the notebook (channels, strides, number "
-                                    f"of blocks)."),
-        Output("param_count", points=0.5,
-               hint="With the grader's probe blocks in place, the parameters your network owns "
-                    "itself (stem, final batch norm, classifier) differ from the notebook's "
-                    "configuration."),
-        Output("output_shape", points=0.5,
-               hint="The logits have shape (N, num_classes) for any input size: global average "
-                    "pooling takes the mean over the two spatial dimensions, (2, 3)."),
-        Output("logits", hint="The order stem -> blocks -> global average pooling -> fc, in eval "
-                              "mode, differs from the notebook's; check the ReLU after the stem "
-                              "batch norm and the mean over dims (2, 3)."),
+        Output(
+            "architecture",
+            hint=f"The blocks ({blocks}) your network builds, with their "
+            f"constructor arguments in order, differ from the "
+            f"configuration in the notebook (channels, strides, number "
+            f"of blocks).",
+        ),
+        Output(
+            "param_count",
+            points=0.5,
+            hint="With the grader's probe blocks in place, the parameters your network owns "
+            "itself (stem, final batch norm, classifier) differ from the notebook's "
+            "configuration.",
+        ),
+        Output(
+            "output_shape",
+            points=0.5,
+            hint="The logits have shape (N, num_classes) for any input size: global average "
+            "pooling takes the mean over the two spatial dimensions, (2, 3).",
+        ),
+        Output(
+            "logits",
+            hint="The order stem -> blocks -> global average pooling -> fc, in eval "
+            "mode, differs from the notebook's; check the ReLU after the stem "
+            "batch norm and the mean over dims (2, 3).",
+        ),
     )
 
 
@@ -395,124 +488,225 @@ def _module_zoo(name: str) -> nn.Module:
     return nn.Sequential(shared, nn.Tanh(), shared, nn.Conv2d(2, 2, 1))
 
 
-def exercise_count_parameters(api: Any, case: Mapping[str, Any], rng: torch.Generator,
-                              out: Any) -> None:
+def exercise_count_parameters(
+    api: Any, case: Mapping[str, Any], rng: torch.Generator, out: Any
+) -> None:
     answers = [api.count_parameters(_module_zoo(name)) for name in case["modules"]]
     answers += [api.count_parameters(_module_zoo(name)) for name in case["modules"]]
     out["counts"] = as_ints(answers, "count_parameters")
 
 
-def exercise_receptive_field(api: Any, case: Mapping[str, Any], rng: torch.Generator,
-                             out: Any) -> None:
-    out["fields"] = as_ints([api.receptive_field(list(k), list(s)) for k, s in case["rows"]],
-                            "receptive_field")
+def exercise_receptive_field(
+    api: Any, case: Mapping[str, Any], rng: torch.Generator, out: Any
+) -> None:
+    out["fields"] = as_ints(
+        [api.receptive_field(list(k), list(s)) for k, s in case["rows"]], "receptive_field"
+    )
 
 
-def exercise_multiply_adds(api: Any, case: Mapping[str, Any], rng: torch.Generator,
-                           out: Any) -> None:
-    out["multiply_adds"] = as_ints([api.conv_multiply_adds(*row) for row in case["rows"]],
-                                   "conv_multiply_adds")
+def exercise_multiply_adds(
+    api: Any, case: Mapping[str, Any], rng: torch.Generator, out: Any
+) -> None:
+    out["multiply_adds"] = as_ints(
+        [api.conv_multiply_adds(*row) for row in case["rows"]], "conv_multiply_adds"
+    )
 
 
 CHECKS = [
-    Check(name="ResidualBlock", question="q1", uses=("ResidualBlock",),
-          exercise=make_block_exercise("ResidualBlock", residual_arguments, residual_shapes),
-          cases=RESIDUAL_CASES, timeout_s=20.0,
-          outputs=block_outputs(
-              "conv1 (3x3, stride) -> bn1 -> ReLU -> conv2 (3x3) -> bn2, plus the shortcut, and "
-              "the ReLU AFTER the addition. The shortcut is the identity only when stride == 1 "
-              "and the channels stay the same; otherwise 1x1 conv with the block's stride, "
-              "then batch norm.",
-              "In eval mode batch norm uses its running statistics: the same structure as in "
-              "training mode, with the module switched by .eval() (do not call F.batch_norm "
-              "with training=True yourself).",
-              "conv1, bn1, conv2, bn2, and shortcut.0 (1x1 conv) + shortcut.1 (batch norm) only "
-              "when the shape changes; " + BIAS_NOTE + "no other parameters.")),
-    Check(name="PreActResidualBlock", question="q1", uses=("PreActResidualBlock",),
-          exercise=make_block_exercise("PreActResidualBlock", residual_arguments, preact_shapes),
-          cases=RESIDUAL_CASES, timeout_s=20.0,
-          outputs=block_outputs(
-              "bn1 -> ReLU -> conv1 (stride) -> bn2 -> ReLU -> conv2, plus the shortcut, and NO "
-              "ReLU after the addition. A projection shortcut (1x1 conv with stride) takes the "
-              "pre-activated input relu(bn1(x)); the identity takes x itself.",
-              "In eval mode batch norm uses its running statistics: switch with .eval().",
-              "bn1 (in_channels), conv1, bn2, conv2, and shortcut (one 1x1 conv, no batch norm) "
-              "only when the shape changes; " + BIAS_NOTE + "no other parameters.")),
-    Check(name="InceptionBlock", question="q2", uses=("InceptionBlock",),
-          exercise=make_block_exercise("InceptionBlock",
-                                       lambda case: (case["in"], *case["c"]), inception_shapes),
-          cases=INCEPTION_CASES, timeout_s=20.0,
-          outputs=block_outputs(
-              "Four branches concatenated along dim=1 in the order 1x1, 3x3, 5x5, pool; each "
-              "conv is followed by batch norm and ReLU; the 3x3 and 5x5 keep the size (padding "
-              "1 and 2); the pool branch is MaxPool2d(3, stride=1, padding=1) then a 1x1 conv.",
-              "In eval mode batch norm uses its running statistics: switch with .eval().",
-              "Each branch is an nn.Sequential with the indices of the notebook's table (conv "
-              "0, bn 1, ReLU 2, conv 3, bn 4; pool branch: pool 0, conv 1, bn 2); " + BIAS_NOTE
-              + "the pool projection has its own conv and batch norm.")),
-    Check(name="DenseLayer", question="q3", uses=("DenseLayer",),
-          exercise=make_block_exercise(
-              "DenseLayer", lambda case: (case["in"], case["growth"], case["bn_size"]),
-              dense_layer_shapes),
-          cases=DENSE_LAYER_CASES, timeout_s=20.0,
-          outputs=block_outputs(
-              "bn1 -> ReLU -> conv1 (1x1, bn_size*growth_rate) -> bn2 -> ReLU -> conv2 (3x3, "
-              "padding 1, growth_rate), and the result is torch.cat([x, new], dim=1): the input "
-              "first, the new features after it.",
-              "In eval mode batch norm uses its running statistics: switch with .eval().",
-              "bn1 (in_channels), conv1 (bn_size*growth_rate, 1x1), bn2, conv2 (growth_rate, "
-              "3x3); " + BIAS_NOTE + "no other parameters.")),
-    Check(name="DenseBlock", question="q3", uses=("DenseBlock",),
-          exercise=exercise_dense_block, cases=DENSE_BLOCK_CASES,
-          outputs=(
-              Output("architecture", hint="Layer i of the block is DenseLayer(in_channels + i * "
-                                          "growth_rate, growth_rate, bn_size), built by calling "
-                                          "DenseLayer(...) in __init__ (the grader replaces "
-                                          "DenseLayer with its own probe layer)."),
-              Output("y", hint="Feed each layer the output of the previous one (which already "
-                               "contains every earlier feature map) and return the last output."),
-              Output("grad_x", points=0.5, hint="Autograd through the chain of layers: fix y "
-                                                "first."),
-          )),
-    Check(name="TransitionLayer", question="q3", uses=("TransitionLayer",),
-          exercise=make_block_exercise("TransitionLayer",
-                                       lambda case: (case["in"], case["out"]), transition_shapes),
-          cases=TRANSITION_CASES, timeout_s=20.0,
-          outputs=block_outputs(
-              "bn -> ReLU -> conv (1x1) -> average pooling with kernel 2 and stride 2 (odd sizes "
-              "round down).",
-              "In eval mode batch norm uses its running statistics: switch with .eval().",
-              "bn (in_channels) and conv (1x1, " + BIAS_NOTE.rstrip("; ") + "); pooling has no "
-              "parameters.")),
-    Check(name="SmallResNet", question="q4", uses=("SmallResNet",),
-          exercise=make_network_exercise("SmallResNet"), cases=NETWORK_CASES,
-          outputs=network_outputs("ResidualBlock")),
-    Check(name="SmallGoogLeNet", question="q4", uses=("SmallGoogLeNet",),
-          exercise=make_network_exercise("SmallGoogLeNet"), cases=NETWORK_CASES,
-          outputs=network_outputs("InceptionBlock")),
-    Check(name="SmallDenseNet", question="q4",
-          uses=("SmallDenseNet",),
-          exercise=make_network_exercise("SmallDenseNet"), cases=NETWORK_CASES,
-          outputs=network_outputs("DenseBlock, TransitionLayer")),
-    Check(name="count_parameters", question="q5", uses=("count_parameters",),
-          exercise=exercise_count_parameters,
-          cases=({"modules": ("linear", "conv_bn")}, {"modules": ("frozen", "shared")}),
-          outputs=(Output("counts", hint="Sum p.numel() over module.parameters() (each shared "
-                                         "parameter once, buffers such as running statistics "
-                                         "not at all) for the parameters with "
-                                         "requires_grad=True."),)),
-    Check(name="receptive_field", question="q5", uses=("receptive_field",),
-          exercise=exercise_receptive_field,
-          cases=({"rows": (((3,), (1,)), ((3, 3), (1, 1)), ((3, 3, 3), (1, 1, 1)))},
-                 {"rows": (((3, 2, 3), (1, 2, 1)), ((7, 3, 3), (2, 2, 1)),
-                           ((5,), (3,)), ((1, 1), (2, 2)))}),
-          outputs=(Output("fields", hint="r = 1 + sum over layers of (k_l - 1) times the product "
-                                         "of the strides of the layers BEFORE layer l."),)),
-    Check(name="conv_multiply_adds", question="q5", uses=("conv_multiply_adds",),
-          exercise=exercise_multiply_adds,
-          cases=({"rows": ((3, 8, 3, 8, 8), (1, 1, 1, 1, 1))},
-                 {"rows": ((16, 32, 5, 4, 6), (64, 16, 1, 7, 7), (2, 3, 3, 5, 1))}),
-          outputs=(Output("multiply_adds", hint="Each output value (out_channels x height x "
-                                                "width of them) needs in_channels * k * k "
-                                                "multiply-adds."),)),
+    Check(
+        name="ResidualBlock",
+        question="q1",
+        uses=("ResidualBlock",),
+        exercise=make_block_exercise("ResidualBlock", residual_arguments, residual_shapes),
+        cases=RESIDUAL_CASES,
+        timeout_s=20.0,
+        outputs=block_outputs(
+            "conv1 (3x3, stride) -> bn1 -> ReLU -> conv2 (3x3) -> bn2, plus the shortcut, and "
+            "the ReLU AFTER the addition. The shortcut is the identity only when stride == 1 "
+            "and the channels stay the same; otherwise 1x1 conv with the block's stride, "
+            "then batch norm.",
+            "In eval mode batch norm uses its running statistics: the same structure as in "
+            "training mode, with the module switched by .eval() (do not call F.batch_norm "
+            "with training=True yourself).",
+            "conv1, bn1, conv2, bn2, and shortcut.0 (1x1 conv) + shortcut.1 (batch norm) only "
+            "when the shape changes; " + BIAS_NOTE + "no other parameters.",
+        ),
+    ),
+    Check(
+        name="PreActResidualBlock",
+        question="q1",
+        uses=("PreActResidualBlock",),
+        exercise=make_block_exercise("PreActResidualBlock", residual_arguments, preact_shapes),
+        cases=RESIDUAL_CASES,
+        timeout_s=20.0,
+        outputs=block_outputs(
+            "bn1 -> ReLU -> conv1 (stride) -> bn2 -> ReLU -> conv2, plus the shortcut, and NO "
+            "ReLU after the addition. A projection shortcut (1x1 conv with stride) takes the "
+            "pre-activated input relu(bn1(x)); the identity takes x itself.",
+            "In eval mode batch norm uses its running statistics: switch with .eval().",
+            "bn1 (in_channels), conv1, bn2, conv2, and shortcut (one 1x1 conv, no batch norm) "
+            "only when the shape changes; " + BIAS_NOTE + "no other parameters.",
+        ),
+    ),
+    Check(
+        name="InceptionBlock",
+        question="q2",
+        uses=("InceptionBlock",),
+        exercise=make_block_exercise(
+            "InceptionBlock", lambda case: (case["in"], *case["c"]), inception_shapes
+        ),
+        cases=INCEPTION_CASES,
+        timeout_s=20.0,
+        outputs=block_outputs(
+            "Four branches concatenated along dim=1 in the order 1x1, 3x3, 5x5, pool; each "
+            "conv is followed by batch norm and ReLU; the 3x3 and 5x5 keep the size (padding "
+            "1 and 2); the pool branch is MaxPool2d(3, stride=1, padding=1) then a 1x1 conv.",
+            "In eval mode batch norm uses its running statistics: switch with .eval().",
+            "Each branch is an nn.Sequential with the indices of the notebook's table (conv "
+            "0, bn 1, ReLU 2, conv 3, bn 4; pool branch: pool 0, conv 1, bn 2); "
+            + BIAS_NOTE
+            + "the pool projection has its own conv and batch norm.",
+        ),
+    ),
+    Check(
+        name="DenseLayer",
+        question="q3",
+        uses=("DenseLayer",),
+        exercise=make_block_exercise(
+            "DenseLayer",
+            lambda case: (case["in"], case["growth"], case["bn_size"]),
+            dense_layer_shapes,
+        ),
+        cases=DENSE_LAYER_CASES,
+        timeout_s=20.0,
+        outputs=block_outputs(
+            "bn1 -> ReLU -> conv1 (1x1, bn_size*growth_rate) -> bn2 -> ReLU -> conv2 (3x3, "
+            "padding 1, growth_rate), and the result is torch.cat([x, new], dim=1): the input "
+            "first, the new features after it.",
+            "In eval mode batch norm uses its running statistics: switch with .eval().",
+            "bn1 (in_channels), conv1 (bn_size*growth_rate, 1x1), bn2, conv2 (growth_rate, "
+            "3x3); " + BIAS_NOTE + "no other parameters.",
+        ),
+    ),
+    Check(
+        name="DenseBlock",
+        question="q3",
+        uses=("DenseBlock",),
+        exercise=exercise_dense_block,
+        cases=DENSE_BLOCK_CASES,
+        outputs=(
+            Output(
+                "architecture",
+                hint="Layer i of the block is DenseLayer(in_channels + i * "
+                "growth_rate, growth_rate, bn_size), built by calling "
+                "DenseLayer(...) in __init__ (the grader replaces "
+                "DenseLayer with its own probe layer).",
+            ),
+            Output(
+                "y",
+                hint="Feed each layer the output of the previous one (which already "
+                "contains every earlier feature map) and return the last output.",
+            ),
+            Output("grad_x", points=0.5, hint="Autograd through the chain of layers: fix y first."),
+        ),
+    ),
+    Check(
+        name="TransitionLayer",
+        question="q3",
+        uses=("TransitionLayer",),
+        exercise=make_block_exercise(
+            "TransitionLayer", lambda case: (case["in"], case["out"]), transition_shapes
+        ),
+        cases=TRANSITION_CASES,
+        timeout_s=20.0,
+        outputs=block_outputs(
+            "bn -> ReLU -> conv (1x1) -> average pooling with kernel 2 and stride 2 (odd sizes "
+            "round down).",
+            "In eval mode batch norm uses its running statistics: switch with .eval().",
+            "bn (in_channels) and conv (1x1, " + BIAS_NOTE.rstrip("; ") + "); pooling has no "
+            "parameters.",
+        ),
+    ),
+    Check(
+        name="SmallResNet",
+        question="q4",
+        uses=("SmallResNet",),
+        exercise=make_network_exercise("SmallResNet"),
+        cases=NETWORK_CASES,
+        outputs=network_outputs("ResidualBlock"),
+    ),
+    Check(
+        name="SmallGoogLeNet",
+        question="q4",
+        uses=("SmallGoogLeNet",),
+        exercise=make_network_exercise("SmallGoogLeNet"),
+        cases=NETWORK_CASES,
+        outputs=network_outputs("InceptionBlock"),
+    ),
+    Check(
+        name="SmallDenseNet",
+        question="q4",
+        uses=("SmallDenseNet",),
+        exercise=make_network_exercise("SmallDenseNet"),
+        cases=NETWORK_CASES,
+        outputs=network_outputs("DenseBlock, TransitionLayer"),
+    ),
+    Check(
+        name="count_parameters",
+        question="q5",
+        uses=("count_parameters",),
+        exercise=exercise_count_parameters,
+        cases=({"modules": ("linear", "conv_bn")}, {"modules": ("frozen", "shared")}),
+        outputs=(
+            Output(
+                "counts",
+                hint="Sum p.numel() over module.parameters() (each shared "
+                "parameter once, buffers such as running statistics "
+                "not at all) for the parameters with "
+                "requires_grad=True.",
+            ),
+        ),
+    ),
+    Check(
+        name="receptive_field",
+        question="q5",
+        uses=("receptive_field",),
+        exercise=exercise_receptive_field,
+        cases=(
+            {"rows": (((3,), (1,)), ((3, 3), (1, 1)), ((3, 3, 3), (1, 1, 1)))},
+            {
+                "rows": (
+                    ((3, 2, 3), (1, 2, 1)),
+                    ((7, 3, 3), (2, 2, 1)),
+                    ((5,), (3,)),
+                    ((1, 1), (2, 2)),
+                )
+            },
+        ),
+        outputs=(
+            Output(
+                "fields",
+                hint="r = 1 + sum over layers of (k_l - 1) times the product "
+                "of the strides of the layers BEFORE layer l.",
+            ),
+        ),
+    ),
+    Check(
+        name="conv_multiply_adds",
+        question="q5",
+        uses=("conv_multiply_adds",),
+        exercise=exercise_multiply_adds,
+        cases=(
+            {"rows": ((3, 8, 3, 8, 8), (1, 1, 1, 1, 1))},
+            {"rows": ((16, 32, 5, 4, 6), (64, 16, 1, 7, 7), (2, 3, 3, 5, 1))},
+        ),
+        outputs=(
+            Output(
+                "multiply_adds",
+                hint="Each output value (out_channels x height x "
+                "width of them) needs in_channels * k * k "
+                "multiply-adds.",
+            ),
+        ),
+    ),
 ]

@@ -6,6 +6,7 @@ name (``assign_parameters``, which explains a missing or misshapen parameter), r
 back-propagates a seeded loss ``sum(output * weights)``, and grades the output, the gradient
 with respect to the input, to the initial state and to each parameter as separate items.
 """
+
 import math
 
 import torch
@@ -14,8 +15,16 @@ from torch import nn
 from autograder.checks import Check, Output
 from autograder.kit import assign_parameters, noncontiguous, randn, record_grads
 
-_RECURRENT_CLASSES = ("RNNBase", "RNNCellBase", "RNN", "RNNCell", "GRU", "GRUCell", "LSTM",
-                      "LSTMCell")
+_RECURRENT_CLASSES = (
+    "RNNBase",
+    "RNNCellBase",
+    "RNN",
+    "RNNCell",
+    "GRU",
+    "GRUCell",
+    "LSTM",
+    "LSTMCell",
+)
 
 # The recurrent modules and kernels and the clipping utilities are what the students write;
 # autograd (Tensor.backward, torch.autograd) and torch.optim stay allowed.
@@ -59,14 +68,22 @@ def layouts_of(cell_name):
     """Parameter name -> layout in words, shown when a student's shape is wrong."""
     k = GATES[cell_name]
     width = "hidden_size" if k == 1 else f"{k}*hidden_size"
-    return {"weight_xh": f"(input_size, {width})", "weight_hh": f"(hidden_size, {width})",
-            "bias_xh": f"({width},)", "bias_hh": f"({width},)"}
+    return {
+        "weight_xh": f"(input_size, {width})",
+        "weight_hh": f"(hidden_size, {width})",
+        "bias_xh": f"({width},)",
+        "bias_hh": f"({width},)",
+    }
 
 
 def parameter_shapes(cell_name, input_size, hidden_size):
     width = GATES[cell_name] * hidden_size
-    return {"weight_xh": (input_size, width), "weight_hh": (hidden_size, width),
-            "bias_xh": (width,), "bias_hh": (width,)}
+    return {
+        "weight_xh": (input_size, width),
+        "weight_hh": (hidden_size, width),
+        "bias_xh": (width,),
+        "bias_hh": (width,),
+    }
 
 
 def seeded_parameters(rng, cell_name, input_size, hidden_size):
@@ -98,13 +115,16 @@ def check_initialization(make_cell, cell_name, input_size):
             values = param.detach().double()
             where = f"{cell_name}({input_size}, {hidden_size}).{name} {moment}"
             if not torch.isfinite(values).all() or values.abs().max() > bound * (1 + 1e-6):
-                raise BadInitialization(f"{where} has values outside +-1/sqrt(hidden_size) = "
-                                        f"+-{bound:.4f}")
+                raise BadInitialization(
+                    f"{where} has values outside +-1/sqrt(hidden_size) = +-{bound:.4f}"
+                )
             if values.max() < bound / 2 or values.min() > -bound / 2:
-                raise BadInitialization(f"{where} does not look uniform on "
-                                        f"[-1/sqrt(hidden_size), 1/sqrt(hidden_size)]: all "
-                                        f"values lie within [{values.min():.3g}, "
-                                        f"{values.max():.3g}]")
+                raise BadInitialization(
+                    f"{where} does not look uniform on "
+                    f"[-1/sqrt(hidden_size), 1/sqrt(hidden_size)]: all "
+                    f"values lie within [{values.min():.3g}, "
+                    f"{values.max():.3g}]"
+                )
     return True
 
 
@@ -132,11 +152,23 @@ def make_cell_exercise(cell_name):
                 x = noncontiguous(x)
             h0 = randn(rng, n, hidden_size)
             c0 = randn(rng, n, hidden_size) if is_lstm else None
-            rounds.append((x.requires_grad_(True), h0.requires_grad_(True),
-                           c0.requires_grad_(True) if is_lstm else None,
-                           randn(rng, n, hidden_size), randn(rng, n, hidden_size)))
-        graded = ("h", "c", "grad_x", "grad_h0", "grad_c0",
-                  *("grad_" + name for name in PARAMETER_NAMES))
+            rounds.append(
+                (
+                    x.requires_grad_(True),
+                    h0.requires_grad_(True),
+                    c0.requires_grad_(True) if is_lstm else None,
+                    randn(rng, n, hidden_size),
+                    randn(rng, n, hidden_size),
+                )
+            )
+        graded = (
+            "h",
+            "c",
+            "grad_x",
+            "grad_h0",
+            "grad_c0",
+            *("grad_" + name for name in PARAMETER_NAMES),
+        )
         for x, h0, c0, weights_h, weights_c in rounds:
             out.watch(x=x, h0=h0, **({"c0": c0} if is_lstm else {}))
             for name in PARAMETER_NAMES:
@@ -177,36 +209,65 @@ RNN_CASES = CELL_CASES + (
     {"N": 6, "input": 5, "hidden": 3, "nonlinearity": "relu"},
 )
 
-GRADIENT_HINT = ("Autograd computes this gradient from your forward pass: if the forward "
-                 "items pass, look for .detach(), .data, torch.no_grad() or a tensor rebuilt "
-                 "with torch.tensor(...) on the way from {what} to the output.")
+GRADIENT_HINT = (
+    "Autograd computes this gradient from your forward pass: if the forward "
+    "items pass, look for .detach(), .data, torch.no_grad() or a tensor rebuilt "
+    "with torch.tensor(...) on the way from {what} to the output."
+)
 
 
 def cell_outputs(cell_name, forward_hint, state_names=("h0",)):
     outputs = [Output("h", hint=forward_hint)]
     forward = ("h",)
     if cell_name == "LSTMCell":
-        outputs.append(Output("c", hint="c' = f * c + i * g, with f and i sigmoids and g a "
-                                        "tanh of their slices of the pre-activations."))
+        outputs.append(
+            Output(
+                "c",
+                hint="c' = f * c + i * g, with f and i sigmoids and g a "
+                "tanh of their slices of the pre-activations.",
+            )
+        )
         forward = ("h", "c")
-    outputs.append(Output("grad_x", points=0.5, hint=GRADIENT_HINT.format(what="x"),
-                          needs=forward))
+    outputs.append(Output("grad_x", points=0.5, hint=GRADIENT_HINT.format(what="x"), needs=forward))
     for state in state_names:
-        outputs.append(Output("grad_" + state, points=0.5, needs=forward,
-                              hint=GRADIENT_HINT.format(what=f"the initial state {state}")))
+        outputs.append(
+            Output(
+                "grad_" + state,
+                points=0.5,
+                needs=forward,
+                hint=GRADIENT_HINT.format(what=f"the initial state {state}"),
+            )
+        )
     for name in PARAMETER_NAMES:
-        outputs.append(Output("grad_" + name, points=0.5, needs=forward,
-                              hint=GRADIENT_HINT.format(what=f"self.{name}")))
-    outputs.append(Output("without_state", points=0.5, needs=forward,
-                          hint="With no state given the cell starts from zeros of shape "
-                               "(N, hidden_size) in x's dtype (x.new_zeros(...)); for the LSTM "
-                               "both h and c are zeros. This item compares the returned state "
-                               "(h, or h and c side by side)."))
-    outputs.append(Output("init", points=0.5,
-                          hint="__init__ creates the four nn.Parameters and calls "
-                               "reset_parameters(), which draws every entry uniformly from "
-                               "[-1/sqrt(hidden_size), 1/sqrt(hidden_size)] (hidden_size, not "
-                               "input_size)."))
+        outputs.append(
+            Output(
+                "grad_" + name,
+                points=0.5,
+                needs=forward,
+                hint=GRADIENT_HINT.format(what=f"self.{name}"),
+            )
+        )
+    outputs.append(
+        Output(
+            "without_state",
+            points=0.5,
+            needs=forward,
+            hint="With no state given the cell starts from zeros of shape "
+            "(N, hidden_size) in x's dtype (x.new_zeros(...)); for the LSTM "
+            "both h and c are zeros. This item compares the returned state "
+            "(h, or h and c side by side).",
+        )
+    )
+    outputs.append(
+        Output(
+            "init",
+            points=0.5,
+            hint="__init__ creates the four nn.Parameters and calls "
+            "reset_parameters(), which draws every entry uniformly from "
+            "[-1/sqrt(hidden_size), 1/sqrt(hidden_size)] (hidden_size, not "
+            "input_size).",
+        )
+    )
     return tuple(outputs)
 
 
@@ -226,7 +287,8 @@ class _ProbeCell(nn.Module):
         expected = (self.batch, self.input_size)
         assert tuple(x.shape) == expected, (
             f"the cell received an input of shape {tuple(x.shape)}, expected one time step "
-            f"(N, input_size) = {expected}: slice the sequence along its time dimension")
+            f"(N, input_size) = {expected}: slice the sequence along its time dimension"
+        )
 
     def zeros(self, x):
         return x.new_zeros(x.shape[0], self.hidden_size)
@@ -274,8 +336,15 @@ def exercise_layer(api, case, rng, out):
             x = noncontiguous(x)
         h0 = randn(rng, n, hidden_size).requires_grad_(True)
         c0 = randn(rng, n, hidden_size).requires_grad_(True)
-        rounds.append((x.requires_grad_(True), h0, c0, randn(rng, *out_shape),
-                       randn(rng, n, 2 * hidden_size if pair else hidden_size)))
+        rounds.append(
+            (
+                x.requires_grad_(True),
+                h0,
+                c0,
+                randn(rng, *out_shape),
+                randn(rng, n, 2 * hidden_size if pair else hidden_size),
+            )
+        )
     graded = ("outputs", "last_state", "grad_x", "grad_state", "grad_cell_parameters")
     for x, h0, c0, weights_outputs, weights_last in rounds:
         out.watch(x=x, h0=h0, c0=c0)
@@ -315,8 +384,15 @@ LAYER_CASES = (
     {"T": 5, "N": 2, "input": 4, "hidden": 3, "batch_first": True, "state": "pair"},
     {"T": 7, "N": 1, "input": 1, "hidden": 2, "batch_first": False, "state": "pair"},
     {"T": 1, "N": 2, "input": 3, "hidden": 2, "batch_first": False, "state": "pair"},
-    {"T": 6, "N": 3, "input": 2, "hidden": 4, "batch_first": True, "state": "tensor",
-     "noncontiguous": True},
+    {
+        "T": 6,
+        "N": 3,
+        "input": 2,
+        "hidden": 4,
+        "batch_first": True,
+        "state": "tensor",
+        "noncontiguous": True,
+    },
 )
 
 
@@ -343,73 +419,133 @@ CLIP_CASES = (
     {"params": [((3,), True)], "scale": 3.0, "max_norm": 1.0},
     {"params": [((4, 3), True), ((3,), True), ((2, 2), True)], "scale": 0.05, "max_norm": 5},
     {"params": [((4, 3), True), ((3,), False), ((2, 2), True)], "scale": 2.0, "max_norm": 0.5},
-    {"params": [((2,), False), ((5, 2), True), ((5,), True), ((1,), False)], "scale": 1.0,
-     "max_norm": 2.0, "generator": True},
-    {"params": [((6, 4), True), ((4,), True)], "scale": 0.2, "max_norm": 100.0,
-     "generator": True},
+    {
+        "params": [((2,), False), ((5, 2), True), ((5,), True), ((1,), False)],
+        "scale": 1.0,
+        "max_norm": 2.0,
+        "generator": True,
+    },
+    {"params": [((6, 4), True), ((4,), True)], "scale": 0.2, "max_norm": 100.0, "generator": True},
 )
 
 
 CHECKS = [
     Check(
-        name="RNNCell", question="q1", uses=("RNNCell",), exercise=make_cell_exercise("RNNCell"),
-        cases=RNN_CASES, timeout_s=20.0,
-        outputs=cell_outputs("RNNCell", "h' = act(x @ weight_xh + bias_xh + h @ weight_hh + "
-                                        "bias_hh), act = tanh, or relu when "
-                                        "nonlinearity='relu'; both biases are added."),
-    ),
-    Check(
-        name="GRUCell", question="q2", uses=("GRUCell",), exercise=make_cell_exercise("GRUCell"),
-        cases=CELL_CASES, timeout_s=20.0,
-        outputs=cell_outputs("GRUCell", "Gate slices in the order r, z, n; n = tanh(x_n + r * "
-                                        "(h @ W_hn + b_hn)), the reset gate multiplies the "
-                                        "hidden projection and its bias; h' = (1 - z) * n + "
-                                        "z * h."),
-    ),
-    Check(
-        name="LSTMCell", question="q3", uses=("LSTMCell",),
-        exercise=make_cell_exercise("LSTMCell"), cases=CELL_CASES, timeout_s=20.0,
-        outputs=cell_outputs("LSTMCell", "Gate slices in the order i, f, g, o; i, f, o are "
-                                         "sigmoids, g a tanh; h' = o * tanh(c').",
-                             state_names=("h0", "c0")),
-    ),
-    Check(
-        name="RecurrentLayer", question="q4", uses=("RecurrentLayer",), exercise=exercise_layer,
-        cases=LAYER_CASES, timeout_s=20.0,
-        outputs=(
-            Output("outputs", hint="Stack the hidden state of every step along the time "
-                                   "dimension: (T, N, H), or (N, T, H) with batch_first; for "
-                                   "a tuple state (h, c) stack h."),
-            Output("last_state", hint="Return the state after the LAST step, exactly as the "
-                                      "cell returned it (a tuple (h, c) for an LSTM)."),
-            Output("grad_x", points=0.5, hint=GRADIENT_HINT.format(what="x"),
-                   needs=("outputs",)),
-            Output("grad_state", points=0.5, needs=("outputs",),
-                   hint=GRADIENT_HINT.format(what="the initial state (pass it to the cell "
-                                                  "at the first step)")),
-            Output("grad_cell_parameters", points=0.5, needs=("outputs",),
-                   hint=GRADIENT_HINT.format(what="the cell's parameters, through every "
-                                                  "step (do not detach the state between "
-                                                  "steps)")),
-            Output("without_state", points=0.5,
-                   hint="With no initial state, pass None to the cell at the first step: "
-                        "the cell knows how to start from zeros."),
+        name="RNNCell",
+        question="q1",
+        uses=("RNNCell",),
+        exercise=make_cell_exercise("RNNCell"),
+        cases=RNN_CASES,
+        timeout_s=20.0,
+        outputs=cell_outputs(
+            "RNNCell",
+            "h' = act(x @ weight_xh + bias_xh + h @ weight_hh + "
+            "bias_hh), act = tanh, or relu when "
+            "nonlinearity='relu'; both biases are added.",
         ),
     ),
     Check(
-        name="clip_grad_norm", question="q5", uses=("clip_grad_norm",), exercise=exercise_clip,
+        name="GRUCell",
+        question="q2",
+        uses=("GRUCell",),
+        exercise=make_cell_exercise("GRUCell"),
+        cases=CELL_CASES,
+        timeout_s=20.0,
+        outputs=cell_outputs(
+            "GRUCell",
+            "Gate slices in the order r, z, n; n = tanh(x_n + r * "
+            "(h @ W_hn + b_hn)), the reset gate multiplies the "
+            "hidden projection and its bias; h' = (1 - z) * n + "
+            "z * h.",
+        ),
+    ),
+    Check(
+        name="LSTMCell",
+        question="q3",
+        uses=("LSTMCell",),
+        exercise=make_cell_exercise("LSTMCell"),
+        cases=CELL_CASES,
+        timeout_s=20.0,
+        outputs=cell_outputs(
+            "LSTMCell",
+            "Gate slices in the order i, f, g, o; i, f, o are "
+            "sigmoids, g a tanh; h' = o * tanh(c').",
+            state_names=("h0", "c0"),
+        ),
+    ),
+    Check(
+        name="RecurrentLayer",
+        question="q4",
+        uses=("RecurrentLayer",),
+        exercise=exercise_layer,
+        cases=LAYER_CASES,
+        timeout_s=20.0,
+        outputs=(
+            Output(
+                "outputs",
+                hint="Stack the hidden state of every step along the time "
+                "dimension: (T, N, H), or (N, T, H) with batch_first; for "
+                "a tuple state (h, c) stack h.",
+            ),
+            Output(
+                "last_state",
+                hint="Return the state after the LAST step, exactly as the "
+                "cell returned it (a tuple (h, c) for an LSTM).",
+            ),
+            Output("grad_x", points=0.5, hint=GRADIENT_HINT.format(what="x"), needs=("outputs",)),
+            Output(
+                "grad_state",
+                points=0.5,
+                needs=("outputs",),
+                hint=GRADIENT_HINT.format(
+                    what="the initial state (pass it to the cell at the first step)"
+                ),
+            ),
+            Output(
+                "grad_cell_parameters",
+                points=0.5,
+                needs=("outputs",),
+                hint=GRADIENT_HINT.format(
+                    what="the cell's parameters, through every "
+                    "step (do not detach the state between "
+                    "steps)"
+                ),
+            ),
+            Output(
+                "without_state",
+                points=0.5,
+                hint="With no initial state, pass None to the cell at the first step: "
+                "the cell knows how to start from zeros.",
+            ),
+        ),
+    ),
+    Check(
+        name="clip_grad_norm",
+        question="q5",
+        uses=("clip_grad_norm",),
+        exercise=exercise_clip,
         cases=CLIP_CASES,
         outputs=(
-            Output("total_norm", hint="The total norm is sqrt of the sum of squares of ALL "
-                                      "gradient entries, before clipping, as a 0-dim tensor "
-                                      "in the gradients' dtype (or a Python float)."),
-            Output("grads", rtol=1e-5, hint="Scale every gradient in place by "
-                                            "max_norm / (total_norm + 1e-6) when that factor is "
-                                            "below 1, and leave them unchanged otherwise; "
-                                            "iterate over `parameters` only once (it may be a "
-                                            "generator)."),
-            Output("grad_none", points=0.5, hint="Skip parameters whose .grad is None and leave "
-                                                 "it None."),
+            Output(
+                "total_norm",
+                hint="The total norm is sqrt of the sum of squares of ALL "
+                "gradient entries, before clipping, as a 0-dim tensor "
+                "in the gradients' dtype (or a Python float).",
+            ),
+            Output(
+                "grads",
+                rtol=1e-5,
+                hint="Scale every gradient in place by "
+                "max_norm / (total_norm + 1e-6) when that factor is "
+                "below 1, and leave them unchanged otherwise; "
+                "iterate over `parameters` only once (it may be a "
+                "generator).",
+            ),
+            Output(
+                "grad_none",
+                points=0.5,
+                hint="Skip parameters whose .grad is None and leave it None.",
+            ),
         ),
     ),
 ]

@@ -18,6 +18,7 @@ unwritten ``MultiHeadAttention`` does not stop the block from being graded. A st
 the names some other way (an alias, an inlined computation) is graded on that code instead;
 correct code gives the same numbers either way.
 """
+
 import math
 import operator
 from collections.abc import Callable, Iterator
@@ -37,9 +38,14 @@ from autograder.kit import (
     run_independently,
 )
 
-_TRANSFORMER_CLASSES = ("Transformer", "TransformerEncoder", "TransformerDecoder",
-                        "TransformerEncoderLayer", "TransformerDecoderLayer",
-                        "MultiheadAttention")
+_TRANSFORMER_CLASSES = (
+    "Transformer",
+    "TransformerEncoder",
+    "TransformerDecoder",
+    "TransformerEncoderLayer",
+    "TransformerDecoderLayer",
+    "MultiheadAttention",
+)
 
 # The attention computations are what the students write. nn.Linear, nn.LayerNorm, nn.Dropout,
 # softmax and autograd stay allowed. Entries are classes and functions, not whole modules: the
@@ -92,8 +98,9 @@ def trusted(api: Any, **replacements: Any) -> Iterator[None]:
 
 
 # ------------------------------------------------------------- trusted building blocks
-def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-               mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Trusted scaled dot-product attention with the chapter's conventions."""
     scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
     if mask is not None:
@@ -117,15 +124,21 @@ class _TrustedAttention(nn.Module):
         self.v_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
 
-    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         heads, width = self.num_heads, self.embed_dim // self.num_heads
 
         def split(t: torch.Tensor) -> torch.Tensor:
             return t.reshape(t.shape[0], t.shape[1], heads, width).permute(0, 2, 1, 3)
 
-        out, weights = _attention(split(self.q_proj(query)), split(self.k_proj(key)),
-                                  split(self.v_proj(value)), mask)
+        out, weights = _attention(
+            split(self.q_proj(query)), split(self.k_proj(key)), split(self.v_proj(value)), mask
+        )
         merged = out.permute(0, 2, 1, 3).reshape(query.shape[0], query.shape[1], -1)
         return self.out_proj(merged), weights
 
@@ -136,20 +149,23 @@ def _encoding(max_len: int, d_model: int) -> torch.Tensor:
     position = torch.arange(max_len, dtype=F64).unsqueeze(1)
     frequency = torch.exp(torch.arange(0, d_model, 2, dtype=F64) * (-math.log(10000.0) / d_model))
     table[:, 0::2] = torch.sin(position * frequency)
-    table[:, 1::2] = torch.cos(position * frequency)[:, :d_model // 2]
+    table[:, 1::2] = torch.cos(position * frequency)[:, : d_model // 2]
     return table.to(torch.get_default_dtype())
 
 
-GRADIENT_HINT = ("Autograd computes this gradient from your forward pass: if the forward "
-                 "items pass, look for .detach(), .data, torch.no_grad() or a tensor rebuilt "
-                 "with torch.tensor(...) on the way from {what} to the output.")
+GRADIENT_HINT = (
+    "Autograd computes this gradient from your forward pass: if the forward "
+    "items pass, look for .detach(), .data, torch.no_grad() or a tensor rebuilt "
+    "with torch.tensor(...) on the way from {what} to the output."
+)
 
 
 def as_float64(value: Any, what: str) -> torch.Tensor:
     """A returned floating tensor (any floating dtype) as float64; anything else is an error."""
     if type(value) is not torch.Tensor or not value.is_floating_point():
-        raise TypeError(f"{what} returned a {type(value).__name__}, expected a floating "
-                        f"torch.Tensor")
+        raise TypeError(
+            f"{what} returned a {type(value).__name__}, expected a floating torch.Tensor"
+        )
     return value.to(F64)
 
 
@@ -162,9 +178,11 @@ def as_ints(values: list[Any], function_name: str) -> torch.Tensor:
         try:
             answers.append(operator.index(value))
         except TypeError:
-            raise TypeError(f"{function_name} returned {value!r} of type "
-                            f"{type(value).__name__}; return a Python int (use // for integer "
-                            f"division)") from None
+            raise TypeError(
+                f"{function_name} returned {value!r} of type "
+                f"{type(value).__name__}; return a Python int (use // for integer "
+                f"division)"
+            ) from None
     return torch.tensor(answers, dtype=torch.int64)
 
 
@@ -173,27 +191,36 @@ def as_floats(values: list[Any], function_name: str) -> torch.Tensor:
     answers = []
     for value in values:
         if isinstance(value, torch.Tensor) and value.numel() != 1:
-            raise TypeError(f"{function_name} returned a tensor of shape {tuple(value.shape)}; "
-                            f"return a number")
+            raise TypeError(
+                f"{function_name} returned a tensor of shape {tuple(value.shape)}; return a number"
+            )
         answers.append(float(value))
     return torch.tensor(answers, dtype=F64)
 
 
 # ------------------------------------------------------------------------- masks for checks
-def draw_mask(rng: torch.Generator, shape: tuple[int, ...], lk: int,
-              fully_masked_rows: bool = False) -> torch.Tensor:
+def draw_mask(
+    rng: torch.Generator, shape: tuple[int, ...], lk: int, fully_masked_rows: bool = False
+) -> torch.Tensor:
     """A random bool mask of ``shape`` (last dim lk) whose rows each keep at least one key,
     unless ``fully_masked_rows``: then the first row of every leading index keeps none."""
     keep = randint(rng, lk, *shape[:-1])
     mask = (torch.rand(*shape, generator=rng, dtype=F64) < 0.5) | (
-        torch.arange(lk) == keep.unsqueeze(-1))
+        torch.arange(lk) == keep.unsqueeze(-1)
+    )
     if fully_masked_rows:
         mask[..., 0, :] = False
     return mask
 
 
-def case_mask(rng: torch.Generator, kind: str | None, batch: tuple[int, ...], lq: int,
-              lk: int, fully_masked_rows: bool = False) -> torch.Tensor | None:
+def case_mask(
+    rng: torch.Generator,
+    kind: str | None,
+    batch: tuple[int, ...],
+    lq: int,
+    lk: int,
+    fully_masked_rows: bool = False,
+) -> torch.Tensor | None:
     """The mask of a case: None; "square" (Lq, Lk); "padding" (*batch[:-1], 1, 1, Lk) from
     lengths; "per_query" (*batch[:-1], 1, Lq, Lk); "causal" (L, L)."""
     if kind is None:
@@ -221,8 +248,7 @@ def exercise_attention(api, case, rng, out):
     batch, lq, lk, d, dv = tuple(case["batch"]), case["Lq"], case["Lk"], case["d"], case["dv"]
 
     def draw(large: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        q, k, v = (randn(rng, *batch, lq, d), randn(rng, *batch, lk, d),
-                   randn(rng, *batch, lk, dv))
+        q, k, v = (randn(rng, *batch, lq, d), randn(rng, *batch, lk, d), randn(rng, *batch, lk, dv))
         if large:
             # The last feature adds +-1e4 to every score of a query row (a shared offset of
             # random sign) while the other features keep O(1) differences between the keys:
@@ -264,10 +290,13 @@ def exercise_attention(api, case, rng, out):
     def fully_masked():
         result, weights = api.scaled_dot_product_attention(rows_q, rows_k, rows_v, rows_mask)
         ((result * weights_out).sum() + (weights * weights_w).sum()).backward()
-        grads = [t.grad if t.grad is not None else torch.full_like(t, math.nan)
-                 for t in (rows_q, rows_k, rows_v)]
-        out["fully_masked"] = torch.cat([result.flatten(), weights.flatten(),
-                                         *(g.flatten() for g in grads)])
+        grads = [
+            t.grad if t.grad is not None else torch.full_like(t, math.nan)
+            for t in (rows_q, rows_k, rows_v)
+        ]
+        out["fully_masked"] = torch.cat(
+            [result.flatten(), weights.flatten(), *(g.flatten() for g in grads)]
+        )
 
     run_independently(main, large_scores, fully_masked)
 
@@ -279,8 +308,7 @@ ATTENTION_CASES = (
     {"batch": (2, 3), "Lq": 3, "Lk": 7, "d": 4, "dv": 6, "mask": "padding"},
     {"batch": (2, 2), "Lq": 4, "Lk": 5, "d": 6, "dv": 6, "mask": "per_query"},
     {"batch": (2, 1, 3), "Lq": 5, "Lk": 5, "d": 3, "dv": 4, "mask": "causal"},
-    {"batch": (2, 4), "Lq": 6, "Lk": 3, "d": 16, "dv": 5, "mask": "square",
-     "noncontiguous": True},
+    {"batch": (2, 4), "Lq": 6, "Lk": 3, "d": 16, "dv": 5, "mask": "square", "noncontiguous": True},
 )
 
 
@@ -311,8 +339,9 @@ def projection_names(bias: bool) -> tuple[str, ...]:
     return tuple(f"{proj}.{kind}" for proj in ("q_proj", "k_proj", "v_proj") for kind in kinds)
 
 
-def seeded_projections(rng: torch.Generator, prefix: str, e: int,
-                       bias: bool) -> dict[str, torch.Tensor]:
+def seeded_projections(
+    rng: torch.Generator, prefix: str, e: int, bias: bool
+) -> dict[str, torch.Tensor]:
     values = {}
     for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
         values[f"{prefix}{proj}.weight"] = randn(rng, e, e) / math.sqrt(e)
@@ -339,8 +368,11 @@ def exercise_mha(api, case, rng, out):
     n, lq, lk, e, heads = case["N"], case["Lq"], case["Lk"], case["E"], case["heads"]
     bias = case.get("bias", True)
     with trusted(api, scaled_dot_product_attention=_attention):
-        mha = api.MultiHeadAttention(e, heads, bias=bias) if not bias else \
-            api.MultiHeadAttention(e, heads)
+        mha = (
+            api.MultiHeadAttention(e, heads, bias=bias)
+            if not bias
+            else api.MultiHeadAttention(e, heads)
+        )
         assign_parameters(mha, seeded_projections(rng, "", e, bias))
         warm = randn(rng, n, lq, e), randn(rng, n, lk, e), randn(rng, n, lk, e)
         query, key, value = randn(rng, n, lq, e), randn(rng, n, lk, e), randn(rng, n, lk, e)
@@ -353,8 +385,14 @@ def exercise_mha(api, case, rng, out):
         elif kind == "padding":
             mask = case_mask(rng, "padding", (n, heads), lq, lk)
         elif kind == "per_query":
-            mask = case_mask(rng, "per_query", (n, heads), lq, lk,
-                             fully_masked_rows=case.get("fully_masked", False))
+            mask = case_mask(
+                rng,
+                "per_query",
+                (n, heads),
+                lq,
+                lk,
+                fully_masked_rows=case.get("fully_masked", False),
+            )
         elif kind == "per_head":
             mask = draw_mask(rng, (n, heads, lq, lk), lk)
         for t in (query, key, value):
@@ -375,8 +413,9 @@ def exercise_mha(api, case, rng, out):
                 grads = module_grads(mha, projection_names(bias))
                 if grads is not None:
                     out["grad_projections"] = grads
-                grads = module_grads(mha, ("out_proj.weight", "out_proj.bias") if bias else
-                                     ("out_proj.weight",))
+                grads = module_grads(
+                    mha, ("out_proj.weight", "out_proj.bias") if bias else ("out_proj.weight",)
+                )
                 if grads is not None:
                     out["grad_out_proj"] = grads
             except AttributeError:
@@ -389,16 +428,17 @@ MHA_CASES = (
     {"N": 3, "Lq": 5, "Lk": 6, "E": 12, "heads": 4, "mask": "padding"},
     {"N": 2, "Lq": 4, "Lk": 3, "E": 8, "heads": 8, "mask": "per_query", "fully_masked": True},
     {"N": 2, "Lq": 5, "Lk": 5, "E": 6, "heads": 3, "mask": "per_head", "bias": False},
-    {"N": 3, "Lq": 2, "Lk": 6, "E": 10, "heads": 5, "mask": "per_query",
-     "noncontiguous": True},
+    {"N": 3, "Lq": 2, "Lk": 6, "E": 10, "heads": 5, "mask": "per_query", "noncontiguous": True},
 )
 
 
 # -------------------------------------------------------------------- q4: positional encoding
 def exercise_encoding(api, case, rng, out):
     api.sinusoidal_positional_encoding(case["first"][0], case["first"][1])
-    out["table"] = as_float64(api.sinusoidal_positional_encoding(case["max_len"], case["d"]),
-                              "sinusoidal_positional_encoding")
+    out["table"] = as_float64(
+        api.sinusoidal_positional_encoding(case["max_len"], case["d"]),
+        "sinusoidal_positional_encoding",
+    )
 
 
 ENCODING_CASES = (
@@ -442,9 +482,11 @@ POSITIONAL_CASES = (
 
 # ------------------------------------------------------------------- q5: the encoder block
 BLOCK_PARTS = {
-    "grad_attention": tuple(f"self_attn.{p}.{kind}" for p in ("q_proj", "k_proj", "v_proj",
-                                                             "out_proj")
-                            for kind in ("weight", "bias")),
+    "grad_attention": tuple(
+        f"self_attn.{p}.{kind}"
+        for p in ("q_proj", "k_proj", "v_proj", "out_proj")
+        for kind in ("weight", "bias")
+    ),
     "grad_feedforward": ("linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias"),
     "grad_norms": ("norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias"),
 }
@@ -452,20 +494,26 @@ BLOCK_PARTS = {
 
 def exercise_block(api, case, rng, out):
     n, length, d, heads, ff = case["N"], case["L"], case["d"], case["heads"], case["ff"]
-    with trusted(api, MultiHeadAttention=_TrustedAttention,
-                 scaled_dot_product_attention=_attention):
+    with trusted(
+        api, MultiHeadAttention=_TrustedAttention, scaled_dot_product_attention=_attention
+    ):
         if "dropout" in case:
             block = api.TransformerEncoderBlock(d, heads, ff, dropout=case["dropout"])
         else:
             block = api.TransformerEncoderBlock(d, heads, ff)
         values = seeded_projections(rng, "self_attn.", d, True)
-        values.update({"linear1.weight": randn(rng, ff, d) / math.sqrt(d),
-                       "linear1.bias": 0.5 * randn(rng, ff),
-                       "linear2.weight": randn(rng, d, ff) / math.sqrt(ff),
-                       "linear2.bias": 0.5 * randn(rng, d),
-                       "norm1.weight": 1 + 0.3 * randn(rng, d), "norm1.bias": 0.3 * randn(rng, d),
-                       "norm2.weight": 1 + 0.3 * randn(rng, d),
-                       "norm2.bias": 0.3 * randn(rng, d)})
+        values.update(
+            {
+                "linear1.weight": randn(rng, ff, d) / math.sqrt(d),
+                "linear1.bias": 0.5 * randn(rng, ff),
+                "linear2.weight": randn(rng, d, ff) / math.sqrt(ff),
+                "linear2.bias": 0.5 * randn(rng, d),
+                "norm1.weight": 1 + 0.3 * randn(rng, d),
+                "norm1.bias": 0.3 * randn(rng, d),
+                "norm2.weight": 1 + 0.3 * randn(rng, d),
+                "norm2.bias": 0.3 * randn(rng, d),
+            }
+        )
         assign_parameters(block, values)
         block.eval()
         warm = randn(rng, n, length, d)
@@ -509,8 +557,16 @@ BLOCK_CASES = (
     {"N": 1, "L": 1, "d": 4, "heads": 1, "ff": 3, "mask": None},
     {"N": 3, "L": 6, "d": 6, "heads": 3, "ff": 10, "mask": "causal"},
     {"N": 3, "L": 4, "d": 12, "heads": 4, "ff": 8, "mask": "padding", "dropout": 0.3},
-    {"N": 2, "L": 7, "d": 8, "heads": 8, "ff": 5, "mask": None, "dropout": 0.5,
-     "noncontiguous": True},
+    {
+        "N": 2,
+        "L": 7,
+        "d": 8,
+        "heads": 8,
+        "ff": 5,
+        "mask": None,
+        "dropout": 0.5,
+        "noncontiguous": True,
+    },
 )
 
 
@@ -520,13 +576,18 @@ def exercise_schedule(api, case, rng, out):
 
     def phase(name: str, steps: range) -> Callable[[], None]:
         def run() -> None:
-            out[name] = as_floats([api.warmup_cosine_lr(step, warmup, max_steps, base_lr)
-                                   for step in steps], "warmup_cosine_lr")
+            out[name] = as_floats(
+                [api.warmup_cosine_lr(step, warmup, max_steps, base_lr) for step in steps],
+                "warmup_cosine_lr",
+            )
+
         return run
 
-    run_independently(phase("warmup", range(warmup)),
-                      phase("cosine", range(warmup, max_steps)),
-                      phase("after_max_steps", range(max_steps, max_steps + 7)))
+    run_independently(
+        phase("warmup", range(warmup)),
+        phase("cosine", range(warmup, max_steps)),
+        phase("after_max_steps", range(max_steps, max_steps + 7)),
+    )
 
 
 SCHEDULE_CASES = (
@@ -557,16 +618,22 @@ class _PositionProbe(_MixingProbe):
 def exercise_concepts(api, case, rng, out):
     def params():
         out["mha_param_count"] = as_ints(
-            [api.mha_param_count(e, h, bias=b) for e, h, b in case["mha"]], "mha_param_count")
+            [api.mha_param_count(e, h, bias=b) for e, h, b in case["mha"]], "mha_param_count"
+        )
 
     def wide():
         out["wide_mha_param_count"] = as_ints(
-            [api.wide_mha_param_count(e, h) for e, h in case["wide"]], "wide_mha_param_count")
+            [api.wide_mha_param_count(e, h) for e, h in case["wide"]], "wide_mha_param_count"
+        )
 
     def memory():
         out["attention_matrix_bytes"] = as_ints(
-            [api.attention_matrix_bytes(length, n, h, bytes_per_element=b)
-             for length, n, h, b in case["bytes"]], "attention_matrix_bytes")
+            [
+                api.attention_matrix_bytes(length, n, h, bytes_per_element=b)
+                for length, n, h, b in case["bytes"]
+            ],
+            "attention_matrix_bytes",
+        )
 
     def permutation():
         n, length, d = case["x"]
@@ -581,140 +648,239 @@ def exercise_concepts(api, case, rng, out):
 
 
 CONCEPT_CASES = (
-    {"mha": [(512, 8, True), (64, 1, True)], "wide": [(64, 8), (10, 1)],
-     "bytes": [(1024, 2, 8, 4), (7, 3, 1, 8)], "x": (2, 6, 4)},
-    {"mha": [(12, 3, False), (6, 6, True)], "wide": [(12, 3), (8, 4)],
-     "bytes": [(100, 1, 4, 2), (4096, 16, 12, 4)], "x": (3, 5, 8)},
+    {
+        "mha": [(512, 8, True), (64, 1, True)],
+        "wide": [(64, 8), (10, 1)],
+        "bytes": [(1024, 2, 8, 4), (7, 3, 1, 8)],
+        "x": (2, 6, 4),
+    },
+    {
+        "mha": [(12, 3, False), (6, 6, True)],
+        "wide": [(12, 3), (8, 4)],
+        "bytes": [(100, 1, 4, 2), (4096, 16, 12, 4)],
+        "x": (3, 5, 8),
+    },
 )
 
 
 CHECKS = [
     Check(
-        name="scaled_dot_product_attention", question="q1",
-        uses=("scaled_dot_product_attention",), exercise=exercise_attention,
+        name="scaled_dot_product_attention",
+        question="q1",
+        uses=("scaled_dot_product_attention",),
+        exercise=exercise_attention,
         cases=ATTENTION_CASES,
         outputs=(
-            Output("out", hint="out = weights @ v, with weights = softmax(q k^T / sqrt(d)) over "
-                               "the KEYS (the last axis), d = q.shape[-1] (not dv)."),
-            Output("weights", hint="Scale by sqrt(d), d = q.shape[-1]; masked scores become "
-                                   "-inf BEFORE the softmax (True = may attend), so masked "
-                                   "weights are exactly 0 and each row sums to 1; transpose "
-                                   "only the last two axes of k (k.transpose(-2, -1))."),
+            Output(
+                "out",
+                hint="out = weights @ v, with weights = softmax(q k^T / sqrt(d)) over "
+                "the KEYS (the last axis), d = q.shape[-1] (not dv).",
+            ),
+            Output(
+                "weights",
+                hint="Scale by sqrt(d), d = q.shape[-1]; masked scores become "
+                "-inf BEFORE the softmax (True = may attend), so masked "
+                "weights are exactly 0 and each row sums to 1; transpose "
+                "only the last two axes of k (k.transpose(-2, -1)).",
+            ),
             Output("grad_q", points=0.5, hint=GRADIENT_HINT.format(what="q")),
             Output("grad_k", points=0.5, hint=GRADIENT_HINT.format(what="k")),
             Output("grad_v", points=0.5, hint=GRADIENT_HINT.format(what="v")),
-            Output("large_scores", hint="Scores of magnitude 1e4 overflow exp: subtract each "
-                                        "row's maximum before exp (torch.softmax does)."),
-            Output("fully_masked", hint="A query whose keys are ALL masked must get zero "
-                                        "weights and a zero output, and finite gradients: "
-                                        "softmax of a row of -inf is NaN, so treat such rows "
-                                        "separately (e.g. torch.where on the row's mask)."),
+            Output(
+                "large_scores",
+                hint="Scores of magnitude 1e4 overflow exp: subtract each "
+                "row's maximum before exp (torch.softmax does).",
+            ),
+            Output(
+                "fully_masked",
+                hint="A query whose keys are ALL masked must get zero "
+                "weights and a zero output, and finite gradients: "
+                "softmax of a row of -inf is NaN, so treat such rows "
+                "separately (e.g. torch.where on the row's mask).",
+            ),
         ),
     ),
     Check(
-        name="masks", question="q2", uses=("causal_mask", "padding_mask"),
-        exercise=exercise_masks, cases=MASK_CASES,
+        name="masks",
+        question="q2",
+        uses=("causal_mask", "padding_mask"),
+        exercise=exercise_masks,
+        cases=MASK_CASES,
         outputs=(
-            Output("causal", hint="causal_mask(L) is a bool (L, L) tensor, True on and below "
-                                  "the diagonal: query i may attend to keys j <= i."),
-            Output("padding", hint="padding_mask(lengths, L) is a bool (N, 1, 1, L) tensor, "
-                                   "True at the positions j < lengths[n]."),
+            Output(
+                "causal",
+                hint="causal_mask(L) is a bool (L, L) tensor, True on and below "
+                "the diagonal: query i may attend to keys j <= i.",
+            ),
+            Output(
+                "padding",
+                hint="padding_mask(lengths, L) is a bool (N, 1, 1, L) tensor, "
+                "True at the positions j < lengths[n].",
+            ),
         ),
     ),
     Check(
-        name="MultiHeadAttention", question="q3", uses=("MultiHeadAttention",),
-        exercise=exercise_mha, cases=MHA_CASES,
+        name="MultiHeadAttention",
+        question="q3",
+        uses=("MultiHeadAttention",),
+        exercise=exercise_mha,
+        cases=MHA_CASES,
         outputs=(
-            Output("out", hint="Project, split E into heads of E // num_heads features "
-                               "((N, L, E) -> (N, L, heads, head_dim) -> transpose to (N, heads,"
-                               " L, head_dim)), attend, merge the heads back in the same "
-                               "order, then apply out_proj."),
-            Output("weights", hint="Return the per-head weights (N, heads, Lq, Lk), not their "
-                                   "average; queries come from q_proj(query), keys from "
-                                   "k_proj(key); pass the mask on unchanged (it broadcasts)."),
+            Output(
+                "out",
+                hint="Project, split E into heads of E // num_heads features "
+                "((N, L, E) -> (N, L, heads, head_dim) -> transpose to (N, heads,"
+                " L, head_dim)), attend, merge the heads back in the same "
+                "order, then apply out_proj.",
+            ),
+            Output(
+                "weights",
+                hint="Return the per-head weights (N, heads, Lq, Lk), not their "
+                "average; queries come from q_proj(query), keys from "
+                "k_proj(key); pass the mask on unchanged (it broadcasts).",
+            ),
             Output("grad_query", points=0.5, hint=GRADIENT_HINT.format(what="query")),
             Output("grad_key", points=0.5, hint=GRADIENT_HINT.format(what="key")),
             Output("grad_value", points=0.5, hint=GRADIENT_HINT.format(what="value")),
-            Output("grad_projections", points=0.5,
-                   hint=GRADIENT_HINT.format(what="q_proj, k_proj and v_proj")),
+            Output(
+                "grad_projections",
+                points=0.5,
+                hint=GRADIENT_HINT.format(what="q_proj, k_proj and v_proj"),
+            ),
             Output("grad_out_proj", points=0.5, hint=GRADIENT_HINT.format(what="out_proj")),
         ),
     ),
     Check(
-        name="sinusoidal_positional_encoding", question="q4",
-        uses=("sinusoidal_positional_encoding",), exercise=exercise_encoding,
+        name="sinusoidal_positional_encoding",
+        question="q4",
+        uses=("sinusoidal_positional_encoding",),
+        exercise=exercise_encoding,
         cases=ENCODING_CASES,
         outputs=(
-            Output("table", rtol=0.0, atol=1e-4,
-                   hint="PE[p, 2i] = sin(p / 10000^(2i/d_model)) and PE[p, 2i+1] = cos(the "
-                        "same angle): even columns sin, odd columns cos, one frequency per "
-                        "PAIR of columns, positions from 0; for odd d_model the last column "
-                        "is a sin."),
+            Output(
+                "table",
+                rtol=0.0,
+                atol=1e-4,
+                hint="PE[p, 2i] = sin(p / 10000^(2i/d_model)) and PE[p, 2i+1] = cos(the "
+                "same angle): even columns sin, odd columns cos, one frequency per "
+                "PAIR of columns, positions from 0; for odd d_model the last column "
+                "is a sin.",
+            ),
         ),
     ),
     Check(
-        name="PositionalEncoding", question="q4", uses=("PositionalEncoding",),
-        exercise=exercise_positional_module, cases=POSITIONAL_CASES,
+        name="PositionalEncoding",
+        question="q4",
+        uses=("PositionalEncoding",),
+        exercise=exercise_positional_module,
+        cases=POSITIONAL_CASES,
         outputs=(
-            Output("output", rtol=0.0, atol=1e-6,
-                   hint="forward(x) with x (N, L, d_model) returns x + the first L rows of the "
-                        "table (L = x.shape[1], not the batch size), nothing else, for every "
-                        "call."),
-            Output("no_parameters", points=0.5,
-                   hint="The table is fixed: store it with self.register_buffer(...), not as "
-                        "an nn.Parameter (the optimizer would train it)."),
+            Output(
+                "output",
+                rtol=0.0,
+                atol=1e-6,
+                hint="forward(x) with x (N, L, d_model) returns x + the first L rows of the "
+                "table (L = x.shape[1], not the batch size), nothing else, for every "
+                "call.",
+            ),
+            Output(
+                "no_parameters",
+                points=0.5,
+                hint="The table is fixed: store it with self.register_buffer(...), not as "
+                "an nn.Parameter (the optimizer would train it).",
+            ),
         ),
     ),
     Check(
-        name="TransformerEncoderBlock", question="q5", uses=("TransformerEncoderBlock",),
-        exercise=exercise_block, cases=BLOCK_CASES,
+        name="TransformerEncoderBlock",
+        question="q5",
+        uses=("TransformerEncoderBlock",),
+        exercise=exercise_block,
+        cases=BLOCK_CASES,
         outputs=(
-            Output("out", hint="Post-norm: x = norm1(x + self_attn(x, x, x, mask)[0]), then "
-                               "x = norm2(x + linear2(relu(linear1(x)))); dropout only in "
-                               "training mode (nn.Dropout)."),
+            Output(
+                "out",
+                hint="Post-norm: x = norm1(x + self_attn(x, x, x, mask)[0]), then "
+                "x = norm2(x + linear2(relu(linear1(x)))); dropout only in "
+                "training mode (nn.Dropout).",
+            ),
             Output("grad_x", points=0.5, hint=GRADIENT_HINT.format(what="x")),
             Output("grad_attention", points=0.5, hint=GRADIENT_HINT.format(what="self_attn")),
-            Output("grad_feedforward", points=0.5,
-                   hint=GRADIENT_HINT.format(what="linear1 and linear2")),
+            Output(
+                "grad_feedforward",
+                points=0.5,
+                hint=GRADIENT_HINT.format(what="linear1 and linear2"),
+            ),
             Output("grad_norms", points=0.5, hint=GRADIENT_HINT.format(what="norm1 and norm2")),
-            Output("permutation", atol=1e-9, rtol=0.0,
-                   hint="Without a mask, the block must be permutation-equivariant: permuting "
-                        "the tokens permutes the output the same way. Nothing in the block may "
-                        "depend on positions (no positional encoding or default mask inside)."),
+            Output(
+                "permutation",
+                atol=1e-9,
+                rtol=0.0,
+                hint="Without a mask, the block must be permutation-equivariant: permuting "
+                "the tokens permutes the output the same way. Nothing in the block may "
+                "depend on positions (no positional encoding or default mask inside).",
+            ),
         ),
     ),
     Check(
-        name="warmup_cosine_lr", question="q6", uses=("warmup_cosine_lr",),
-        exercise=exercise_schedule, cases=SCHEDULE_CASES,
+        name="warmup_cosine_lr",
+        question="q6",
+        uses=("warmup_cosine_lr",),
+        exercise=exercise_schedule,
+        cases=SCHEDULE_CASES,
         outputs=(
-            Output("warmup", hint="For step < warmup_steps: base_lr * step / warmup_steps "
-                                  "(lr(0) = 0, never reaching base_lr inside the warm-up)."),
-            Output("cosine", hint="For warmup_steps <= step < max_steps: base_lr * 0.5 * (1 + "
-                                  "cos(pi * (step - warmup_steps) / (max_steps - "
-                                  "warmup_steps))), so lr(warmup_steps) = base_lr; do not "
-                                  "multiply by the warm-up factor."),
+            Output(
+                "warmup",
+                hint="For step < warmup_steps: base_lr * step / warmup_steps "
+                "(lr(0) = 0, never reaching base_lr inside the warm-up).",
+            ),
+            Output(
+                "cosine",
+                hint="For warmup_steps <= step < max_steps: base_lr * 0.5 * (1 + "
+                "cos(pi * (step - warmup_steps) / (max_steps - "
+                "warmup_steps))), so lr(warmup_steps) = base_lr; do not "
+                "multiply by the warm-up factor.",
+            ),
             Output("after_max_steps", hint="From max_steps on the learning rate is 0."),
         ),
     ),
     Check(
-        name="concepts", question="q7",
-        uses=("mha_param_count", "wide_mha_param_count", "attention_matrix_bytes",
-              "permutation_error"),
-        exercise=exercise_concepts, cases=CONCEPT_CASES,
+        name="concepts",
+        question="q7",
+        uses=(
+            "mha_param_count",
+            "wide_mha_param_count",
+            "attention_matrix_bytes",
+            "permutation_error",
+        ),
+        exercise=exercise_concepts,
+        cases=CONCEPT_CASES,
         outputs=(
-            Output("mha_param_count", points=0.5,
-                   hint="Four E x E weight matrices (q, k, v, out) plus four biases of E when "
-                        "bias=True; narrow heads split E, so num_heads does not change it."),
-            Output("wide_mha_param_count", points=0.5,
-                   hint="Wide form: three bias-free E -> heads*E projections and one "
-                        "heads*E -> E layer with a bias of E."),
-            Output("attention_matrix_bytes", points=0.5,
-                   hint="batch_size * num_heads * seq_len * seq_len elements times "
-                        "bytes_per_element."),
-            Output("permutation_error", points=0.5, atol=1e-9,
-                   hint="max |module(x[:, perm]) - module(x)[:, perm]|: permute the "
-                        "SEQUENCE axis (dim 1), and permute the output of the original "
-                        "input before comparing."),
+            Output(
+                "mha_param_count",
+                points=0.5,
+                hint="Four E x E weight matrices (q, k, v, out) plus four biases of E when "
+                "bias=True; narrow heads split E, so num_heads does not change it.",
+            ),
+            Output(
+                "wide_mha_param_count",
+                points=0.5,
+                hint="Wide form: three bias-free E -> heads*E projections and one "
+                "heads*E -> E layer with a bias of E.",
+            ),
+            Output(
+                "attention_matrix_bytes",
+                points=0.5,
+                hint="batch_size * num_heads * seq_len * seq_len elements times bytes_per_element.",
+            ),
+            Output(
+                "permutation_error",
+                points=0.5,
+                atol=1e-9,
+                hint="max |module(x[:, perm]) - module(x)[:, perm]|: permute the "
+                "SEQUENCE axis (dim 1), and permute the output of the original "
+                "input before comparing.",
+            ),
         ),
     ),
 ]

@@ -17,6 +17,7 @@ checks run one layer on 50,000 nodes and 400,000 edges in float32. Measured on t
 memory 66 MB (GCN) and 104 MB (GAT) above the 224 MB of ``import torch``, so the whole process
 stays near half of the sandbox's 640 MiB; a dense N x N adjacency would need 10 GB in float32.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -39,8 +40,17 @@ from autograder.kit import (
 )
 
 # Graph libraries do the chapter's work; none is a dependency, and none may be used.
-FORBIDDEN = ("torch_geometric", "torch_scatter", "torch_sparse", "torch_cluster", "dgl",
-             "networkx", "scipy.sparse", "torch.sparse", "Tensor.to_sparse")
+FORBIDDEN = (
+    "torch_geometric",
+    "torch_scatter",
+    "torch_sparse",
+    "torch_cluster",
+    "dgl",
+    "networkx",
+    "scipy.sparse",
+    "torch.sparse",
+    "Tensor.to_sparse",
+)
 
 Recorder = Any
 Api = Any
@@ -52,13 +62,15 @@ def _loops(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
     return torch.cat([edge_index, torch.stack([nodes, nodes])], dim=1)
 
 
-def _degree(index: torch.Tensor, num_nodes: int,
-            dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def _degree(
+    index: torch.Tensor, num_nodes: int, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     return torch.bincount(index, minlength=num_nodes).to(dtype)
 
 
-def _normalization(edge_index: torch.Tensor, num_nodes: int,
-                   dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+def _normalization(
+    edge_index: torch.Tensor, num_nodes: int, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
     edges = _loops(edge_index, num_nodes)
     scale = 1.0 / torch.sqrt(_degree(edges[1], num_nodes, dtype))
     return edges, scale[edges[0]] * scale[edges[1]]
@@ -86,12 +98,19 @@ def _mean_pool(x: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.T
 def _max_pool(x: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
     wide = batch.unsqueeze(1).expand_as(x)
     return torch.zeros(num_graphs, x.shape[1], dtype=x.dtype).scatter_reduce(
-        0, wide, x, "amax", include_self=False)
+        0, wide, x, "amax", include_self=False
+    )
 
 
-HELPERS = {"add_self_loops": _loops, "degree": _degree, "gcn_normalization": _normalization,
-           "segment_softmax": _softmax, "global_add_pool": _add_pool,
-           "global_mean_pool": _mean_pool, "global_max_pool": _max_pool}
+HELPERS = {
+    "add_self_loops": _loops,
+    "degree": _degree,
+    "gcn_normalization": _normalization,
+    "segment_softmax": _softmax,
+    "global_add_pool": _add_pool,
+    "global_mean_pool": _mean_pool,
+    "global_max_pool": _max_pool,
+}
 
 
 class _ProbeGCN(nn.Module):
@@ -112,8 +131,15 @@ class _ProbeGCN(nn.Module):
 class _ProbeGAT(nn.Module):
     """The grader's GATLayer (same parameter names), used inside the classifiers."""
 
-    def __init__(self, in_features: int, out_features: int, heads: int = 1,
-                 concat: bool = True, negative_slope: float = 0.2, bias: bool = True):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        heads: int = 1,
+        concat: bool = True,
+        negative_slope: float = 0.2,
+        bias: bool = True,
+    ):
         super().__init__()
         self.heads, self.out_features, self.concat = heads, out_features, concat
         self.negative_slope = negative_slope
@@ -123,13 +149,16 @@ class _ProbeGAT(nn.Module):
         width = heads * out_features if concat else out_features
         self.bias = nn.Parameter(torch.zeros(width)) if bias else None
 
-    def forward(self, x: torch.Tensor,
-                edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, edge_index: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         n = x.shape[0]
         edges = _loops(edge_index, n)
         h = self.linear(x).reshape(n, self.heads, self.out_features)
-        scores = torch.einsum("nhc,hc->nh", h, self.att_src[0])[edges[0]] + \
-            torch.einsum("nhc,hc->nh", h, self.att_dst[0])[edges[1]]
+        scores = (
+            torch.einsum("nhc,hc->nh", h, self.att_src[0])[edges[0]]
+            + torch.einsum("nhc,hc->nh", h, self.att_dst[0])[edges[1]]
+        )
         alpha = _softmax(F.leaky_relu(scores, self.negative_slope), edges[1], n)
         out = torch.zeros_like(h).index_add(0, edges[1], h[edges[0]] * alpha[:, :, None])
         out = out.reshape(n, -1) if self.concat else out.mean(dim=1)
@@ -160,7 +189,7 @@ def draw_graph(rng: torch.Generator, case: Mapping[str, Any]) -> torch.Tensor:
         keys = torch.unique(pairs[0] * used + pairs[1])
         if case.get("undirected"):
             keys = keys[(keys // used) < (keys % used)]
-        keys = keys[torch.randperm(len(keys), generator=rng)[:case["E"]]]
+        keys = keys[torch.randperm(len(keys), generator=rng)[: case["E"]]]
         edges = torch.stack([keys // used, keys % used])
         if case.get("undirected"):
             edges = torch.cat([edges, edges.flip(0)], dim=1)
@@ -168,15 +197,17 @@ def draw_graph(rng: torch.Generator, case: Mapping[str, Any]) -> torch.Tensor:
     return edges[:, torch.randperm(edges.shape[1], generator=rng)]
 
 
-def relabel(rng: torch.Generator, edge_index: torch.Tensor,
-            n: int) -> tuple[torch.Tensor, torch.Tensor]:
+def relabel(
+    rng: torch.Generator, edge_index: torch.Tensor, n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(perm, relabelled edges): node perm[k] of the original graph becomes node k."""
     perm = torch.randperm(n, generator=rng)
     return perm, torch.argsort(perm)[edge_index]
 
 
-def sorted_edges(edges: torch.Tensor, weights: torch.Tensor,
-                 n: int) -> tuple[torch.Tensor, torch.Tensor]:
+def sorted_edges(
+    edges: torch.Tensor, weights: torch.Tensor, n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Edges and weights in a canonical order (by source, then target), so that a correct
     gcn_normalization may return them in any order."""
     order = torch.argsort(edges[0] * n + edges[1])
@@ -193,14 +224,15 @@ GRAPH_CASES: tuple[Mapping[str, Any], ...] = (
     {"graph": "random", "N": 2, "E": 1},
 )
 
-GRADIENT_HINT = ("Autograd computes this gradient from your forward pass: if the output item "
-                 "passes, look for .detach(), .data, torch.no_grad() or a tensor rebuilt with "
-                 "torch.tensor(...) between {what} and the output.")
+GRADIENT_HINT = (
+    "Autograd computes this gradient from your forward pass: if the output item "
+    "passes, look for .detach(), .data, torch.no_grad() or a tensor rebuilt with "
+    "torch.tensor(...) between {what} and the output."
+)
 
 
 # ------------------------------------------------------------------ q1: graph basics
-def exercise_basics(api: Api, case: Mapping[str, Any], rng: torch.Generator,
-                    out: Recorder) -> None:
+def exercise_basics(api: Api, case: Mapping[str, Any], rng: torch.Generator, out: Recorder) -> None:
     first = draw_graph(rng, {**case, "N": case["N"] + 1})
     edges = draw_graph(rng, case)
     n = case["N"]
@@ -218,8 +250,9 @@ def exercise_basics(api: Api, case: Mapping[str, Any], rng: torch.Generator,
     run_independently(loops, degrees)
 
 
-def exercise_normalization(api: Api, case: Mapping[str, Any], rng: torch.Generator,
-                           out: Recorder) -> None:
+def exercise_normalization(
+    api: Api, case: Mapping[str, Any], rng: torch.Generator, out: Recorder
+) -> None:
     n = case["N"]
     first = draw_graph(rng, {**case, "N": n + 2})
     edges = draw_graph(rng, case)
@@ -235,44 +268,55 @@ def exercise_normalization(api: Api, case: Mapping[str, Any], rng: torch.Generat
 
 
 # ------------------------------------------------------------------- layers (q2, q4)
-def gcn_parameters(rng: torch.Generator, c_in: int, c_out: int,
-                   bias: bool) -> dict[str, torch.Tensor]:
+def gcn_parameters(
+    rng: torch.Generator, c_in: int, c_out: int, bias: bool
+) -> dict[str, torch.Tensor]:
     values = {"linear.weight": 0.6 * randn(rng, c_out, c_in)}
     if bias:
         values["bias"] = randn(rng, c_out)
     return values
 
 
-def gat_parameters(rng: torch.Generator, c_in: int, c_out: int, heads: int, concat: bool,
-                   bias: bool) -> dict[str, torch.Tensor]:
-    values = {"linear.weight": 0.6 * randn(rng, heads * c_out, c_in),
-              "att_src": randn(rng, 1, heads, c_out), "att_dst": randn(rng, 1, heads, c_out)}
+def gat_parameters(
+    rng: torch.Generator, c_in: int, c_out: int, heads: int, concat: bool, bias: bool
+) -> dict[str, torch.Tensor]:
+    values = {
+        "linear.weight": 0.6 * randn(rng, heads * c_out, c_in),
+        "att_src": randn(rng, 1, heads, c_out),
+        "att_dst": randn(rng, 1, heads, c_out),
+    }
     if bias:
         values["bias"] = randn(rng, heads * c_out if concat else c_out)
     return values
 
 
-LAYOUTS = {"linear.weight": "nn.Linear(in_features, heads * out_features, bias=False).weight",
-           "att_src": "(1, heads, out_features)", "att_dst": "(1, heads, out_features)",
-           "bias": "(heads * out_features,) with concat, (out_features,) without"}
+LAYOUTS = {
+    "linear.weight": "nn.Linear(in_features, heads * out_features, bias=False).weight",
+    "att_src": "(1, heads, out_features)",
+    "att_dst": "(1, heads, out_features)",
+    "bias": "(heads * out_features,) with concat, (out_features,) without",
+}
 
 
 def make_layer_exercise(kind: str) -> Callable[..., None]:
-    def exercise(api: Api, case: Mapping[str, Any], rng: torch.Generator,
-                 out: Recorder) -> None:
+    def exercise(api: Api, case: Mapping[str, Any], rng: torch.Generator, out: Recorder) -> None:
         n, c_in, c_out = case["N"], case.get("in", 3), case.get("out", 4)
         bias = case.get("bias", True)
-        with substituted(api, **{k: v for k, v in HELPERS.items()
-                                 if k in ("add_self_loops", "degree", "gcn_normalization",
-                                          "segment_softmax")}):
+        with substituted(
+            api,
+            **{
+                k: v
+                for k, v in HELPERS.items()
+                if k in ("add_self_loops", "degree", "gcn_normalization", "segment_softmax")
+            },
+        ):
             if kind == "GCN":
                 layer = api.GCNLayer(c_in, c_out, bias=bias)
                 values = gcn_parameters(rng, c_in, c_out, bias)
             else:
                 heads, concat = case["heads"], case["concat"]
                 extra = {"negative_slope": case["slope"]} if "slope" in case else {}
-                layer = api.GATLayer(c_in, c_out, heads=heads, concat=concat, bias=bias,
-                                     **extra)
+                layer = api.GATLayer(c_in, c_out, heads=heads, concat=concat, bias=bias, **extra)
                 values = gat_parameters(rng, c_in, c_out, heads, concat, bias)
             assign_parameters(layer, values, LAYOUTS)
             first_edges = draw_graph(rng, {**case, "N": n + 3})
@@ -299,8 +343,9 @@ def make_layer_exercise(kind: str) -> Callable[..., None]:
                     (result * randn(rng, *result.shape)).sum().backward()
                 finally:
                     record_grads(out, {"grad_x": x})
-                    record_grads(out, {"grad_" + name: param
-                                       for name, param in layer.named_parameters()})
+                    record_grads(
+                        out, {"grad_" + name: param for name, param in layer.named_parameters()}
+                    )
                     if not bias:  # bias=False: the layer must not own a bias parameter
                         out["grad_bias"] = torch.tensor(getattr(layer, "bias", None) is None)
 
@@ -316,41 +361,79 @@ def make_layer_exercise(kind: str) -> Callable[..., None]:
 
 
 GCN_CASES = GRAPH_CASES + (
-    {"graph": "random", "N": 10, "E": 25, "in": 5, "out": 2, "bias": False,
-     "noncontiguous": True},
+    {"graph": "random", "N": 10, "E": 25, "in": 5, "out": 2, "bias": False, "noncontiguous": True},
 )
 GAT_CASES: tuple[Mapping[str, Any], ...] = (
     {"graph": "path", "N": 5, "heads": 1, "concat": True},
     {"graph": "star_in", "N": 6, "heads": 4, "concat": True},
     {"graph": "random", "N": 12, "E": 30, "isolated": 3, "heads": 4, "concat": False},
-    {"graph": "random", "N": 16, "E": 20, "undirected": True, "isolated": 2, "heads": 2,
-     "concat": True, "slope": 0.1},
+    {
+        "graph": "random",
+        "N": 16,
+        "E": 20,
+        "undirected": True,
+        "isolated": 2,
+        "heads": 2,
+        "concat": True,
+        "slope": 0.1,
+    },
     {"graph": "empty", "N": 4, "heads": 1, "concat": False},
     {"graph": "random", "N": 30, "E": 90, "heads": 4, "concat": True, "noncontiguous": True},
-    {"graph": "random", "N": 10, "E": 25, "in": 5, "out": 2, "heads": 3, "concat": False,
-     "bias": False},
+    {
+        "graph": "random",
+        "N": 10,
+        "E": 25,
+        "in": 5,
+        "out": 2,
+        "heads": 3,
+        "concat": False,
+        "bias": False,
+    },
 )
 
 
 def layer_outputs(kind: str, forward_hint: str) -> tuple[Output, ...]:
     outputs = [Output("out", hint=forward_hint)]
     if kind == "GAT":
-        outputs.append(Output("attention", hint=(
-            "attention (E + N, heads), in the order of add_self_loops: score of j -> i = "
-            "LeakyReLU(a_src . Wx_j + a_dst . Wx_i, negative_slope), softmax over the edges "
-            "INTO each node i (segment_softmax grouped by target).")))
+        outputs.append(
+            Output(
+                "attention",
+                hint=(
+                    "attention (E + N, heads), in the order of add_self_loops: score of j -> i = "
+                    "LeakyReLU(a_src . Wx_j + a_dst . Wx_i, negative_slope), softmax over the "
+                    "edges "
+                    "INTO each node i (segment_softmax grouped by target)."
+                ),
+            )
+        )
     outputs.append(Output("grad_x", points=0.5, hint=GRADIENT_HINT.format(what="x")))
     names = ["linear.weight"] + (["att_src", "att_dst"] if kind == "GAT" else []) + ["bias"]
     for name in names:
-        outputs.append(Output("grad_" + name, points=0.5,
-                              hint=GRADIENT_HINT.format(what=f"self.{name}") + (
-                                  " With bias=False there is no bias: self.bias is None "
-                                  "(register_parameter('bias', None))." if name == "bias"
-                                  else "")))
-    outputs.append(Output("relabelled", points=0.5, hint=(
-        "Relabelling the nodes (x[perm] and the edges renamed alike) must permute the output "
-        "the same way: do not rely on the order of the nodes or of the edges (for example "
-        "edges sorted by target), only on edge_index.")))
+        outputs.append(
+            Output(
+                "grad_" + name,
+                points=0.5,
+                hint=GRADIENT_HINT.format(what=f"self.{name}")
+                + (
+                    " With bias=False there is no bias: self.bias is None "
+                    "(register_parameter('bias', None))."
+                    if name == "bias"
+                    else ""
+                ),
+            )
+        )
+    outputs.append(
+        Output(
+            "relabelled",
+            points=0.5,
+            hint=(
+                "Relabelling the nodes (x[perm] and the edges renamed alike) must permute the "
+                "output "
+                "the same way: do not rely on the order of the nodes or of the edges (for example "
+                "edges sorted by target), only on edge_index."
+            ),
+        )
+    )
     return tuple(outputs)
 
 
@@ -359,10 +442,14 @@ SCALE_N, SCALE_E, SCALE_C, SCALE_SAMPLE = 50_000, 400_000, 8, 2_000
 
 
 def make_scale_exercise(kind: str) -> Callable[..., None]:
-    def exercise(api: Api, case: Mapping[str, Any], rng: torch.Generator,
-                 out: Recorder) -> None:
-        with substituted(api, add_self_loops=_loops, degree=_degree,
-                         gcn_normalization=_normalization, segment_softmax=_softmax):
+    def exercise(api: Api, case: Mapping[str, Any], rng: torch.Generator, out: Recorder) -> None:
+        with substituted(
+            api,
+            add_self_loops=_loops,
+            degree=_degree,
+            gcn_normalization=_normalization,
+            segment_softmax=_softmax,
+        ):
             if kind == "GCN":
                 layer = api.GCNLayer(SCALE_C, SCALE_C)
                 values = gcn_parameters(rng, SCALE_C, SCALE_C, True)
@@ -383,28 +470,36 @@ def make_scale_exercise(kind: str) -> Callable[..., None]:
                 (result * torch.randn(result.shape, generator=rng)).sum().backward()
             finally:
                 torch.set_num_threads(threads)
-                record_grads(out, {"grad_" + name: param
-                                   for name, param in layer.named_parameters()})
+                record_grads(
+                    out, {"grad_" + name: param for name, param in layer.named_parameters()}
+                )
 
     return exercise
 
 
-SCALE_HINT = ("On 50,000 nodes and 400,000 edges (float32) the layer must stay sparse: gather "
-              "x[source] per edge and sum into the targets with index_add_; an N x N matrix "
-              "(10 GB), a one-hot (E, N) matrix or a Python loop over nodes runs out of memory "
-              "or time.")
+SCALE_HINT = (
+    "On 50,000 nodes and 400,000 edges (float32) the layer must stay sparse: gather "
+    "x[source] per edge and sum into the targets with index_add_; an N x N matrix "
+    "(10 GB), a one-hot (E, N) matrix or a Python loop over nodes runs out of memory "
+    "or time."
+)
 
 
 def scale_outputs(kind: str) -> tuple[Output, ...]:
     names = ["linear.weight"] + (["att_src", "att_dst"] if kind == "GAT" else []) + ["bias"]
-    return (Output("out_sample", rtol=1e-4, atol=1e-4, hint=SCALE_HINT),
-            *(Output("grad_" + name, points=0.5, rtol=1e-3, atol=1e-2, hint=SCALE_HINT)
-              for name in names))
+    return (
+        Output("out_sample", rtol=1e-4, atol=1e-4, hint=SCALE_HINT),
+        *(
+            Output("grad_" + name, points=0.5, rtol=1e-3, atol=1e-2, hint=SCALE_HINT)
+            for name in names
+        ),
+    )
 
 
 # ---------------------------------------------------------------------- q3: segment softmax
-def exercise_softmax(api: Api, case: Mapping[str, Any], rng: torch.Generator,
-                     out: Recorder) -> None:
+def exercise_softmax(
+    api: Api, case: Mapping[str, Any], rng: torch.Generator, out: Recorder
+) -> None:
     n, e = case["N"], case["E"]
     shape = (e, case["heads"]) if case["heads"] else (e,)
     first = randn(rng, e + 2, *shape[1:])
@@ -432,8 +527,9 @@ SOFTMAX_CASES: tuple[Mapping[str, Any], ...] = (
 
 
 # ------------------------------------------------------------------------ q5: pooling
-def exercise_pooling(api: Api, case: Mapping[str, Any], rng: torch.Generator,
-                     out: Recorder) -> None:
+def exercise_pooling(
+    api: Api, case: Mapping[str, Any], rng: torch.Generator, out: Recorder
+) -> None:
     sizes = torch.tensor(case["sizes"])
     batch = torch.repeat_interleave(torch.arange(len(sizes)), sizes)
     if case.get("shuffled"):
@@ -443,8 +539,11 @@ def exercise_pooling(api: Api, case: Mapping[str, Any], rng: torch.Generator,
     out.watch(x=x, batch=batch)
 
     def pool(name: str) -> Callable[[], None]:
-        others = {f"global_{other}_pool": HELPERS[f"global_{other}_pool"]
-                  for other in ("mean", "max", "add") if other != name}
+        others = {
+            f"global_{other}_pool": HELPERS[f"global_{other}_pool"]
+            for other in ("mean", "max", "add")
+            if other != name
+        }
 
         def run() -> None:
             function = getattr(api, f"global_{name}_pool")
@@ -455,6 +554,7 @@ def exercise_pooling(api: Api, case: Mapping[str, Any], rng: torch.Generator,
             out[name] = result
             (result * weights).sum().backward()
             record_grads(out, {f"grad_x_{name}": x})
+
         return run
 
     run_independently(pool("mean"), pool("max"), pool("add"))
@@ -469,36 +569,48 @@ POOL_CASES: tuple[Mapping[str, Any], ...] = (
 
 POOL_HINTS = {
     "mean": "Average the rows of each graph separately (batch[i] is node i's graph); a graph "
-            "without nodes gives zeros. Do not average over the whole batch.",
+    "without nodes gives zeros. Do not average over the whole batch.",
     "max": "Feature-wise maximum over each graph's rows (scatter_reduce with 'amax', "
-           "include_self=False); a graph without nodes gives zeros.",
+    "include_self=False); a graph without nodes gives zeros.",
     "add": "Sum of each graph's rows (index_add_ along dim 0 with batch).",
 }
 
 
 # ------------------------------------------------------------------- q6: classifiers
-def model_parameters(rng: torch.Generator, shapes: Mapping[str, tuple[int, ...]],
-                     ) -> dict[str, torch.Tensor]:
+def model_parameters(
+    rng: torch.Generator,
+    shapes: Mapping[str, tuple[int, ...]],
+) -> dict[str, torch.Tensor]:
     return {name: 0.5 * randn(rng, *shape) for name, shape in shapes.items()}
 
 
 def gcn_model_shapes(c_in: int, hidden: int, classes: int) -> dict[str, tuple[int, ...]]:
-    return {"conv1.linear.weight": (hidden, c_in), "conv1.bias": (hidden,),
-            "conv2.linear.weight": (classes, hidden), "conv2.bias": (classes,)}
+    return {
+        "conv1.linear.weight": (hidden, c_in),
+        "conv1.bias": (hidden,),
+        "conv2.linear.weight": (classes, hidden),
+        "conv2.bias": (classes,),
+    }
 
 
-def gat_model_shapes(c_in: int, hidden: int, classes: int,
-                     heads: int) -> dict[str, tuple[int, ...]]:
-    return {"conv1.linear.weight": (heads * hidden, c_in),
-            "conv1.att_src": (1, heads, hidden), "conv1.att_dst": (1, heads, hidden),
-            "conv1.bias": (heads * hidden,),
-            "conv2.linear.weight": (classes, heads * hidden),
-            "conv2.att_src": (1, 1, classes), "conv2.att_dst": (1, 1, classes),
-            "conv2.bias": (classes,)}
+def gat_model_shapes(
+    c_in: int, hidden: int, classes: int, heads: int
+) -> dict[str, tuple[int, ...]]:
+    return {
+        "conv1.linear.weight": (heads * hidden, c_in),
+        "conv1.att_src": (1, heads, hidden),
+        "conv1.att_dst": (1, heads, hidden),
+        "conv1.bias": (heads * hidden,),
+        "conv2.linear.weight": (classes, heads * hidden),
+        "conv2.att_src": (1, 1, classes),
+        "conv2.att_dst": (1, 1, classes),
+        "conv2.bias": (classes,),
+    }
 
 
-def classifier_shapes(c_in: int, hidden: int, classes: int,
-                      layers: int) -> dict[str, tuple[int, ...]]:
+def classifier_shapes(
+    c_in: int, hidden: int, classes: int, layers: int
+) -> dict[str, tuple[int, ...]]:
     shapes: dict[str, tuple[int, ...]] = {}
     for k in range(layers):
         shapes[f"convs.{k}.linear.weight"] = (hidden, c_in if k == 0 else hidden)
@@ -508,9 +620,13 @@ def classifier_shapes(c_in: int, hidden: int, classes: int,
     return shapes
 
 
-def run_model(model: nn.Module, values: Mapping[str, torch.Tensor], out: Recorder,
-              call: Callable[[], torch.Tensor], weights_of: Callable[[torch.Size],
-                                                                     torch.Tensor]) -> None:
+def run_model(
+    model: nn.Module,
+    values: Mapping[str, torch.Tensor],
+    out: Recorder,
+    call: Callable[[], torch.Tensor],
+    weights_of: Callable[[torch.Size], torch.Tensor],
+) -> None:
     model.double()
     assign_parameters(model, values)
     model.eval()
@@ -526,17 +642,23 @@ def run_model(model: nn.Module, values: Mapping[str, torch.Tensor], out: Recorde
             out["grad_parameters"] = torch.cat(grads)
 
 
-def exercise_node_models(api: Api, case: Mapping[str, Any], rng: torch.Generator,
-                         out: Recorder) -> None:
+def exercise_node_models(
+    api: Api, case: Mapping[str, Any], rng: torch.Generator, out: Recorder
+) -> None:
     n, c_in, hidden, classes = case["N"], 3, 4, 3
     edges = draw_graph(rng, case)
     x = randn(rng, n, c_in)
     with substituted(api, GCNLayer=_ProbeGCN, GATLayer=_ProbeGAT, **HELPERS):
+
         def gcn() -> None:
             model = api.GCN(c_in, hidden, classes, dropout=0.5)
-            run_model(model, model_parameters(rng, gcn_model_shapes(c_in, hidden, classes)),
-                      out, lambda: model(x, edges),
-                      lambda shape: randn(rng, *shape))
+            run_model(
+                model,
+                model_parameters(rng, gcn_model_shapes(c_in, hidden, classes)),
+                out,
+                lambda: model(x, edges),
+                lambda shape: randn(rng, *shape),
+            )
             out["gcn_logits"] = out.values.pop("logits")
             if "grad_parameters" in out.values:
                 out["gcn_grads"] = out.values.pop("grad_parameters")
@@ -545,8 +667,13 @@ def exercise_node_models(api: Api, case: Mapping[str, Any], rng: torch.Generator
             heads = case["heads"]
             model = api.GAT(c_in, hidden, classes, heads=heads, dropout=0.5)
             shapes = gat_model_shapes(c_in, hidden, classes, heads)
-            run_model(model, model_parameters(rng, shapes), out, lambda: model(x, edges),
-                      lambda shape: randn(rng, *shape))
+            run_model(
+                model,
+                model_parameters(rng, shapes),
+                out,
+                lambda: model(x, edges),
+                lambda shape: randn(rng, *shape),
+            )
             out["gat_logits"] = out.values.pop("logits")
             if "grad_parameters" in out.values:
                 out["gat_grads"] = out.values.pop("grad_parameters")
@@ -561,13 +688,13 @@ NODE_MODEL_CASES: tuple[Mapping[str, Any], ...] = (
 )
 
 
-def exercise_graph_classifier(api: Api, case: Mapping[str, Any], rng: torch.Generator,
-                              out: Recorder) -> None:
+def exercise_graph_classifier(
+    api: Api, case: Mapping[str, Any], rng: torch.Generator, out: Recorder
+) -> None:
     c_in, hidden, classes, layers = 3, 5, 2, case["layers"]
     parts, batch, offset = [], [], 0
     for g, size in enumerate(case["sizes"]):
-        edges = draw_graph(rng, {"graph": "random", "N": size, "E": 2 * size,
-                                 "undirected": True})
+        edges = draw_graph(rng, {"graph": "random", "N": size, "E": 2 * size, "undirected": True})
         parts.append(edges + offset)
         batch.append(torch.full((size,), g))
         offset += size
@@ -576,8 +703,13 @@ def exercise_graph_classifier(api: Api, case: Mapping[str, Any], rng: torch.Gene
     with substituted(api, GCNLayer=_ProbeGCN, **HELPERS):
         model = api.GraphClassifier(c_in, hidden, classes, num_layers=layers, pool=case["pool"])
         values = model_parameters(rng, classifier_shapes(c_in, hidden, classes, layers))
-        run_model(model, values, out, lambda: model(x, edge_index, batch_t, len(case["sizes"])),
-                  lambda shape: randn(rng, *shape))
+        run_model(
+            model,
+            values,
+            out,
+            lambda: model(x, edge_index, batch_t, len(case["sizes"])),
+            lambda shape: randn(rng, *shape),
+        )
 
 
 CLASSIFIER_CASES: tuple[Mapping[str, Any], ...] = (
@@ -589,8 +721,9 @@ CLASSIFIER_CASES: tuple[Mapping[str, Any], ...] = (
 
 
 # --------------------------------------------------------------------- q7: concepts
-def exercise_concepts(api: Api, case: Mapping[str, Any], rng: torch.Generator,
-                      out: Recorder) -> None:
+def exercise_concepts(
+    api: Api, case: Mapping[str, Any], rng: torch.Generator, out: Recorder
+) -> None:
     edges = draw_graph(rng, case)
 
     def field() -> None:
@@ -603,117 +736,242 @@ def exercise_concepts(api: Api, case: Mapping[str, Any], rng: torch.Generator,
     def gcn_counts() -> None:
         out["gcn_parameter_count"] = as_ints(
             [api.gcn_parameter_count(a, b, bias) for a, b, bias in case["gcn"]],
-            "gcn_parameter_count")
+            "gcn_parameter_count",
+        )
 
     def gat_counts() -> None:
         out["gat_parameter_count"] = as_ints(
-            [api.gat_parameter_count(*args) for args in case["gat"]], "gat_parameter_count")
+            [api.gat_parameter_count(*args) for args in case["gat"]], "gat_parameter_count"
+        )
 
     run_independently(field, gcn_counts, gat_counts)
 
 
 CONCEPT_CASES: tuple[Mapping[str, Any], ...] = (
-    {"graph": "path", "N": 7, "gcn": [(3, 4, True), (16, 7, False)],
-     "gat": [(3, 4, 1, True, True), (8, 5, 4, True, True)]},
-    {"graph": "star_in", "N": 5, "gcn": [(1, 1, True)],
-     "gat": [(6, 2, 3, False, True), (6, 2, 3, True, False)]},
-    {"graph": "random", "N": 12, "E": 18, "isolated": 2, "gcn": [(34, 2, True)],
-     "gat": [(34, 8, 8, True, True), (64, 2, 1, False, True)]},
+    {
+        "graph": "path",
+        "N": 7,
+        "gcn": [(3, 4, True), (16, 7, False)],
+        "gat": [(3, 4, 1, True, True), (8, 5, 4, True, True)],
+    },
+    {
+        "graph": "star_in",
+        "N": 5,
+        "gcn": [(1, 1, True)],
+        "gat": [(6, 2, 3, False, True), (6, 2, 3, True, False)],
+    },
+    {
+        "graph": "random",
+        "N": 12,
+        "E": 18,
+        "isolated": 2,
+        "gcn": [(34, 2, True)],
+        "gat": [(34, 8, 8, True, True), (64, 2, 1, False, True)],
+    },
 )
 
 
 CHECKS = [
-    Check(name="graph basics", question="q1", uses=("add_self_loops", "degree"),
-          exercise=exercise_basics, cases=GRAPH_CASES,
-          outputs=(
-              Output("add_self_loops", hint="Append one loop (i, i) per node AFTER the input "
-                                            "edges, in node order 0..N-1, as int64 (2, E + N); "
-                                            "nodes without edges get a loop too."),
-              Output("degree", hint="Count how often each node occurs in `index` (index_add_ "
-                                    "of ones, or bincount with minlength=num_nodes), in the "
-                                    "requested dtype; nodes that never occur have degree 0."),
-              Output("degree_default_dtype", points=0.5,
-                     hint="Without a dtype argument the degrees are float32."),
-          )),
-    Check(name="gcn_normalization", question="q1", uses=("gcn_normalization",),
-          exercise=exercise_normalization, cases=GRAPH_CASES,
-          outputs=(
-              Output("edges", hint="Return the edges WITH one self-loop per node (2, E + N); "
-                                   "this item compares them in any order."),
-              Output("weights", hint="w_ji = 1 / sqrt(deg(j) * deg(i)), degrees counted on the "
-                                     "TARGET side (edge_index[1]) including the self-loop; "
-                                     "symmetric, not 1 / deg(i)."),
-              Output("default_dtype", points=0.5,
-                     hint="Without a dtype argument the weights are float32."),
-          )),
-    Check(name="GCNLayer", question="q2", uses=("GCNLayer",),
-          exercise=make_layer_exercise("GCN"), cases=GCN_CASES, timeout_s=20.0,
-          outputs=layer_outputs("GCN", (
-              "out_i = sum over edges j -> i, self-loop included, of w_ji * (x_j W) + b: "
-              "gather messages at edge_index[0] (source), sum them at edge_index[1] (target) "
-              "with index_add_, weights from gcn_normalization in x's dtype."))),
-    Check(name="GCNLayer at scale", question="q2", uses=("GCNLayer",),
-          exercise=make_scale_exercise("GCN"), cases=({"N": SCALE_N, "E": SCALE_E},),
-          timeout_s=20.0, outputs=scale_outputs("GCN")),
-    Check(name="segment_softmax", question="q3", uses=("segment_softmax",),
-          exercise=exercise_softmax, cases=SOFTMAX_CASES,
-          outputs=(
-              Output("softmax", hint="Normalise over the edges of each TARGET node separately "
-                                     "(not over all edges), after subtracting each group's "
-                                     "maximum (scores of 1e3 overflow exp otherwise); works for "
-                                     "(E,) and (E, heads)."),
-              Output("grad_scores", points=0.5, hint=GRADIENT_HINT.format(what="scores")),
-          )),
-    Check(name="GATLayer", question="q4", uses=("GATLayer",),
-          exercise=make_layer_exercise("GAT"), cases=GAT_CASES, timeout_s=20.0,
-          outputs=layer_outputs("GAT", (
-              "out_i = sum over j -> i of alpha_ji * W x_j per head, concatenated over heads "
-              "(concat=True) or averaged (concat=False), plus the bias. Check a_src pairs with "
-              "the SOURCE j and a_dst with the target i, and the LeakyReLU slope."))),
-    Check(name="GATLayer at scale", question="q4", uses=("GATLayer",),
-          exercise=make_scale_exercise("GAT"), cases=({"N": SCALE_N, "E": SCALE_E},),
-          timeout_s=20.0, outputs=scale_outputs("GAT")),
-    Check(name="pooling", question="q5",
-          uses=("global_mean_pool", "global_max_pool", "global_add_pool"),
-          exercise=exercise_pooling, cases=POOL_CASES,
-          outputs=tuple(output for name in ("mean", "max", "add") for output in (
-              Output(name, hint=POOL_HINTS[name]),
-              Output(f"grad_x_{name}", points=0.5,
-                     hint=GRADIENT_HINT.format(what="x") + " " + POOL_HINTS[name])))),
-    Check(name="node classifiers", question="q6", uses=("GCN", "GAT"),
-          exercise=exercise_node_models, cases=NODE_MODEL_CASES,
-          outputs=(
-              Output("gcn_logits", hint="GCN: conv1 -> ReLU -> dropout -> conv2, attributes "
-                                        "named conv1 and conv2; graded in eval mode with the "
-                                        "grader's own GCNLayer (dropout off: F.dropout(h, p, "
-                                        "self.training))."),
-              Output("gcn_grads", points=0.5, hint=GRADIENT_HINT.format(what="the layers")),
-              Output("gat_logits", hint="GAT: conv1 = GATLayer(in, hidden, heads, concat=True) "
-                                        "-> ELU -> dropout -> conv2 = GATLayer(heads * hidden, "
-                                        "classes, heads=1, concat=False); keep only the first "
-                                        "element of each layer's (out, attention)."),
-              Output("gat_grads", points=0.5, hint=GRADIENT_HINT.format(what="the layers")),
-          )),
-    Check(name="GraphClassifier", question="q6", uses=("GraphClassifier",),
-          exercise=exercise_graph_classifier, cases=CLASSIFIER_CASES,
-          outputs=(
-              Output("logits", hint="num_layers x (GCNLayer -> ReLU) in self.convs (an "
-                                    "nn.ModuleList), then the pooling named by `pool` PER "
-                                    "GRAPH (batch), then self.head (nn.Linear)."),
-              Output("grad_parameters", points=0.5,
-                     hint=GRADIENT_HINT.format(what="the parameters")),
-          )),
-    Check(name="concepts", question="q7",
-          uses=("receptive_field", "gcn_parameter_count", "gat_parameter_count"),
-          exercise=exercise_concepts, cases=CONCEPT_CASES,
-          outputs=(
-              Output("receptive_field", hint="After k layers node v depends on the nodes with "
-                                             "a DIRECTED path of at most k edges INTO v (messages "
-                                             "go source -> target), v itself included."),
-              Output("gcn_parameter_count", points=0.5,
-                     hint="in * out weights, plus out when bias=True."),
-              Output("gat_parameter_count", points=0.5,
-                     hint="in * heads * out weights, 2 * heads * out attention vectors, plus a "
-                          "bias of heads * out (concat) or out (mean) entries."),
-          )),
+    Check(
+        name="graph basics",
+        question="q1",
+        uses=("add_self_loops", "degree"),
+        exercise=exercise_basics,
+        cases=GRAPH_CASES,
+        outputs=(
+            Output(
+                "add_self_loops",
+                hint="Append one loop (i, i) per node AFTER the input "
+                "edges, in node order 0..N-1, as int64 (2, E + N); "
+                "nodes without edges get a loop too.",
+            ),
+            Output(
+                "degree",
+                hint="Count how often each node occurs in `index` (index_add_ "
+                "of ones, or bincount with minlength=num_nodes), in the "
+                "requested dtype; nodes that never occur have degree 0.",
+            ),
+            Output(
+                "degree_default_dtype",
+                points=0.5,
+                hint="Without a dtype argument the degrees are float32.",
+            ),
+        ),
+    ),
+    Check(
+        name="gcn_normalization",
+        question="q1",
+        uses=("gcn_normalization",),
+        exercise=exercise_normalization,
+        cases=GRAPH_CASES,
+        outputs=(
+            Output(
+                "edges",
+                hint="Return the edges WITH one self-loop per node (2, E + N); "
+                "this item compares them in any order.",
+            ),
+            Output(
+                "weights",
+                hint="w_ji = 1 / sqrt(deg(j) * deg(i)), degrees counted on the "
+                "TARGET side (edge_index[1]) including the self-loop; "
+                "symmetric, not 1 / deg(i).",
+            ),
+            Output(
+                "default_dtype",
+                points=0.5,
+                hint="Without a dtype argument the weights are float32.",
+            ),
+        ),
+    ),
+    Check(
+        name="GCNLayer",
+        question="q2",
+        uses=("GCNLayer",),
+        exercise=make_layer_exercise("GCN"),
+        cases=GCN_CASES,
+        timeout_s=20.0,
+        outputs=layer_outputs(
+            "GCN",
+            (
+                "out_i = sum over edges j -> i, self-loop included, of w_ji * (x_j W) + b: "
+                "gather messages at edge_index[0] (source), sum them at edge_index[1] (target) "
+                "with index_add_, weights from gcn_normalization in x's dtype."
+            ),
+        ),
+    ),
+    Check(
+        name="GCNLayer at scale",
+        question="q2",
+        uses=("GCNLayer",),
+        exercise=make_scale_exercise("GCN"),
+        cases=({"N": SCALE_N, "E": SCALE_E},),
+        timeout_s=20.0,
+        outputs=scale_outputs("GCN"),
+    ),
+    Check(
+        name="segment_softmax",
+        question="q3",
+        uses=("segment_softmax",),
+        exercise=exercise_softmax,
+        cases=SOFTMAX_CASES,
+        outputs=(
+            Output(
+                "softmax",
+                hint="Normalise over the edges of each TARGET node separately "
+                "(not over all edges), after subtracting each group's "
+                "maximum (scores of 1e3 overflow exp otherwise); works for "
+                "(E,) and (E, heads).",
+            ),
+            Output("grad_scores", points=0.5, hint=GRADIENT_HINT.format(what="scores")),
+        ),
+    ),
+    Check(
+        name="GATLayer",
+        question="q4",
+        uses=("GATLayer",),
+        exercise=make_layer_exercise("GAT"),
+        cases=GAT_CASES,
+        timeout_s=20.0,
+        outputs=layer_outputs(
+            "GAT",
+            (
+                "out_i = sum over j -> i of alpha_ji * W x_j per head, concatenated over heads "
+                "(concat=True) or averaged (concat=False), plus the bias. Check a_src pairs with "
+                "the SOURCE j and a_dst with the target i, and the LeakyReLU slope."
+            ),
+        ),
+    ),
+    Check(
+        name="GATLayer at scale",
+        question="q4",
+        uses=("GATLayer",),
+        exercise=make_scale_exercise("GAT"),
+        cases=({"N": SCALE_N, "E": SCALE_E},),
+        timeout_s=20.0,
+        outputs=scale_outputs("GAT"),
+    ),
+    Check(
+        name="pooling",
+        question="q5",
+        uses=("global_mean_pool", "global_max_pool", "global_add_pool"),
+        exercise=exercise_pooling,
+        cases=POOL_CASES,
+        outputs=tuple(
+            output
+            for name in ("mean", "max", "add")
+            for output in (
+                Output(name, hint=POOL_HINTS[name]),
+                Output(
+                    f"grad_x_{name}",
+                    points=0.5,
+                    hint=GRADIENT_HINT.format(what="x") + " " + POOL_HINTS[name],
+                ),
+            )
+        ),
+    ),
+    Check(
+        name="node classifiers",
+        question="q6",
+        uses=("GCN", "GAT"),
+        exercise=exercise_node_models,
+        cases=NODE_MODEL_CASES,
+        outputs=(
+            Output(
+                "gcn_logits",
+                hint="GCN: conv1 -> ReLU -> dropout -> conv2, attributes "
+                "named conv1 and conv2; graded in eval mode with the "
+                "grader's own GCNLayer (dropout off: F.dropout(h, p, "
+                "self.training)).",
+            ),
+            Output("gcn_grads", points=0.5, hint=GRADIENT_HINT.format(what="the layers")),
+            Output(
+                "gat_logits",
+                hint="GAT: conv1 = GATLayer(in, hidden, heads, concat=True) "
+                "-> ELU -> dropout -> conv2 = GATLayer(heads * hidden, "
+                "classes, heads=1, concat=False); keep only the first "
+                "element of each layer's (out, attention).",
+            ),
+            Output("gat_grads", points=0.5, hint=GRADIENT_HINT.format(what="the layers")),
+        ),
+    ),
+    Check(
+        name="GraphClassifier",
+        question="q6",
+        uses=("GraphClassifier",),
+        exercise=exercise_graph_classifier,
+        cases=CLASSIFIER_CASES,
+        outputs=(
+            Output(
+                "logits",
+                hint="num_layers x (GCNLayer -> ReLU) in self.convs (an "
+                "nn.ModuleList), then the pooling named by `pool` PER "
+                "GRAPH (batch), then self.head (nn.Linear).",
+            ),
+            Output("grad_parameters", points=0.5, hint=GRADIENT_HINT.format(what="the parameters")),
+        ),
+    ),
+    Check(
+        name="concepts",
+        question="q7",
+        uses=("receptive_field", "gcn_parameter_count", "gat_parameter_count"),
+        exercise=exercise_concepts,
+        cases=CONCEPT_CASES,
+        outputs=(
+            Output(
+                "receptive_field",
+                hint="After k layers node v depends on the nodes with "
+                "a DIRECTED path of at most k edges INTO v (messages "
+                "go source -> target), v itself included.",
+            ),
+            Output(
+                "gcn_parameter_count", points=0.5, hint="in * out weights, plus out when bias=True."
+            ),
+            Output(
+                "gat_parameter_count",
+                points=0.5,
+                hint="in * heads * out weights, 2 * heads * out attention vectors, plus a "
+                "bias of heads * out (concat) or out (mean) entries.",
+            ),
+        ),
+    ),
 ]

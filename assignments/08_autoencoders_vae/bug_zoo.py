@@ -6,6 +6,7 @@ functions and classes (see ``checks.py``), so a bug costs only the items of what
 plus the "KL vs Monte Carlo" item when it breaks the KL or the sampling on purpose compared
 there.
 """
+
 from __future__ import annotations
 
 from tools.zoo import Bug
@@ -16,10 +17,12 @@ def items(check: str, *outputs: str) -> set[str]:
 
 
 MONTE_CARLO = items("KL vs Monte Carlo", "agrees")
-ENCODER_GRADS = tuple(f"grad_{layer}.{kind}" for layer in ("conv1", "conv2", "fc")
-                      for kind in ("weight", "bias"))
-DECODER_GRADS = tuple(f"grad_{layer}.{kind}" for layer in ("fc", "up1", "up2")
-                      for kind in ("weight", "bias"))
+ENCODER_GRADS = tuple(
+    f"grad_{layer}.{kind}" for layer in ("conv1", "conv2", "fc") for kind in ("weight", "bias")
+)
+DECODER_GRADS = tuple(
+    f"grad_{layer}.{kind}" for layer in ("fc", "up1", "up2") for kind in ("weight", "bias")
+)
 ENCODER_ALL = items("Encoder", "features", "grad_x", *ENCODER_GRADS)
 DECODER_ALL = items("Decoder", "logits", "grad_z", *DECODER_GRADS)
 MODEL_GRADS = ("grad_encoder", "grad_decoder")
@@ -101,32 +104,57 @@ class VAE(VAE):
 """
 
 
-RANDN_Z = "torch.randn(num, self.latent_dims, generator=generator, dtype=self.decoder.fc.weight.dtype)"
+RANDN_Z = (
+    "torch.randn(num, self.latent_dims, generator=generator, dtype=self.decoder.fc.weight.dtype)"
+)
 
 BUGS = [
     # ---------------------------------------------------------- conv_transpose_output_size
-    Bug("output size ignores output_padding", items("conv_transpose_output_size", "sizes"), """
+    Bug(
+        "output size ignores output_padding",
+        items("conv_transpose_output_size", "sizes"),
+        """
 def conv_transpose_output_size(size, kernel_size, stride=1, padding=0, output_padding=0):
     return (size - 1) * stride - 2 * padding + kernel_size
-"""),
-    Bug("output size adds the padding", items("conv_transpose_output_size", "sizes"), """
+""",
+    ),
+    Bug(
+        "output size adds the padding",
+        items("conv_transpose_output_size", "sizes"),
+        """
 def conv_transpose_output_size(size, kernel_size, stride=1, padding=0, output_padding=0):
     return (size - 1) * stride + 2 * padding + kernel_size + output_padding
-"""),
-    Bug("output size of the forward convolution", items("conv_transpose_output_size", "sizes"), """
+""",
+    ),
+    Bug(
+        "output size of the forward convolution",
+        items("conv_transpose_output_size", "sizes"),
+        """
 def conv_transpose_output_size(size, kernel_size, stride=1, padding=0, output_padding=0):
     return (size + 2 * padding - kernel_size) // stride + 1
-"""),
+""",
+    ),
     # -------------------------------------------------------------------- conv_transpose2d
-    Bug("transposed convolution without the kernel flip",
+    Bug(
+        "transposed convolution without the kernel flip",
         CONV_ALL - items("conv_transpose2d", "grad_bias"),
-        conv_transpose(DILATE_PAD_CONVOLVE.format(kernel="weight.transpose(0, 1)", crop=CROP))),
-    Bug("transposed convolution adds the padding instead of cropping it", CONV_ALL,
-        conv_transpose(DILATE_PAD_CONVOLVE.format(
-            kernel="weight.flip(2, 3).transpose(0, 1)",
-            crop="y = F.pad(full[:, :, :(h - 1) * stride + k + output_padding, "
-                 ":(w - 1) * stride + k + output_padding], (padding,) * 4)"))),
-    Bug("transposed convolution subsamples the input with the stride", CONV_ALL, conv_transpose("""
+        conv_transpose(DILATE_PAD_CONVOLVE.format(kernel="weight.transpose(0, 1)", crop=CROP)),
+    ),
+    Bug(
+        "transposed convolution adds the padding instead of cropping it",
+        CONV_ALL,
+        conv_transpose(
+            DILATE_PAD_CONVOLVE.format(
+                kernel="weight.flip(2, 3).transpose(0, 1)",
+                crop="y = F.pad(full[:, :, :(h - 1) * stride + k + output_padding, "
+                ":(w - 1) * stride + k + output_padding], (padding,) * 4)",
+            )
+        ),
+    ),
+    Bug(
+        "transposed convolution subsamples the input with the stride",
+        CONV_ALL,
+        conv_transpose("""
 x = x[:, :, ::stride, ::stride]
 h, w = x.shape[2], x.shape[3]
 widened = F.pad(x, (k - 1, k - 1 + output_padding, k - 1, k - 1 + output_padding))
@@ -135,148 +163,289 @@ h_out = (h - 1) - 2 * padding + k + output_padding
 w_out = (w - 1) - 2 * padding + k + output_padding
 y = full[:, :, padding:padding + h_out, padding:padding + w_out]
 return y if bias is None else y + bias.reshape(1, -1, 1, 1)
-""")),
-    Bug("transposed convolution forgets the bias", items("conv_transpose2d", "y", "grad_bias"), """
+"""),
+    ),
+    Bug(
+        "transposed convolution forgets the bias",
+        items("conv_transpose2d", "y", "grad_bias"),
+        """
 _conv_transpose2d = conv_transpose2d
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0):
     return _conv_transpose2d(x, weight, None, stride, padding, output_padding)
-"""),
+""",
+    ),
     # ---------------------------------------------------------------------- reparameterize
-    Bug("reparameterize scales by exp(logvar)", items("reparameterize", "z", "grad_logvar", "grad_eps"), """
+    Bug(
+        "reparameterize scales by exp(logvar)",
+        items("reparameterize", "z", "grad_logvar", "grad_eps"),
+        """
 def reparameterize(mu, logvar, eps):
     return mu + torch.exp(logvar) * eps
-"""),
-    Bug("reparameterize detaches mu", items("reparameterize", "grad_mu"), """
+""",
+    ),
+    Bug(
+        "reparameterize detaches mu",
+        items("reparameterize", "grad_mu"),
+        """
 def reparameterize(mu, logvar, eps):
     return mu.detach() + torch.exp(0.5 * logvar) * eps
-"""),
-    Bug("reparameterize detaches sigma", items("reparameterize", "grad_logvar"), """
+""",
+    ),
+    Bug(
+        "reparameterize detaches sigma",
+        items("reparameterize", "grad_logvar"),
+        """
 def reparameterize(mu, logvar, eps):
     return mu + torch.exp(0.5 * logvar).detach() * eps
-"""),
+""",
+    ),
     # ----------------------------------------------------------------------- sample_latent
-    Bug("sample_latent ignores the generator", items("sample_latent", "reproducible"), sample_latent(
-        "return mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, dtype=mu.dtype)")),
-    Bug("sample_latent draws uniform noise", items("sample_latent", "distribution") | MONTE_CARLO, sample_latent(
-        "return mu + torch.exp(0.5 * logvar) * torch.rand(mu.shape, generator=generator, dtype=mu.dtype)")),
-    Bug("sample_latent uses the variance as the scale",
-        items("sample_latent", "distribution", "grad_logvar") | MONTE_CARLO, sample_latent(
-            "return mu + torch.exp(logvar) * torch.randn(mu.shape, generator=generator, dtype=mu.dtype)")),
+    Bug(
+        "sample_latent ignores the generator",
+        items("sample_latent", "reproducible"),
+        sample_latent(
+            "return mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, dtype=mu.dtype)"
+        ),
+    ),
+    Bug(
+        "sample_latent draws uniform noise",
+        items("sample_latent", "distribution") | MONTE_CARLO,
+        sample_latent(
+            "return mu + torch.exp(0.5 * logvar) * torch.rand(mu.shape, generator=generator, dtype=mu.dtype)"
+        ),
+    ),
+    Bug(
+        "sample_latent uses the variance as the scale",
+        items("sample_latent", "distribution", "grad_logvar") | MONTE_CARLO,
+        sample_latent(
+            "return mu + torch.exp(logvar) * torch.randn(mu.shape, generator=generator, dtype=mu.dtype)"
+        ),
+    ),
     # ----------------------------------------------------------------------- kl_divergence
-    Bug("the seed's KL formula", items("kl_divergence", "kl", "grad_mu", "grad_logvar") | MONTE_CARLO,
-        kl("torch.exp(logvar) + mu ** 2 - 0.5 * logvar - 0.5")),
-    Bug("KL with logvar read as log sigma", items("kl_divergence", "kl", "grad_logvar") | MONTE_CARLO,
-        kl("0.5 * (torch.exp(2 * logvar) + mu ** 2 - 1 - 2 * logvar)")),
-    Bug("KL averaged over the latent dimensions",
-        items("kl_divergence", "kl", "grad_mu", "grad_logvar") | MONTE_CARLO, """
+    Bug(
+        "the seed's KL formula",
+        items("kl_divergence", "kl", "grad_mu", "grad_logvar") | MONTE_CARLO,
+        kl("torch.exp(logvar) + mu ** 2 - 0.5 * logvar - 0.5"),
+    ),
+    Bug(
+        "KL with logvar read as log sigma",
+        items("kl_divergence", "kl", "grad_logvar") | MONTE_CARLO,
+        kl("0.5 * (torch.exp(2 * logvar) + mu ** 2 - 1 - 2 * logvar)"),
+    ),
+    Bug(
+        "KL averaged over the latent dimensions",
+        items("kl_divergence", "kl", "grad_mu", "grad_logvar") | MONTE_CARLO,
+        """
 def kl_divergence(mu, logvar):
     per_dimension = 0.5 * (torch.exp(logvar) + mu ** 2 - 1 - logvar)
     return per_dimension.reshape(per_dimension.shape[0], -1).mean(dim=1)
-"""),
+""",
+    ),
     # ----------------------------------------------------------------------- bernoulli_nll
-    Bug("Bernoulli NLL via sigmoid then log", items("bernoulli_nll", "nll", "grad_logits"), bernoulli(
-        "-(x * torch.log(torch.sigmoid(logits)) + (1 - x) * torch.log(1 - torch.sigmoid(logits)))")),
-    Bug("Bernoulli NLL in the max/abs form (gradient wrong at 0)", items("bernoulli_nll", "grad_logits"), bernoulli(
-        "torch.clamp(logits, min=0) - x * logits + torch.log1p(torch.exp(-logits.abs()))")),
-    Bug("Bernoulli NLL averaged over the pixels", items("bernoulli_nll", "nll", "grad_logits"), bernoulli(
-        "F.softplus(logits) - x * logits", reduce="mean")),
+    Bug(
+        "Bernoulli NLL via sigmoid then log",
+        items("bernoulli_nll", "nll", "grad_logits"),
+        bernoulli(
+            "-(x * torch.log(torch.sigmoid(logits)) + (1 - x) * torch.log(1 - torch.sigmoid(logits)))"
+        ),
+    ),
+    Bug(
+        "Bernoulli NLL in the max/abs form (gradient wrong at 0)",
+        items("bernoulli_nll", "grad_logits"),
+        bernoulli(
+            "torch.clamp(logits, min=0) - x * logits + torch.log1p(torch.exp(-logits.abs()))"
+        ),
+    ),
+    Bug(
+        "Bernoulli NLL averaged over the pixels",
+        items("bernoulli_nll", "nll", "grad_logits"),
+        bernoulli("F.softplus(logits) - x * logits", reduce="mean"),
+    ),
     # ------------------------------------------------------------------------ gaussian_nll
-    Bug("Gaussian NLL without the constant", items("gaussian_nll", "nll"), gaussian(
-        "0.5 * ((x - mean) / sigma) ** 2 + torch.log(sigma)")),
-    Bug("Gaussian NLL with sigma read as a variance", items("gaussian_nll", "nll", "grad_mean"), gaussian(
-        "0.5 * (x - mean) ** 2 / sigma + 0.5 * torch.log(2 * math.pi * sigma)")),
-    Bug("Gaussian NLL averaged over the pixels", items("gaussian_nll", "nll", "grad_mean"), gaussian(
-        "0.5 * ((x - mean) / sigma) ** 2 + torch.log(sigma) + 0.5 * math.log(2 * math.pi)", reduce="mean")),
+    Bug(
+        "Gaussian NLL without the constant",
+        items("gaussian_nll", "nll"),
+        gaussian("0.5 * ((x - mean) / sigma) ** 2 + torch.log(sigma)"),
+    ),
+    Bug(
+        "Gaussian NLL with sigma read as a variance",
+        items("gaussian_nll", "nll", "grad_mean"),
+        gaussian("0.5 * (x - mean) ** 2 / sigma + 0.5 * torch.log(2 * math.pi * sigma)"),
+    ),
+    Bug(
+        "Gaussian NLL averaged over the pixels",
+        items("gaussian_nll", "nll", "grad_mean"),
+        gaussian(
+            "0.5 * ((x - mean) / sigma) ** 2 + torch.log(sigma) + 0.5 * math.log(2 * math.pi)",
+            reduce="mean",
+        ),
+    ),
     # ----------------------------------------------------------------------------- Encoder
-    Bug("encoder without the ReLU after conv2", ENCODER_ALL - items("Encoder", "grad_fc.bias"), """
+    Bug(
+        "encoder without the ReLU after conv2",
+        ENCODER_ALL - items("Encoder", "grad_fc.bias"),
+        """
 class Encoder(Encoder):
     def forward(self, x):
         return self.fc(self.conv2(torch.relu(self.conv1(x))).flatten(1))
-"""),
-    Bug("encoder flattens channels last", ENCODER_ALL - items("Encoder", "grad_fc.bias"), """
+""",
+    ),
+    Bug(
+        "encoder flattens channels last",
+        ENCODER_ALL - items("Encoder", "grad_fc.bias"),
+        """
 class Encoder(Encoder):
     def forward(self, x):
         h = torch.relu(self.conv2(torch.relu(self.conv1(x))))
         return self.fc(h.permute(0, 2, 3, 1).flatten(1))
-"""),
-    Bug("encoder applies a ReLU to its output", ENCODER_ALL, """
+""",
+    ),
+    Bug(
+        "encoder applies a ReLU to its output",
+        ENCODER_ALL,
+        """
 class Encoder(Encoder):
     def forward(self, x):
         return torch.relu(super().forward(x))
-"""),
+""",
+    ),
     # ----------------------------------------------------------------------------- Decoder
-    Bug("decoder returns probabilities", DECODER_ALL, """
+    Bug(
+        "decoder returns probabilities",
+        DECODER_ALL,
+        """
 class Decoder(Decoder):
     def forward(self, z):
         return torch.sigmoid(super().forward(z))
-"""),
-    Bug("decoder reshapes channels last", DECODER_ALL - items("Decoder", "grad_up2.bias"), """
+""",
+    ),
+    Bug(
+        "decoder reshapes channels last",
+        DECODER_ALL - items("Decoder", "grad_up2.bias"),
+        """
 class Decoder(Decoder):
     def forward(self, z):
         grid = torch.relu(self.fc(z)).reshape(z.shape[0], 4, 4, 16).permute(0, 3, 1, 2)
         return self.up2(torch.relu(self.up1(grid)))
-"""),
-    Bug("decoder without the ReLU after up1", DECODER_ALL - items("Decoder", "grad_up2.bias"), """
+""",
+    ),
+    Bug(
+        "decoder without the ReLU after up1",
+        DECODER_ALL - items("Decoder", "grad_up2.bias"),
+        """
 class Decoder(Decoder):
     def forward(self, z):
         return self.up2(self.up1(torch.relu(self.fc(z)).reshape(z.shape[0], 16, 4, 4)))
-"""),
+""",
+    ),
     # ------------------------------------------------------------------------- Autoencoder
-    Bug("autoencoder returns logits", items("Autoencoder", "reconstruction", "loss", *MODEL_GRADS), """
+    Bug(
+        "autoencoder returns logits",
+        items("Autoencoder", "reconstruction", "loss", *MODEL_GRADS),
+        """
 class Autoencoder(Autoencoder):
     def forward(self, x):
         return self.decoder(self.encoder(x))
-"""),
-    Bug("autoencoder loss summed over the pixels", items("Autoencoder", "loss", *MODEL_GRADS), """
+""",
+    ),
+    Bug(
+        "autoencoder loss summed over the pixels",
+        items("Autoencoder", "loss", *MODEL_GRADS),
+        """
 class Autoencoder(Autoencoder):
     def loss(self, x):
         return ((self(x) - x) ** 2).sum(dim=(1, 2, 3)).mean()
-"""),
-    Bug("autoencoder loss on the logits", items("Autoencoder", "loss", *MODEL_GRADS), """
+""",
+    ),
+    Bug(
+        "autoencoder loss on the logits",
+        items("Autoencoder", "loss", *MODEL_GRADS),
+        """
 class Autoencoder(Autoencoder):
     def loss(self, x):
         return ((self.decoder(self.encoder(x)) - x) ** 2).mean()
-"""),
+""",
+    ),
     # --------------------------------------------------------------------------------- VAE
-    Bug("VAE takes logvar from the first half", items("VAE", "logits", "mu", "logvar", "loss", "reconstruction", "kl", *MODEL_GRADS), """
+    Bug(
+        "VAE takes logvar from the first half",
+        items("VAE", "logits", "mu", "logvar", "loss", "reconstruction", "kl", *MODEL_GRADS),
+        """
 class VAE(VAE):
     def forward(self, x, eps):
         logvar, mu = self.encoder(x).chunk(2, dim=1)
         return self.decoder(reparameterize(mu, logvar, eps)), mu, logvar
-"""),
-    Bug("VAE reconstruction averaged over pixels, KL summed",
-        items("VAE", "loss", "reconstruction", *MODEL_GRADS), vae_loss(
+""",
+    ),
+    Bug(
+        "VAE reconstruction averaged over pixels, KL summed",
+        items("VAE", "loss", "reconstruction", *MODEL_GRADS),
+        vae_loss(
             "reconstruction = bernoulli_nll(logits, x).mean() / x[0].numel()",
             "kl = kl_divergence(mu, logvar).mean()",
-            "return reconstruction + beta * kl, reconstruction, kl")),
-    Bug("VAE beta weighs the reconstruction", items("VAE", "loss", *MODEL_GRADS), vae_loss(
-        "reconstruction = bernoulli_nll(logits, x).mean()",
-        "kl = kl_divergence(mu, logvar).mean()",
-        "return beta * reconstruction + kl, reconstruction, kl")),
-    Bug("VAE decodes mu, ignoring eps", items("VAE", "logits", "loss", "reconstruction", *MODEL_GRADS), """
+            "return reconstruction + beta * kl, reconstruction, kl",
+        ),
+    ),
+    Bug(
+        "VAE beta weighs the reconstruction",
+        items("VAE", "loss", *MODEL_GRADS),
+        vae_loss(
+            "reconstruction = bernoulli_nll(logits, x).mean()",
+            "kl = kl_divergence(mu, logvar).mean()",
+            "return beta * reconstruction + kl, reconstruction, kl",
+        ),
+    ),
+    Bug(
+        "VAE decodes mu, ignoring eps",
+        items("VAE", "logits", "loss", "reconstruction", *MODEL_GRADS),
+        """
 class VAE(VAE):
     def forward(self, x, eps):
         mu, logvar = self.encoder(x).chunk(2, dim=1)
         return self.decoder(mu), mu, logvar
-"""),
+""",
+    ),
     # -------------------------------------------------------------------------- VAE.sample
-    Bug("VAE.sample returns logits", items("VAE.sample", "distribution", "probabilities"),
-        vae_sample(RANDN_Z, result="self.decoder(z)")),
-    Bug("VAE.sample ignores the generator", items("VAE.sample", "reproducible"), vae_sample(
-        "torch.randn(num, self.latent_dims, dtype=self.decoder.fc.weight.dtype)")),
-    Bug("VAE.sample draws uniform codes", items("VAE.sample", "distribution"), vae_sample(
-        "torch.rand(num, self.latent_dims, generator=generator, dtype=self.decoder.fc.weight.dtype)")),
+    Bug(
+        "VAE.sample returns logits",
+        items("VAE.sample", "distribution", "probabilities"),
+        vae_sample(RANDN_Z, result="self.decoder(z)"),
+    ),
+    Bug(
+        "VAE.sample ignores the generator",
+        items("VAE.sample", "reproducible"),
+        vae_sample("torch.randn(num, self.latent_dims, dtype=self.decoder.fc.weight.dtype)"),
+    ),
+    Bug(
+        "VAE.sample draws uniform codes",
+        items("VAE.sample", "distribution"),
+        vae_sample(
+            "torch.rand(num, self.latent_dims, generator=generator, dtype=self.decoder.fc.weight.dtype)"
+        ),
+    ),
     # ---------------------------------------------------------------------------- concepts
-    Bug("KL by hand with the seed's formula", items("concepts", "kl_by_hand"), """
+    Bug(
+        "KL by hand with the seed's formula",
+        items("concepts", "kl_by_hand"),
+        """
 def kl_by_hand():
     return (0.25 + 1.0 - math.log(0.5) - 0.5) + (4.0 + 0.0 - math.log(2.0) - 0.5)
-"""),
-    Bug("latent size too small", items("concepts", "latent_dims_needed"), """
+""",
+    ),
+    Bug(
+        "latent size too small",
+        items("concepts", "latent_dims_needed"),
+        """
 def latent_dims_needed():
     return 2
-"""),
-    Bug("latent size as a float", items("concepts", "latent_dims_needed"), """
+""",
+    ),
+    Bug(
+        "latent size as a float",
+        items("concepts", "latent_dims_needed"),
+        """
 def latent_dims_needed():
     return 8.0
-"""),
+""",
+    ),
 ]

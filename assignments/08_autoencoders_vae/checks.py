@@ -36,6 +36,7 @@ probability below 48 * 2.7e-12 < 1.3e-10, far below 1e-9. The Monte-Carlo KL est
 deterministic function of those two statistics (see :func:`exercise_kl_monte_carlo`), so its
 bound holds with the same probability.
 """
+
 import contextlib
 import math
 import operator
@@ -54,8 +55,14 @@ from autograder.kit import (
     uniform,
 )
 
-_TRANSPOSED = ("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "LazyConvTranspose1d",
-               "LazyConvTranspose2d", "LazyConvTranspose3d")
+_TRANSPOSED = (
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
+    "LazyConvTranspose1d",
+    "LazyConvTranspose2d",
+    "LazyConvTranspose3d",
+)
 
 # conv_transpose2d is written from scratch: every library transposed convolution is forbidden,
 # and so are the routes around it (torch.convolution's transposed flag, the input gradient of
@@ -98,7 +105,7 @@ def trusted_conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_p
     full = F.conv2d(widened, weight.flip(2, 3).transpose(0, 1))
     h_out = (h - 1) * stride - 2 * padding + k + output_padding
     w_out = (w - 1) * stride - 2 * padding + k + output_padding
-    out = full[:, :, padding:padding + h_out, padding:padding + w_out]
+    out = full[:, :, padding : padding + h_out, padding : padding + w_out]
     return out if bias is None else out + bias.reshape(1, -1, 1, 1)
 
 
@@ -175,8 +182,7 @@ def trusted_names(api, *names):
     is_mapping = isinstance(source, dict)
     saved = {}
     for name in names:
-        saved[name] = source.get(name, _MISSING) if is_mapping else getattr(source, name,
-                                                                                 _MISSING)
+        saved[name] = source.get(name, _MISSING) if is_mapping else getattr(source, name, _MISSING)
         if is_mapping:
             source[name] = TRUSTED[name]
         else:
@@ -199,15 +205,26 @@ def trusted_names(api, *names):
 # ------------------------------------------------------------------- seeded parameters
 def encoder_shapes(out_features):
     c1, c2 = CHANNELS
-    return {"conv1.weight": (c1, 1, 3, 3), "conv1.bias": (c1,), "conv2.weight": (c2, c1, 3, 3),
-            "conv2.bias": (c2,), "fc.weight": (out_features, c2 * 16), "fc.bias": (out_features,)}
+    return {
+        "conv1.weight": (c1, 1, 3, 3),
+        "conv1.bias": (c1,),
+        "conv2.weight": (c2, c1, 3, 3),
+        "conv2.bias": (c2,),
+        "fc.weight": (out_features, c2 * 16),
+        "fc.bias": (out_features,),
+    }
 
 
 def decoder_shapes(latent_dims):
     c1, c2 = CHANNELS
-    return {"fc.weight": (c2 * 16, latent_dims), "fc.bias": (c2 * 16,),
-            "up1.weight": (c2, c1, 3, 3), "up1.bias": (c1,), "up2.weight": (c1, 1, 3, 3),
-            "up2.bias": (1,)}
+    return {
+        "fc.weight": (c2 * 16, latent_dims),
+        "fc.bias": (c2 * 16,),
+        "up1.weight": (c2, c1, 3, 3),
+        "up1.bias": (c1,),
+        "up2.weight": (c1, 1, 3, 3),
+        "up2.bias": (1,),
+    }
 
 
 def seeded_values(rng, shapes):
@@ -227,9 +244,13 @@ def seeded_values(rng, shapes):
 
 
 def module_layouts(prefix, shapes):
-    return {prefix + name: "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1
-                                                                      else "") + ")"
-            for name, shape in shapes.items()}
+    return {
+        prefix + name: "("
+        + ", ".join(str(n) for n in shape)
+        + ("," if len(shape) == 1 else "")
+        + ")"
+        for name, shape in shapes.items()
+    }
 
 
 def install(module, prefix, rng, shapes):
@@ -257,8 +278,10 @@ def concatenated_grads(module, names):
     for name in names:
         grad = parameter(module, name).grad
         if grad is None:
-            raise RuntimeError(f"no gradient reached {name}: compute with the parameters "
-                               f"themselves (no .data, .detach() or torch.no_grad())")
+            raise RuntimeError(
+                f"no gradient reached {name}: compute with the parameters "
+                f"themselves (no .data, .detach() or torch.no_grad())"
+            )
         grads.append(grad.reshape(-1))
     return torch.cat(grads)
 
@@ -271,16 +294,20 @@ def as_ints(values, function_name):
         try:
             answers.append(operator.index(value))
         except TypeError:
-            raise TypeError(f"{function_name} returned {value!r} of type {type(value).__name__}; "
-                            f"return a Python int (use // for integer division)") from None
+            raise TypeError(
+                f"{function_name} returned {value!r} of type {type(value).__name__}; "
+                f"return a Python int (use // for integer division)"
+            ) from None
     return torch.tensor(answers, dtype=torch.int64)
 
 
 def as_float(value, function_name):
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise TypeError(f"{function_name} returned a tensor of shape {tuple(value.shape)}; "
-                            f"return one number")
+            raise TypeError(
+                f"{function_name} returned a tensor of shape {tuple(value.shape)}; "
+                f"return one number"
+            )
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{function_name} returned {type(value).__name__}; return a float")
@@ -300,8 +327,9 @@ def standard_normal_tests(w):
 
 # --------------------------------------------------------- q1: transposed convolution
 def exercise_output_size(api, case, rng, out):
-    out["sizes"] = as_ints([api.conv_transpose_output_size(*row) for row in case["rows"]],
-                           "conv_transpose_output_size")
+    out["sizes"] = as_ints(
+        [api.conv_transpose_output_size(*row) for row in case["rows"]], "conv_transpose_output_size"
+    )
 
 
 def exercise_conv_transpose(api, case, rng, out):
@@ -322,8 +350,7 @@ def exercise_conv_transpose(api, case, rng, out):
     x_leaf, w_leaf, b_leaf = (t.detach().clone().requires_grad_(True) for t in (x, weight, bias))
 
     def with_bias():
-        y = api.conv_transpose2d(x_leaf, w_leaf, b_leaf, stride=s, padding=p,
-                                 output_padding=op)
+        y = api.conv_transpose2d(x_leaf, w_leaf, b_leaf, stride=s, padding=p, output_padding=op)
         out["y"] = y
         try:
             (y * dy).sum().backward()
@@ -338,34 +365,126 @@ def exercise_conv_transpose(api, case, rng, out):
         elif s == 1 and p == 0 and op == 0:
             out["no_bias"] = api.conv_transpose2d(x, weight)
         else:
-            out["no_bias"] = api.conv_transpose2d(x, weight, stride=s, padding=p,
-                                                  output_padding=op)
+            out["no_bias"] = api.conv_transpose2d(x, weight, stride=s, padding=p, output_padding=op)
 
     with trusted_names(api, "conv_transpose_output_size"):
         run_independently(with_bias, without_bias)
 
 
 CONV_T_CASES = (
-    {"N": 1, "C_in": 1, "C_out": 1, "H": 3, "W": 3, "k": 3, "stride": 1, "padding": 0,
-     "output_padding": 0},
-    {"N": 2, "C_in": 3, "C_out": 2, "H": 4, "W": 5, "k": 3, "stride": 2, "padding": 1,
-     "output_padding": 1},
-    {"N": 2, "C_in": 2, "C_out": 3, "H": 5, "W": 4, "k": 4, "stride": 2, "padding": 1,
-     "output_padding": 0},
-    {"N": 1, "C_in": 3, "C_out": 2, "H": 3, "W": 4, "k": 3, "stride": 3, "padding": 1,
-     "output_padding": 2},
-    {"N": 3, "C_in": 2, "C_out": 4, "H": 4, "W": 3, "k": 5, "stride": 3, "padding": 2,
-     "output_padding": 1, "positional": True},
-    {"N": 2, "C_in": 4, "C_out": 3, "H": 5, "W": 5, "k": 1, "stride": 1, "padding": 0,
-     "output_padding": 0},
-    {"N": 2, "C_in": 2, "C_out": 2, "H": 3, "W": 3, "k": 2, "stride": 2, "padding": 0,
-     "output_padding": 1},
-    {"N": 1, "C_in": 2, "C_out": 3, "H": 6, "W": 5, "k": 3, "stride": 1, "padding": 1,
-     "output_padding": 0, "noncontiguous": True},
-    {"N": 2, "C_in": 3, "C_out": 1, "H": 2, "W": 3, "k": 4, "stride": 3, "padding": 0,
-     "output_padding": 2, "noncontiguous": True},
-    {"N": 2, "C_in": 1, "C_out": 2, "H": 4, "W": 4, "k": 3, "stride": 2, "padding": 2,
-     "output_padding": 0},
+    {
+        "N": 1,
+        "C_in": 1,
+        "C_out": 1,
+        "H": 3,
+        "W": 3,
+        "k": 3,
+        "stride": 1,
+        "padding": 0,
+        "output_padding": 0,
+    },
+    {
+        "N": 2,
+        "C_in": 3,
+        "C_out": 2,
+        "H": 4,
+        "W": 5,
+        "k": 3,
+        "stride": 2,
+        "padding": 1,
+        "output_padding": 1,
+    },
+    {
+        "N": 2,
+        "C_in": 2,
+        "C_out": 3,
+        "H": 5,
+        "W": 4,
+        "k": 4,
+        "stride": 2,
+        "padding": 1,
+        "output_padding": 0,
+    },
+    {
+        "N": 1,
+        "C_in": 3,
+        "C_out": 2,
+        "H": 3,
+        "W": 4,
+        "k": 3,
+        "stride": 3,
+        "padding": 1,
+        "output_padding": 2,
+    },
+    {
+        "N": 3,
+        "C_in": 2,
+        "C_out": 4,
+        "H": 4,
+        "W": 3,
+        "k": 5,
+        "stride": 3,
+        "padding": 2,
+        "output_padding": 1,
+        "positional": True,
+    },
+    {
+        "N": 2,
+        "C_in": 4,
+        "C_out": 3,
+        "H": 5,
+        "W": 5,
+        "k": 1,
+        "stride": 1,
+        "padding": 0,
+        "output_padding": 0,
+    },
+    {
+        "N": 2,
+        "C_in": 2,
+        "C_out": 2,
+        "H": 3,
+        "W": 3,
+        "k": 2,
+        "stride": 2,
+        "padding": 0,
+        "output_padding": 1,
+    },
+    {
+        "N": 1,
+        "C_in": 2,
+        "C_out": 3,
+        "H": 6,
+        "W": 5,
+        "k": 3,
+        "stride": 1,
+        "padding": 1,
+        "output_padding": 0,
+        "noncontiguous": True,
+    },
+    {
+        "N": 2,
+        "C_in": 3,
+        "C_out": 1,
+        "H": 2,
+        "W": 3,
+        "k": 4,
+        "stride": 3,
+        "padding": 0,
+        "output_padding": 2,
+        "noncontiguous": True,
+    },
+    {
+        "N": 2,
+        "C_in": 1,
+        "C_out": 2,
+        "H": 4,
+        "W": 4,
+        "k": 3,
+        "stride": 2,
+        "padding": 2,
+        "output_padding": 0,
+    },
 )
 
 
@@ -381,8 +500,10 @@ def exercise_reparameterize(api, case, rng, out):
     eps = randn(rng, *shape)
     weights = randn(rng, *shape)
     out.watch(mu=mu, logvar=logvar, eps=eps)
-    leaves = {name: t.detach().clone().requires_grad_(True)
-              for name, t in (("mu", mu), ("logvar", logvar), ("eps", eps))}
+    leaves = {
+        name: t.detach().clone().requires_grad_(True)
+        for name, t in (("mu", mu), ("logvar", logvar), ("eps", eps))
+    }
     z = api.reparameterize(leaves["mu"], leaves["logvar"], leaves["eps"])
     out["z"] = z
     try:
@@ -414,10 +535,13 @@ def exercise_sample_latent(api, case, rng, out):
         again = api.sample_latent(big_mu, big_logvar, torch.Generator().manual_seed(seed))
         other = api.sample_latent(big_mu, big_logvar, torch.Generator().manual_seed(seed + 1))
         if tuple(again.shape) != tuple(big_mu.shape):
-            raise AssertionError(f"sample_latent returned shape {tuple(again.shape)} for mu of "
-                                 f"shape {tuple(big_mu.shape)}: z has the shape of mu")
-        out["reproducible"] = torch.tensor([bool(torch.equal(first, again)),
-                                            not bool(torch.equal(again, other))])
+            raise AssertionError(
+                f"sample_latent returned shape {tuple(again.shape)} for mu of "
+                f"shape {tuple(big_mu.shape)}: z has the shape of mu"
+            )
+        out["reproducible"] = torch.tensor(
+            [bool(torch.equal(first, again)), not bool(torch.equal(again, other))]
+        )
         w = (again.detach().to(torch.float64) - big_mu) / torch.exp(0.5 * big_logvar)
         out["distribution"] = standard_normal_tests(w.reshape(DRAWS, -1))
 
@@ -478,12 +602,18 @@ def exercise_kl_monte_carlo(api, case, rng, out):
     coordinate whenever the statistics of the module docstring hold (probability above
     1 - 1e-10 for correct sampling)."""
     n_examples, dims = case["N"], case["D"]
-    mu, logvar = latent_pair(rng, (n_examples, dims), mu_scale=1.0, logvar_low=-1.5,
-                             logvar_high=1.0)
+    mu, logvar = latent_pair(
+        rng, (n_examples, dims), mu_scale=1.0, logvar_low=-1.5, logvar_high=1.0
+    )
     seed = int(randint(rng, 2**31, 1))
     with trusted_names(api, "reparameterize"):
-        z = api.sample_latent(mu.repeat(DRAWS, 1), logvar.repeat(DRAWS, 1),
-                              torch.Generator().manual_seed(seed)).detach().to(torch.float64)
+        z = (
+            api.sample_latent(
+                mu.repeat(DRAWS, 1), logvar.repeat(DRAWS, 1), torch.Generator().manual_seed(seed)
+            )
+            .detach()
+            .to(torch.float64)
+        )
     z = z.reshape(DRAWS, n_examples, dims)
     sigma = torch.exp(0.5 * logvar)
     log_q = -0.5 * ((z - mu) / sigma) ** 2 - torch.log(sigma)
@@ -493,9 +623,10 @@ def exercise_kl_monte_carlo(api, case, rng, out):
     bound = (a.abs() * SQUARE_BOUND + b.abs() * MEAN_BOUND / math.sqrt(DRAWS)).sum(dim=1)
     kl = api.kl_divergence(mu, logvar)
     if tuple(kl.shape) != (n_examples,):
-        raise AssertionError(f"kl_divergence returned shape {tuple(kl.shape)}, expected "
-                             f"({n_examples},)")
-    out["agrees"] = ((kl.detach().to(torch.float64) - estimate).abs() <= bound + 1e-9)
+        raise AssertionError(
+            f"kl_divergence returned shape {tuple(kl.shape)}, expected ({n_examples},)"
+        )
+    out["agrees"] = (kl.detach().to(torch.float64) - estimate).abs() <= bound + 1e-9
 
 
 # ---------------------------------------------------------------- q4: likelihoods
@@ -529,8 +660,12 @@ def exercise_bernoulli(api, case, rng, out):
             out["grad_logits"] = leaf.grad
 
 
-BERNOULLI_CASES = ({"shape": (1, 5)}, {"shape": (4, 1, 4, 4)}, {"shape": (3, 2, 3)},
-                   {"shape": (6, 8)})
+BERNOULLI_CASES = (
+    {"shape": (1, 5)},
+    {"shape": (4, 1, 4, 4)},
+    {"shape": (3, 2, 3)},
+    {"shape": (6, 8)},
+)
 
 
 def exercise_gaussian(api, case, rng, out):
@@ -552,8 +687,12 @@ def exercise_gaussian(api, case, rng, out):
             out["grad_mean"] = leaf.grad
 
 
-GAUSSIAN_CASES = ({"shape": (1, 3)}, {"shape": (4, 1, 3, 3), "sigma": 0.3},
-                  {"shape": (3, 5), "sigma": 2.5}, {"shape": (2, 2, 4), "sigma": "tensor"})
+GAUSSIAN_CASES = (
+    {"shape": (1, 3)},
+    {"shape": (4, 1, 3, 3), "sigma": 0.3},
+    {"shape": (3, 5), "sigma": 2.5},
+    {"shape": (2, 2, 4), "sigma": "tensor"},
+)
 
 
 # ---------------------------------------------------- q5: encoder, decoder, autoencoder
@@ -609,8 +748,11 @@ def exercise_decoder(api, case, rng, out):
 
 
 MODULE_CASES = ({"N": 1, "latent": 2}, {"N": 3, "latent": 5}, {"N": 4, "latent": 8})
-ENCODER_CASES = ({"N": 1, "features": 2}, {"N": 3, "features": 6},
-                 {"N": 4, "features": 16, "noncontiguous": True})
+ENCODER_CASES = (
+    {"N": 1, "features": 2},
+    {"N": 3, "features": 6},
+    {"N": 4, "features": 16, "noncontiguous": True},
+)
 
 
 def build_model(api, class_name, latent, rng):
@@ -680,8 +822,9 @@ def exercise_vae(api, case, rng, out):
             model.zero_grad()
             result = model.loss(x, eps) if beta is None else model.loss(x, eps, beta)
             if not isinstance(result, (tuple, list)) or len(result) != 3:
-                raise TypeError("VAE.loss(x, eps, beta) returns the tuple (loss, "
-                                "reconstruction, kl)")
+                raise TypeError(
+                    "VAE.loss(x, eps, beta) returns the tuple (loss, reconstruction, kl)"
+                )
             for name, value in zip(("loss", "reconstruction", "kl"), result):
                 out[name] = value
             try:
@@ -692,8 +835,12 @@ def exercise_vae(api, case, rng, out):
         run_independently(forward, loss)
 
 
-VAE_CASES = ({"N": 1, "latent": 2}, {"N": 4, "latent": 3, "beta": 0.25},
-             {"N": 3, "latent": 5, "beta": 4.0}, {"N": 5, "latent": 2, "beta": 1.0})
+VAE_CASES = (
+    {"N": 1, "latent": 2},
+    {"N": 4, "latent": 3, "beta": 0.25},
+    {"N": 3, "latent": 5, "beta": 4.0},
+    {"N": 5, "latent": 2, "beta": 1.0},
+)
 
 
 class ProbeDecoder(nn.Module):
@@ -707,12 +854,14 @@ class ProbeDecoder(nn.Module):
 
     def forward(self, z):
         if z.ndim != 2 or z.shape[1] != self.latent_dims:
-            raise AssertionError(f"the decoder received z of shape {tuple(z.shape)}; expected "
-                                 f"(num, {self.latent_dims})")
+            raise AssertionError(
+                f"the decoder received z of shape {tuple(z.shape)}; expected "
+                f"(num, {self.latent_dims})"
+            )
         z = z.to(torch.float64)
         logits = z.new_zeros(z.shape[0], IMAGE * IMAGE)
-        logits[:, :self.latent_dims] = z
-        logits[:, self.latent_dims:2 * self.latent_dims] = 0.5 * z - 1.0
+        logits[:, : self.latent_dims] = z
+        logits[:, self.latent_dims : 2 * self.latent_dims] = 0.5 * z - 1.0
         return logits.reshape(-1, 1, IMAGE, IMAGE)
 
 
@@ -728,17 +877,21 @@ def exercise_vae_sample(api, case, rng, out):
             again = model.sample(DRAWS, torch.Generator().manual_seed(seed))
             other = model.sample(DRAWS, torch.Generator().manual_seed(seed + 1))
         if tuple(again.shape) != (DRAWS, 1, IMAGE, IMAGE):
-            raise AssertionError(f"VAE.sample({DRAWS}, generator) returned shape "
-                                 f"{tuple(again.shape)}, expected ({DRAWS}, 1, 8, 8)")
-        out["reproducible"] = torch.tensor([bool(torch.equal(first, again)),
-                                            not bool(torch.equal(again, other))])
+            raise AssertionError(
+                f"VAE.sample({DRAWS}, generator) returned shape "
+                f"{tuple(again.shape)}, expected ({DRAWS}, 1, 8, 8)"
+            )
+        out["reproducible"] = torch.tensor(
+            [bool(torch.equal(first, again)), not bool(torch.equal(again, other))]
+        )
         p = again.detach().to(torch.float64).reshape(DRAWS, -1)
         z = torch.log(p[:, :latent]) - torch.log1p(-p[:, :latent])
         out["distribution"] = standard_normal_tests(z)
         expected = torch.sigmoid(0.5 * z - 1.0)
-        residual = (p[:, latent:2 * latent] - expected).abs().max()
-        out["probabilities"] = torch.where(torch.isfinite(residual), residual,
-                                           torch.tensor(math.inf, dtype=torch.float64))
+        residual = (p[:, latent : 2 * latent] - expected).abs().max()
+        out["probabilities"] = torch.where(
+            torch.isfinite(residual), residual, torch.tensor(math.inf, dtype=torch.float64)
+        )
 
 
 # ------------------------------------------------------------- q7: concept questions
@@ -754,237 +907,465 @@ def exercise_concepts(api, case, rng, out):
     run_independently(kl, latent)
 
 
-GRADIENT_HINT = ("Autograd computes this gradient from your forward pass: if the forward "
-                 "items pass, look for .detach(), .data, torch.no_grad() or a tensor rebuilt "
-                 "with torch.tensor(...) on the way from {what} to the output.")
+GRADIENT_HINT = (
+    "Autograd computes this gradient from your forward pass: if the forward "
+    "items pass, look for .detach(), .data, torch.no_grad() or a tensor rebuilt "
+    "with torch.tensor(...) on the way from {what} to the output."
+)
 
 
 def grad_outputs(names, what_prefix):
-    return tuple(Output("grad_" + name, points=0.25,
-                        hint=GRADIENT_HINT.format(what=f"{what_prefix}{name}"))
-                 for name in names)
+    return tuple(
+        Output("grad_" + name, points=0.25, hint=GRADIENT_HINT.format(what=f"{what_prefix}{name}"))
+        for name in names
+    )
 
 
 CHECKS = [
     Check(
-        name="conv_transpose_output_size", question="q1", uses=("conv_transpose_output_size",),
+        name="conv_transpose_output_size",
+        question="q1",
+        uses=("conv_transpose_output_size",),
         exercise=exercise_output_size,
-        cases=({"rows": [[3, 3, 1, 0, 0], [4, 3, 2, 1, 1], [5, 4, 2, 1, 0], [7, 1, 1, 0, 0]]},
-               {"rows": [[4, 5, 3, 2, 1], [2, 4, 3, 0, 2], [6, 3, 1, 1, 0], [1, 2, 2, 0, 1]]}),
-        outputs=(Output("sizes", hint="(size - 1) * stride - 2 * padding + kernel_size + "
-                                      "output_padding: stride spreads the input, the kernel "
-                                      "adds k - 1, padding is cropped from both ends, "
-                                      "output_padding adds rows at one end."),),
-    ),
-    Check(
-        name="conv_transpose2d", question="q1", uses=("conv_transpose2d",),
-        exercise=exercise_conv_transpose, cases=CONV_T_CASES, timeout_s=30.0,
+        cases=(
+            {"rows": [[3, 3, 1, 0, 0], [4, 3, 2, 1, 1], [5, 4, 2, 1, 0], [7, 1, 1, 0, 0]]},
+            {"rows": [[4, 5, 3, 2, 1], [2, 4, 3, 0, 2], [6, 3, 1, 1, 0], [1, 2, 2, 0, 1]]},
+        ),
         outputs=(
-            Output("y", points=2.0, rtol=1e-9, atol=1e-9,
-                   hint="Every input pixel (i, j) adds x[n, c, i, j] * weight[c, :, u, v] at "
-                        "output (i*stride + u - padding, j*stride + v - padding): spread the "
-                        "input by the stride (zeros in between), never subsample it; crop the "
-                        "padding, never add it; as a convolution of the spread input the "
-                        "kernel is flipped and its two channel axes swapped."),
-            Output("dx", points=1.0, rtol=1e-9, atol=1e-9, hint=GRADIENT_HINT.format(what="x")),
-            Output("grad_weight", points=1.0, rtol=1e-9, atol=1e-9,
-                   hint=GRADIENT_HINT.format(what="weight (C_in, C_out, k, k)")),
-            Output("grad_bias", points=0.5, rtol=1e-9, atol=1e-9,
-                   hint="The bias (C_out,) is added to every output pixel of its channel."),
-            Output("no_bias", points=0.5, rtol=1e-9, atol=1e-9,
-                   hint="bias=None (the default) adds nothing; stride, padding and "
-                        "output_padding also come as keyword or positional arguments."),
+            Output(
+                "sizes",
+                hint="(size - 1) * stride - 2 * padding + kernel_size + "
+                "output_padding: stride spreads the input, the kernel "
+                "adds k - 1, padding is cropped from both ends, "
+                "output_padding adds rows at one end.",
+            ),
         ),
     ),
     Check(
-        name="reparameterize", question="q2", uses=("reparameterize",),
-        exercise=exercise_reparameterize, cases=REPARAMETERIZE_CASES,
-        outputs=(
-            Output("z", rtol=1e-10, atol=1e-10,
-                   hint="z = mu + exp(0.5 * logvar) * eps: logvar is log sigma^2, so sigma is "
-                        "exp(logvar / 2), not exp(logvar)."),
-            Output("grad_mu", points=0.5, hint=GRADIENT_HINT.format(what="mu")),
-            Output("grad_logvar", points=0.5, rtol=1e-10, atol=1e-10,
-                   hint=GRADIENT_HINT.format(what="logvar")),
-            Output("grad_eps", points=0.5, rtol=1e-10, atol=1e-10,
-                   hint=GRADIENT_HINT.format(what="eps")),
-        ),
-    ),
-    Check(
-        name="sample_latent", question="q2", uses=("sample_latent",),
-        exercise=exercise_sample_latent, cases=SAMPLE_CASES, timeout_s=30.0,
-        outputs=(
-            Output("distribution", points=1.0,
-                   hint="z ~ N(mu, exp(logvar)) elementwise: standard normal noise "
-                        "(torch.randn, not torch.rand) of mu's shape, scaled by sigma = "
-                        "exp(logvar / 2), plus mu. The two flags are [means right, variances "
-                        "right], tested so that a correct sampler fails with probability "
-                        "below 1e-10."),
-            Output("reproducible", points=0.5,
-                   hint="Draw the noise from the generator you are given "
-                        "(torch.randn(shape, generator=generator, dtype=mu.dtype)), never "
-                        "from the global generator: the same seed must give the same z, "
-                        "another seed another z."),
-            Output("grad_mu", points=0.5, hint=GRADIENT_HINT.format(what="mu")),
-            Output("grad_logvar", points=0.5, atol=1e-9,
-                   hint="This item is d z / d logvar - (z - mu) / 2, which is zero when the "
-                        "gradient flows through sigma = exp(logvar / 2). " +
-                        GRADIENT_HINT.format(what="logvar")),
-        ),
-    ),
-    Check(
-        name="kl_divergence", question="q3", uses=("kl_divergence",), exercise=exercise_kl,
-        cases=KL_CASES,
-        outputs=(
-            Output("kl", points=1.5, rtol=1e-9, atol=1e-9,
-                   hint="Per dimension 0.5 * (exp(logvar) + mu**2 - 1 - logvar), summed over "
-                        "every dimension but the batch: shape (N,). The seed's form "
-                        "sigma**2 + mu**2 - log(sigma) - 1/2 doubles two terms, and logvar is "
-                        "log sigma^2, not log sigma."),
-            Output("grad_mu", points=0.5, rtol=1e-9, atol=1e-9,
-                   hint=GRADIENT_HINT.format(what="mu")),
-            Output("grad_logvar", points=0.5, rtol=1e-9, atol=1e-9,
-                   hint=GRADIENT_HINT.format(what="logvar")),
-        ),
-    ),
-    Check(
-        name="KL vs Monte Carlo", question="q3", uses=("kl_divergence", "sample_latent"),
-        exercise=exercise_kl_monte_carlo, cases=({"N": 3, "D": 3}, {"N": 1, "D": 3}),
+        name="conv_transpose2d",
+        question="q1",
+        uses=("conv_transpose2d",),
+        exercise=exercise_conv_transpose,
+        cases=CONV_T_CASES,
         timeout_s=30.0,
         outputs=(
-            Output("agrees", points=0.5,
-                   hint="Your kl_divergence should equal the average of log q(z) - log p(z) "
-                        "over 50,000 draws z of YOUR sample_latent (q = N(mu, exp(logvar)), "
-                        "p = N(0, I)); a flag per example. It fails when either function is "
-                        "wrong; the bound is loose enough that correct code fails with "
-                        "probability below 1e-10."),
+            Output(
+                "y",
+                points=2.0,
+                rtol=1e-9,
+                atol=1e-9,
+                hint="Every input pixel (i, j) adds x[n, c, i, j] * weight[c, :, u, v] at "
+                "output (i*stride + u - padding, j*stride + v - padding): spread the "
+                "input by the stride (zeros in between), never subsample it; crop the "
+                "padding, never add it; as a convolution of the spread input the "
+                "kernel is flipped and its two channel axes swapped.",
+            ),
+            Output("dx", points=1.0, rtol=1e-9, atol=1e-9, hint=GRADIENT_HINT.format(what="x")),
+            Output(
+                "grad_weight",
+                points=1.0,
+                rtol=1e-9,
+                atol=1e-9,
+                hint=GRADIENT_HINT.format(what="weight (C_in, C_out, k, k)"),
+            ),
+            Output(
+                "grad_bias",
+                points=0.5,
+                rtol=1e-9,
+                atol=1e-9,
+                hint="The bias (C_out,) is added to every output pixel of its channel.",
+            ),
+            Output(
+                "no_bias",
+                points=0.5,
+                rtol=1e-9,
+                atol=1e-9,
+                hint="bias=None (the default) adds nothing; stride, padding and "
+                "output_padding also come as keyword or positional arguments.",
+            ),
         ),
     ),
     Check(
-        name="bernoulli_nll", question="q4", uses=("bernoulli_nll",),
-        exercise=exercise_bernoulli, cases=BERNOULLI_CASES,
+        name="reparameterize",
+        question="q2",
+        uses=("reparameterize",),
+        exercise=exercise_reparameterize,
+        cases=REPARAMETERIZE_CASES,
         outputs=(
-            Output("nll", points=1.0, rtol=1e-10, atol=1e-10,
-                   hint="Per pixel log(1 + exp(l)) - x * l, computed stably (torch.logaddexp(0, "
-                        "l) or softplus; never sigmoid then log: at l = 100, 1 - sigmoid(l) "
-                        "rounds to 0), summed over every non-batch dimension: shape (N,)."),
-            Output("grad_logits", points=1.0, rtol=1e-10, atol=1e-10,
-                   hint="The gradient is sigmoid(l) - x everywhere, also at l = 0 exactly, "
-                        "where autograd picks a one-sided derivative of max(l, 0) and |l|: "
-                        "the 'stable' form max(l, 0) - x*l + log1p(exp(-|l|)) gets -x or "
-                        "1 - x there. torch.logaddexp(0, l) - x*l is right everywhere."),
+            Output(
+                "z",
+                rtol=1e-10,
+                atol=1e-10,
+                hint="z = mu + exp(0.5 * logvar) * eps: logvar is log sigma^2, so sigma is "
+                "exp(logvar / 2), not exp(logvar).",
+            ),
+            Output("grad_mu", points=0.5, hint=GRADIENT_HINT.format(what="mu")),
+            Output(
+                "grad_logvar",
+                points=0.5,
+                rtol=1e-10,
+                atol=1e-10,
+                hint=GRADIENT_HINT.format(what="logvar"),
+            ),
+            Output(
+                "grad_eps",
+                points=0.5,
+                rtol=1e-10,
+                atol=1e-10,
+                hint=GRADIENT_HINT.format(what="eps"),
+            ),
         ),
     ),
     Check(
-        name="gaussian_nll", question="q4", uses=("gaussian_nll",), exercise=exercise_gaussian,
+        name="sample_latent",
+        question="q2",
+        uses=("sample_latent",),
+        exercise=exercise_sample_latent,
+        cases=SAMPLE_CASES,
+        timeout_s=30.0,
+        outputs=(
+            Output(
+                "distribution",
+                points=1.0,
+                hint="z ~ N(mu, exp(logvar)) elementwise: standard normal noise "
+                "(torch.randn, not torch.rand) of mu's shape, scaled by sigma = "
+                "exp(logvar / 2), plus mu. The two flags are [means right, variances "
+                "right], tested so that a correct sampler fails with probability "
+                "below 1e-10.",
+            ),
+            Output(
+                "reproducible",
+                points=0.5,
+                hint="Draw the noise from the generator you are given "
+                "(torch.randn(shape, generator=generator, dtype=mu.dtype)), never "
+                "from the global generator: the same seed must give the same z, "
+                "another seed another z.",
+            ),
+            Output("grad_mu", points=0.5, hint=GRADIENT_HINT.format(what="mu")),
+            Output(
+                "grad_logvar",
+                points=0.5,
+                atol=1e-9,
+                hint="This item is d z / d logvar - (z - mu) / 2, which is zero when the "
+                "gradient flows through sigma = exp(logvar / 2). "
+                + GRADIENT_HINT.format(what="logvar"),
+            ),
+        ),
+    ),
+    Check(
+        name="kl_divergence",
+        question="q3",
+        uses=("kl_divergence",),
+        exercise=exercise_kl,
+        cases=KL_CASES,
+        outputs=(
+            Output(
+                "kl",
+                points=1.5,
+                rtol=1e-9,
+                atol=1e-9,
+                hint="Per dimension 0.5 * (exp(logvar) + mu**2 - 1 - logvar), summed over "
+                "every dimension but the batch: shape (N,). The seed's form "
+                "sigma**2 + mu**2 - log(sigma) - 1/2 doubles two terms, and logvar is "
+                "log sigma^2, not log sigma.",
+            ),
+            Output(
+                "grad_mu", points=0.5, rtol=1e-9, atol=1e-9, hint=GRADIENT_HINT.format(what="mu")
+            ),
+            Output(
+                "grad_logvar",
+                points=0.5,
+                rtol=1e-9,
+                atol=1e-9,
+                hint=GRADIENT_HINT.format(what="logvar"),
+            ),
+        ),
+    ),
+    Check(
+        name="KL vs Monte Carlo",
+        question="q3",
+        uses=("kl_divergence", "sample_latent"),
+        exercise=exercise_kl_monte_carlo,
+        cases=({"N": 3, "D": 3}, {"N": 1, "D": 3}),
+        timeout_s=30.0,
+        outputs=(
+            Output(
+                "agrees",
+                points=0.5,
+                hint="Your kl_divergence should equal the average of log q(z) - log p(z) "
+                "over 50,000 draws z of YOUR sample_latent (q = N(mu, exp(logvar)), "
+                "p = N(0, I)); a flag per example. It fails when either function is "
+                "wrong; the bound is loose enough that correct code fails with "
+                "probability below 1e-10.",
+            ),
+        ),
+    ),
+    Check(
+        name="bernoulli_nll",
+        question="q4",
+        uses=("bernoulli_nll",),
+        exercise=exercise_bernoulli,
+        cases=BERNOULLI_CASES,
+        outputs=(
+            Output(
+                "nll",
+                points=1.0,
+                rtol=1e-10,
+                atol=1e-10,
+                hint="Per pixel log(1 + exp(l)) - x * l, computed stably (torch.logaddexp(0, "
+                "l) or softplus; never sigmoid then log: at l = 100, 1 - sigmoid(l) "
+                "rounds to 0), summed over every non-batch dimension: shape (N,).",
+            ),
+            Output(
+                "grad_logits",
+                points=1.0,
+                rtol=1e-10,
+                atol=1e-10,
+                hint="The gradient is sigmoid(l) - x everywhere, also at l = 0 exactly, "
+                "where autograd picks a one-sided derivative of max(l, 0) and |l|: "
+                "the 'stable' form max(l, 0) - x*l + log1p(exp(-|l|)) gets -x or "
+                "1 - x there. torch.logaddexp(0, l) - x*l is right everywhere.",
+            ),
+        ),
+    ),
+    Check(
+        name="gaussian_nll",
+        question="q4",
+        uses=("gaussian_nll",),
+        exercise=exercise_gaussian,
         cases=GAUSSIAN_CASES,
         outputs=(
-            Output("nll", points=1.0, rtol=1e-10, atol=1e-10,
-                   hint="Per pixel 0.5 * ((x - mean) / sigma)**2 + log(sigma) + "
-                        "0.5 * log(2 pi), sigma a standard deviation (default 1.0, a float or "
-                        "a tensor broadcastable to x), summed over every non-batch dimension."),
-            Output("grad_mean", points=0.5, rtol=1e-10, atol=1e-10,
-                   hint=GRADIENT_HINT.format(what="mean")),
+            Output(
+                "nll",
+                points=1.0,
+                rtol=1e-10,
+                atol=1e-10,
+                hint="Per pixel 0.5 * ((x - mean) / sigma)**2 + log(sigma) + "
+                "0.5 * log(2 pi), sigma a standard deviation (default 1.0, a float or "
+                "a tensor broadcastable to x), summed over every non-batch dimension.",
+            ),
+            Output(
+                "grad_mean",
+                points=0.5,
+                rtol=1e-10,
+                atol=1e-10,
+                hint=GRADIENT_HINT.format(what="mean"),
+            ),
         ),
     ),
     Check(
-        name="Encoder", question="q5", uses=("Encoder",), exercise=exercise_encoder,
-        cases=ENCODER_CASES, timeout_s=20.0,
-        outputs=(
-            Output("features", points=1.0, rtol=1e-9, atol=1e-9,
-                   hint="conv1 (3x3, padding 1), ReLU, conv2 (3x3, stride 2, padding 1), "
-                        "ReLU, flatten in (C, H, W) order (x.flatten(1)), fc; no activation "
-                        "after fc."),
-            Output("grad_x", points=0.25, rtol=1e-9, atol=1e-9,
-                   hint=GRADIENT_HINT.format(what="x")),
-            *(Output(o.name, points=o.points, rtol=1e-9, atol=1e-9, hint=o.hint)
-              for o in grad_outputs(ENCODER_PARAMETERS, "self.")),
-        ),
-    ),
-    Check(
-        name="Decoder", question="q5", uses=("Decoder",), exercise=exercise_decoder,
-        cases=MODULE_CASES, timeout_s=20.0,
-        outputs=(
-            Output("logits", points=1.0, rtol=1e-9, atol=1e-9,
-                   hint="fc, ReLU, reshape to (N, 16, 4, 4), up1, ReLU, up2; return logits "
-                        "(no sigmoid: the losses take logits)."),
-            Output("grad_z", points=0.25, rtol=1e-9, atol=1e-9,
-                   hint=GRADIENT_HINT.format(what="z")),
-            *(Output(o.name, points=o.points, rtol=1e-9, atol=1e-9, hint=o.hint)
-              for o in grad_outputs(DECODER_PARAMETERS, "self.")),
-        ),
-    ),
-    Check(
-        name="Autoencoder", question="q5", uses=("Autoencoder",), exercise=exercise_autoencoder,
-        cases=MODULE_CASES, timeout_s=20.0,
-        outputs=(
-            Output("reconstruction", points=1.0, rtol=1e-9, atol=1e-9,
-                   hint="forward(x) = sigmoid(decoder(encoder(x))): pixel values in (0, 1)."),
-            Output("loss", points=1.0, rtol=1e-9, atol=1e-9,
-                   hint="loss(x) is the mean squared error between forward(x) and x, averaged "
-                        "over every pixel of the batch (a 0-dim tensor)."),
-            Output("grad_encoder", points=0.25, rtol=1e-9, atol=1e-9,
-                   hint=GRADIENT_HINT.format(what="the encoder's parameters")),
-            Output("grad_decoder", points=0.25, rtol=1e-9, atol=1e-9,
-                   hint=GRADIENT_HINT.format(what="the decoder's parameters")),
-        ),
-    ),
-    Check(
-        name="VAE", question="q6", uses=("VAE",), exercise=exercise_vae, cases=VAE_CASES,
+        name="Encoder",
+        question="q5",
+        uses=("Encoder",),
+        exercise=exercise_encoder,
+        cases=ENCODER_CASES,
         timeout_s=20.0,
         outputs=(
-            Output("logits", points=0.5, rtol=1e-9, atol=1e-9,
-                   hint="forward(x, eps): decode z = reparameterize(mu, logvar, eps); return "
-                        "the decoder's logits."),
-            Output("mu", points=0.5, rtol=1e-9, atol=1e-9,
-                   hint="mu is the FIRST latent_dims columns of the encoder's output, logvar "
-                        "the last latent_dims (encoder = Encoder(2 * latent_dims))."),
-            Output("logvar", points=0.5, rtol=1e-9, atol=1e-9,
-                   hint="logvar is the encoder's output columns latent_dims to "
-                        "2 * latent_dims, used as it is (no activation)."),
-            Output("loss", points=0.5, rtol=1e-9, atol=1e-9,
-                   hint="loss = reconstruction + beta * kl (beta multiplies the KL, default "
-                        "1.0)."),
-            Output("reconstruction", points=0.5, rtol=1e-9, atol=1e-9,
-                   hint="reconstruction = bernoulli_nll(logits, x).mean(): summed over the "
-                        "pixels of an image, averaged over the batch, on the same scale as "
-                        "the KL (summed over latent dimensions)."),
-            Output("kl", points=0.5, rtol=1e-9, atol=1e-9,
-                   hint="kl = kl_divergence(mu, logvar).mean(): averaged over the batch."),
-            Output("grad_encoder", points=0.5, rtol=1e-9, atol=1e-9,
-                   hint=GRADIENT_HINT.format(what="the encoder's parameters")),
-            Output("grad_decoder", points=0.5, rtol=1e-9, atol=1e-9,
-                   hint=GRADIENT_HINT.format(what="the decoder's parameters")),
+            Output(
+                "features",
+                points=1.0,
+                rtol=1e-9,
+                atol=1e-9,
+                hint="conv1 (3x3, padding 1), ReLU, conv2 (3x3, stride 2, padding 1), "
+                "ReLU, flatten in (C, H, W) order (x.flatten(1)), fc; no activation "
+                "after fc.",
+            ),
+            Output(
+                "grad_x", points=0.25, rtol=1e-9, atol=1e-9, hint=GRADIENT_HINT.format(what="x")
+            ),
+            *(
+                Output(o.name, points=o.points, rtol=1e-9, atol=1e-9, hint=o.hint)
+                for o in grad_outputs(ENCODER_PARAMETERS, "self.")
+            ),
         ),
     ),
     Check(
-        name="VAE.sample", question="q6", uses=("VAE",), exercise=exercise_vae_sample,
-        cases=({"latent": 2}, {"latent": 6}), timeout_s=30.0,
+        name="Decoder",
+        question="q5",
+        uses=("Decoder",),
+        exercise=exercise_decoder,
+        cases=MODULE_CASES,
+        timeout_s=20.0,
         outputs=(
-            Output("distribution", points=1.0,
-                   hint="sample(num, generator) decodes z ~ N(0, I) of shape "
-                        "(num, latent_dims): standard normal (torch.randn), not uniform, not "
-                        "scaled. The two flags are [means right, variances right], tested so "
-                        "that a correct sampler fails with probability below 1e-10."),
-            Output("reproducible", points=0.5,
-                   hint="Draw z from the generator you are given: the same seed must give "
-                        "the same images, another seed other images."),
-            Output("probabilities", points=0.5, atol=1e-9,
-                   hint="Return pixel probabilities, torch.sigmoid(self.decoder(z)), not "
-                        "logits. This item is the largest error in the probabilities, "
-                        "measured through a stand-in decoder."),
+            Output(
+                "logits",
+                points=1.0,
+                rtol=1e-9,
+                atol=1e-9,
+                hint="fc, ReLU, reshape to (N, 16, 4, 4), up1, ReLU, up2; return logits "
+                "(no sigmoid: the losses take logits).",
+            ),
+            Output(
+                "grad_z", points=0.25, rtol=1e-9, atol=1e-9, hint=GRADIENT_HINT.format(what="z")
+            ),
+            *(
+                Output(o.name, points=o.points, rtol=1e-9, atol=1e-9, hint=o.hint)
+                for o in grad_outputs(DECODER_PARAMETERS, "self.")
+            ),
         ),
     ),
     Check(
-        name="concepts", question="q7", uses=("kl_by_hand", "latent_dims_needed"),
-        exercise=exercise_concepts, cases=({},),
+        name="Autoencoder",
+        question="q5",
+        uses=("Autoencoder",),
+        exercise=exercise_autoencoder,
+        cases=MODULE_CASES,
+        timeout_s=20.0,
         outputs=(
-            Output("kl_by_hand", points=1.0, rtol=1e-6, atol=1e-6,
-                   hint="Sum over the two dimensions of 0.5 * (sigma**2 + mu**2 - 1) - "
-                        "log(sigma)."),
-            Output("latent_dims_needed", points=0.5,
-                   hint="Read it from your autoencoder experiment: a latent size of 2 does "
-                        "not reach that error on these digits."),
+            Output(
+                "reconstruction",
+                points=1.0,
+                rtol=1e-9,
+                atol=1e-9,
+                hint="forward(x) = sigmoid(decoder(encoder(x))): pixel values in (0, 1).",
+            ),
+            Output(
+                "loss",
+                points=1.0,
+                rtol=1e-9,
+                atol=1e-9,
+                hint="loss(x) is the mean squared error between forward(x) and x, averaged "
+                "over every pixel of the batch (a 0-dim tensor).",
+            ),
+            Output(
+                "grad_encoder",
+                points=0.25,
+                rtol=1e-9,
+                atol=1e-9,
+                hint=GRADIENT_HINT.format(what="the encoder's parameters"),
+            ),
+            Output(
+                "grad_decoder",
+                points=0.25,
+                rtol=1e-9,
+                atol=1e-9,
+                hint=GRADIENT_HINT.format(what="the decoder's parameters"),
+            ),
+        ),
+    ),
+    Check(
+        name="VAE",
+        question="q6",
+        uses=("VAE",),
+        exercise=exercise_vae,
+        cases=VAE_CASES,
+        timeout_s=20.0,
+        outputs=(
+            Output(
+                "logits",
+                points=0.5,
+                rtol=1e-9,
+                atol=1e-9,
+                hint="forward(x, eps): decode z = reparameterize(mu, logvar, eps); return "
+                "the decoder's logits.",
+            ),
+            Output(
+                "mu",
+                points=0.5,
+                rtol=1e-9,
+                atol=1e-9,
+                hint="mu is the FIRST latent_dims columns of the encoder's output, logvar "
+                "the last latent_dims (encoder = Encoder(2 * latent_dims)).",
+            ),
+            Output(
+                "logvar",
+                points=0.5,
+                rtol=1e-9,
+                atol=1e-9,
+                hint="logvar is the encoder's output columns latent_dims to "
+                "2 * latent_dims, used as it is (no activation).",
+            ),
+            Output(
+                "loss",
+                points=0.5,
+                rtol=1e-9,
+                atol=1e-9,
+                hint="loss = reconstruction + beta * kl (beta multiplies the KL, default 1.0).",
+            ),
+            Output(
+                "reconstruction",
+                points=0.5,
+                rtol=1e-9,
+                atol=1e-9,
+                hint="reconstruction = bernoulli_nll(logits, x).mean(): summed over the "
+                "pixels of an image, averaged over the batch, on the same scale as "
+                "the KL (summed over latent dimensions).",
+            ),
+            Output(
+                "kl",
+                points=0.5,
+                rtol=1e-9,
+                atol=1e-9,
+                hint="kl = kl_divergence(mu, logvar).mean(): averaged over the batch.",
+            ),
+            Output(
+                "grad_encoder",
+                points=0.5,
+                rtol=1e-9,
+                atol=1e-9,
+                hint=GRADIENT_HINT.format(what="the encoder's parameters"),
+            ),
+            Output(
+                "grad_decoder",
+                points=0.5,
+                rtol=1e-9,
+                atol=1e-9,
+                hint=GRADIENT_HINT.format(what="the decoder's parameters"),
+            ),
+        ),
+    ),
+    Check(
+        name="VAE.sample",
+        question="q6",
+        uses=("VAE",),
+        exercise=exercise_vae_sample,
+        cases=({"latent": 2}, {"latent": 6}),
+        timeout_s=30.0,
+        outputs=(
+            Output(
+                "distribution",
+                points=1.0,
+                hint="sample(num, generator) decodes z ~ N(0, I) of shape "
+                "(num, latent_dims): standard normal (torch.randn), not uniform, not "
+                "scaled. The two flags are [means right, variances right], tested so "
+                "that a correct sampler fails with probability below 1e-10.",
+            ),
+            Output(
+                "reproducible",
+                points=0.5,
+                hint="Draw z from the generator you are given: the same seed must give "
+                "the same images, another seed other images.",
+            ),
+            Output(
+                "probabilities",
+                points=0.5,
+                atol=1e-9,
+                hint="Return pixel probabilities, torch.sigmoid(self.decoder(z)), not "
+                "logits. This item is the largest error in the probabilities, "
+                "measured through a stand-in decoder.",
+            ),
+        ),
+    ),
+    Check(
+        name="concepts",
+        question="q7",
+        uses=("kl_by_hand", "latent_dims_needed"),
+        exercise=exercise_concepts,
+        cases=({},),
+        outputs=(
+            Output(
+                "kl_by_hand",
+                points=1.0,
+                rtol=1e-6,
+                atol=1e-6,
+                hint="Sum over the two dimensions of 0.5 * (sigma**2 + mu**2 - 1) - log(sigma).",
+            ),
+            Output(
+                "latent_dims_needed",
+                points=0.5,
+                hint="Read it from your autoencoder experiment: a latent size of 2 does "
+                "not reach that error on these digits.",
+            ),
         ),
     ),
 ]

@@ -20,6 +20,7 @@ Design facts (measured, see the course's check-design notes):
 * N = 1 exposes the diagonal and the denominator (the loss is exactly 0, with zero
   gradients); temperature 1 hides temperature bugs, so most cases use other temperatures.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,9 +56,11 @@ FORBIDDEN = (
     "torch.ops",
 )
 
-GRADIENT_HINT = ("Autograd computes this gradient from your loss: if the value passes, look "
-                 "for .detach(), .data, torch.no_grad() or torch.tensor(...) on the way from "
-                 "{what} to the result (normalise with the tensor itself, not a detached norm).")
+GRADIENT_HINT = (
+    "Autograd computes this gradient from your loss: if the value passes, look "
+    "for .detach(), .data, torch.no_grad() or torch.tensor(...) on the way from "
+    "{what} to the result (normalise with the tensor itself, not a detached norm)."
+)
 
 
 def record_scalar(out: Any, name: str, value: Any) -> None:
@@ -66,9 +69,15 @@ def record_scalar(out: Any, name: str, value: Any) -> None:
 
 
 # ------------------------------------------------------------------ embeddings for the losses
-def clustered_pairs(rng: torch.Generator, n: int, d: int, spread: float, noise: float,
-                    log_norm: float, dtype: torch.dtype = torch.float64
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def clustered_pairs(
+    rng: torch.Generator,
+    n: int,
+    d: int,
+    spread: float,
+    noise: float,
+    log_norm: float,
+    dtype: torch.dtype = torch.float64,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Two views (N, D): rows around one unit direction (``spread`` away from it), the second
     view ``noise`` away from the first, every row then scaled by exp(U(-log_norm, log_norm))
     so that a loss without normalisation is caught."""
@@ -87,15 +96,17 @@ def axis_aligned(rng: torch.Generator, directions: list[int], d: int) -> torch.T
     rows = torch.zeros(len(directions), d, dtype=torch.float64)
     powers = torch.randint(-3, 4, (len(directions),), generator=rng)
     for row, (direction, power) in enumerate(zip(directions, powers.tolist())):
-        rows[row, abs(direction) - 1] = math.copysign(2.0 ** power, direction)
+        rows[row, abs(direction) - 1] = math.copysign(2.0**power, direction)
     return rows
 
 
-def loss_inputs(rng: torch.Generator, case: dict[str, Any], dtype: torch.dtype = torch.float64
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def loss_inputs(
+    rng: torch.Generator, case: dict[str, Any], dtype: torch.dtype = torch.float64
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The case's two views: clustered pairs, with the case's duplicated rows copied in."""
-    z1, z2 = clustered_pairs(rng, case["N"], case["D"], case["spread"], case["noise"],
-                             case.get("log_norm", 1.0), dtype)
+    z1, z2 = clustered_pairs(
+        rng, case["N"], case["D"], case["spread"], case["noise"], case.get("log_norm", 1.0), dtype
+    )
     for (src_view, src_row), (dst_view, dst_row), factor in case.get("duplicates", ()):
         views = (z1, z2)
         views[dst_view][dst_row] = factor * views[src_view][src_row]
@@ -132,10 +143,15 @@ INFO_NCE_CASES = (
     {"N": 8, "D": 16, "temperature": 0.1, "spread": 0.25, "noise": 0.1},
     {"N": 16, "D": 8, "temperature": 0.01, "spread": 0.06, "noise": 0.02},
     {"N": 6, "D": 4, "temperature": 10.0, "spread": 3.0, "noise": 1.0},
-    {"N": 5, "D": 6, "temperature": 0.2, "spread": 1.0, "noise": 0.2,
-     "duplicates": (((0, 3), (0, 1), 4.0), ((0, 0), (1, 0), 0.5), ((1, 4), (1, 2), 1.0))},
-    {"N": 64, "D": 32, "temperature": 0.07, "spread": 0.2, "noise": 0.08,
-     "noncontiguous": True},
+    {
+        "N": 5,
+        "D": 6,
+        "temperature": 0.2,
+        "spread": 1.0,
+        "noise": 0.2,
+        "duplicates": (((0, 3), (0, 1), 4.0), ((0, 0), (1, 0), 0.5), ((1, 4), (1, 2), 1.0)),
+    },
+    {"N": 64, "D": 32, "temperature": 0.07, "spread": 0.2, "noise": 0.08, "noncontiguous": True},
     {"N": 3, "D": 3, "temperature": 2.0, "spread": 1.5, "noise": 0.8, "log_norm": 3.0},
 )
 
@@ -146,13 +162,17 @@ INFO_NCE_FLOAT32_CASES = (
     {"N": 32, "D": 8, "temperature": 0.01, "spread": 0.06, "noise": 0.02, "float32": True},
 )
 
-LOSS_HINT = ("Cosine similarity of all 2N embeddings z = cat([z1, z2]) (normalise the rows), "
-             "divided by the temperature; exclude each row's similarity with itself; the "
-             "positive of row i is row i + N (and of row N + i, row i); the loss is the mean "
-             "over all 2N rows of logsumexp(row) - row[positive].")
-STABLE_HINT = ("In float32 at temperature 0.01, exp(cos / 0.01) overflows (e**88.7 is the "
-               "largest float32): subtract each row's maximum before exp and add it back after "
-               "the log. If the float64 items of info_nce_loss fail too, fix those first.")
+LOSS_HINT = (
+    "Cosine similarity of all 2N embeddings z = cat([z1, z2]) (normalise the rows), "
+    "divided by the temperature; exclude each row's similarity with itself; the "
+    "positive of row i is row i + N (and of row N + i, row i); the loss is the mean "
+    "over all 2N rows of logsumexp(row) - row[positive]."
+)
+STABLE_HINT = (
+    "In float32 at temperature 0.01, exp(cos / 0.01) overflows (e**88.7 is the "
+    "largest float32): subtract each row's maximum before exp and add it back after "
+    "the log. If the float64 items of info_nce_loss fail too, fix those first."
+)
 
 
 # ---------------------------------------------------------------- q2: contrastive_accuracy
@@ -161,8 +181,9 @@ def exercise_accuracy(api: Any, case: dict[str, Any], rng: torch.Generator, out:
         first, second = case["directions"]
         z1, z2 = axis_aligned(rng, first, case["D"]), axis_aligned(rng, second, case["D"])
     else:
-        z1, z2 = clustered_pairs(rng, case["N"], case["D"], case["spread"], case["noise"],
-                                 case.get("log_norm", 1.0))
+        z1, z2 = clustered_pairs(
+            rng, case["N"], case["D"], case["spread"], case["noise"], case.get("log_norm", 1.0)
+        )
     out.watch(z1=z1, z2=z2)
 
     def top1() -> None:
@@ -191,8 +212,9 @@ ACCURACY_CASES = (
 
 # ------------------------------------------------------------ q3: alignment and uniformity
 def exercise_alignment(api: Any, case: dict[str, Any], rng: torch.Generator, out: Any) -> None:
-    z1, z2 = clustered_pairs(rng, case["N"], case["D"], case["spread"], case["noise"],
-                             case.get("log_norm", 2.0))
+    z1, z2 = clustered_pairs(
+        rng, case["N"], case["D"], case["spread"], case["noise"], case.get("log_norm", 2.0)
+    )
     z1.requires_grad_(True)
     z2.requires_grad_(True)
     out.watch(z1=z1, z2=z2)
@@ -216,11 +238,14 @@ ALIGNMENT_CASES = (
 
 
 def exercise_uniformity(api: Any, case: dict[str, Any], rng: torch.Generator, out: Any) -> None:
-    z, _ = clustered_pairs(rng, case["N"], case["D"], case["spread"], 0.0,
-                           case.get("log_norm", 2.0))
+    z, _ = clustered_pairs(
+        rng, case["N"], case["D"], case["spread"], 0.0, case.get("log_norm", 2.0)
+    )
     if case.get("basis"):  # nearly orthogonal rows: every squared distance close to 2
-        z = (torch.eye(case["N"], case["D"], dtype=torch.float64) + 0.05 * z / z.norm(
-            dim=1, keepdim=True)) * z.norm(dim=1, keepdim=True)
+        z = (
+            torch.eye(case["N"], case["D"], dtype=torch.float64)
+            + 0.05 * z / z.norm(dim=1, keepdim=True)
+        ) * z.norm(dim=1, keepdim=True)
     for src, dst in case.get("duplicates", ()):
         z[dst] = 3.0 * z[src]
     z.requires_grad_(True)
@@ -281,16 +306,21 @@ def exercise_augment(api: Any, case: dict[str, Any], rng: torch.Generator, out: 
         generator = torch.Generator().manual_seed(seed)
         first = api.augment(x, generator)
         second = api.augment(x, generator)
-        same_shape = all(type(v) is torch.Tensor and v.shape == x.shape and v.dtype == x.dtype
-                         for v in (first, second))
+        same_shape = all(
+            type(v) is torch.Tensor and v.shape == x.shape and v.dtype == x.dtype
+            for v in (first, second)
+        )
         out["shape"] = torch.tensor(same_shape)
         if not same_shape:
-            raise AssertionError(f"augment returned {type(first).__name__} of shape "
-                                 f"{tuple(getattr(first, 'shape', ()))}, dtype "
-                                 f"{getattr(first, 'dtype', None)}; expected the shape and "
-                                 f"dtype of x, {tuple(x.shape)} {x.dtype}")
-        out["range"] = torch.tensor(bool(((first >= 0) & (first <= 1)).all()
-                                         and ((second >= 0) & (second <= 1)).all()))
+            raise AssertionError(
+                f"augment returned {type(first).__name__} of shape "
+                f"{tuple(getattr(first, 'shape', ()))}, dtype "
+                f"{getattr(first, 'dtype', None)}; expected the shape and "
+                f"dtype of x, {tuple(x.shape)} {x.dtype}"
+            )
+        out["range"] = torch.tensor(
+            bool(((first >= 0) & (first <= 1)).all() and ((second >= 0) & (second <= 1)).all())
+        )
         differ = [not torch.equal(a, b) for a, b in zip(first, second)]
         out["views_differ"] = torch.tensor(all(differ))
         again = api.augment(x, torch.Generator().manual_seed(seed))
@@ -306,8 +336,9 @@ def exercise_augment(api: Any, case: dict[str, Any], rng: torch.Generator, out: 
         acts = []
         for name in STRENGTHS:
             strength = {"crop": 0.3, "rotation": 15.0, "translation": 1.0, "noise": 0.05}[name]
-            views = api.augment(copies, torch.Generator().manual_seed(seed),
-                                **{**ZERO, name: strength})
+            views = api.augment(
+                copies, torch.Generator().manual_seed(seed), **{**ZERO, name: strength}
+            )
             changed = not torch.equal(views, copies)
             per_image = any(not torch.equal(views[0], view) for view in views[1:])
             acts.append(changed and per_image)
@@ -315,12 +346,14 @@ def exercise_augment(api: Any, case: dict[str, Any], rng: torch.Generator, out: 
 
     def noise() -> None:
         flat = torch.full((256, 1, 8, 8), 0.5, dtype=dtype)
-        views = api.augment(flat, torch.Generator().manual_seed(seed),
-                            **{**ZERO, "noise": case["noise"]})
+        views = api.augment(
+            flat, torch.Generator().manual_seed(seed), **{**ZERO, "noise": case["noise"]}
+        )
         deviation = (views[:, :, 1:-1, 1:-1] - 0.5).double()  # interior: no border effects
         std, mean = deviation.std().item(), deviation.mean().item()
-        out["noise_std"] = torch.tensor(0.9 * case["noise"] <= std <= 1.1 * case["noise"]
-                                        and abs(mean) <= 0.1 * case["noise"])
+        out["noise_std"] = torch.tensor(
+            0.9 * case["noise"] <= std <= 1.1 * case["noise"] and abs(mean) <= 0.1 * case["noise"]
+        )
 
     run_independently(views, identity, each_strength, noise)
 
@@ -331,21 +364,25 @@ AUGMENT_CASES = (
     {"N": 16, "noise": 0.02, "float32": True},
 )
 
-AUGMENT_FLAGS_HINT = ("augment is graded on its structure: {what}")
+AUGMENT_FLAGS_HINT = "augment is graded on its structure: {what}"
 
 
 # ------------------------------------------------------------------ q5: ProjectionHead
-HEAD_LAYOUTS = {"fc1.weight": "(hidden_dim, in_dim), as in nn.Linear",
-                "fc2.weight": "(out_dim, hidden_dim), as in nn.Linear"}
+HEAD_LAYOUTS = {
+    "fc1.weight": "(hidden_dim, in_dim), as in nn.Linear",
+    "fc2.weight": "(out_dim, hidden_dim), as in nn.Linear",
+}
 
 
 def exercise_head(api: Any, case: dict[str, Any], rng: torch.Generator, out: Any) -> None:
     in_dim, hidden_dim, out_dim, n = case["in"], case["hidden"], case["out"], case["N"]
     head = api.ProjectionHead(in_dim, hidden_dim, out_dim)
-    values = {"fc1.weight": randn(rng, hidden_dim, in_dim),
-              "fc1.bias": randn(rng, hidden_dim),
-              "fc2.weight": randn(rng, out_dim, hidden_dim),
-              "fc2.bias": randn(rng, out_dim)}
+    values = {
+        "fc1.weight": randn(rng, hidden_dim, in_dim),
+        "fc1.bias": randn(rng, hidden_dim),
+        "fc2.weight": randn(rng, out_dim, hidden_dim),
+        "fc2.bias": randn(rng, out_dim),
+    }
     assign_parameters(head, values, HEAD_LAYOUTS)
     h = randn(rng, n, in_dim)
     if case.get("noncontiguous"):
@@ -363,8 +400,10 @@ def exercise_head(api: Any, case: dict[str, Any], rng: torch.Generator, out: Any
         (z * weights).sum().backward()
     finally:
         record_grads(out, {"grad_h": h})
-        for name, (weight, bias) in (("grad_fc1", (fc1_weight, fc1_bias)),
-                                     ("grad_fc2", (fc2_weight, fc2_bias))):
+        for name, (weight, bias) in (
+            ("grad_fc1", (fc1_weight, fc1_bias)),
+            ("grad_fc2", (fc2_weight, fc2_bias)),
+        ):
             if weight.grad is not None and bias.grad is not None:
                 out[name] = torch.cat([weight.grad.flatten(), bias.grad])
 
@@ -426,8 +465,10 @@ def exercise_simclr(api: Any, case: dict[str, Any], rng: torch.Generator, out: A
                 out[name] = value
             sum((v * w).sum() for v, w in zip(outputs, weights)).backward()
         finally:
-            for name, params in (("grad_encoder", (encoder.a, encoder.b)),
-                                 ("grad_head", (head.c, head.e))):
+            for name, params in (
+                ("grad_encoder", (encoder.a, encoder.b)),
+                ("grad_head", (head.c, head.e)),
+            ):
                 grads = [p.grad for p in params if p.grad is not None]
                 if len(grads) == len(params):
                     out[name] = torch.cat([g.flatten() for g in grads])
@@ -480,10 +521,14 @@ def exercise_features(api: Any, case: dict[str, Any], rng: torch.Generator, out:
         encoder.largest_batch, encoder.rows = 0, 0
         result = api.extract_features(encoder, x, batch_size)
         features.append(result)
-        modes.append(encoder.training == training
-                     and all(m.training == training for m in encoder.modules()))
-        no_grad.append(type(result) is torch.Tensor and not result.requires_grad
-                       and all(p.grad is None for p in encoder.parameters()))
+        modes.append(
+            encoder.training == training and all(m.training == training for m in encoder.modules())
+        )
+        no_grad.append(
+            type(result) is torch.Tensor
+            and not result.requires_grad
+            and all(p.grad is None for p in encoder.parameters())
+        )
         batches.append(encoder.largest_batch <= batch_size and encoder.rows == n)
     out["mode"] = torch.tensor(modes)
     out["no_grad"] = torch.tensor(no_grad)
@@ -514,19 +559,29 @@ def exercise_concepts(api: Any, case: dict[str, Any], rng: torch.Generator, out:
 
 CHECKS = [
     Check(
-        name="info_nce_loss", question="q1", uses=("info_nce_loss",),
-        exercise=exercise_info_nce, cases=INFO_NCE_CASES, timeout_s=20.0,
+        name="info_nce_loss",
+        question="q1",
+        uses=("info_nce_loss",),
+        exercise=exercise_info_nce,
+        cases=INFO_NCE_CASES,
+        timeout_s=20.0,
         outputs=(
             Output("loss", rtol=1e-7, atol=1e-9, hint=LOSS_HINT),
-            Output("grad_z1", points=0.5, rtol=1e-6, atol=1e-9,
-                   hint=GRADIENT_HINT.format(what="z1")),
-            Output("grad_z2", points=0.5, rtol=1e-6, atol=1e-9,
-                   hint=GRADIENT_HINT.format(what="z2")),
+            Output(
+                "grad_z1", points=0.5, rtol=1e-6, atol=1e-9, hint=GRADIENT_HINT.format(what="z1")
+            ),
+            Output(
+                "grad_z2", points=0.5, rtol=1e-6, atol=1e-9, hint=GRADIENT_HINT.format(what="z2")
+            ),
         ),
     ),
     Check(
-        name="info_nce_loss in float32", question="q1", uses=("info_nce_loss",),
-        exercise=exercise_info_nce, cases=INFO_NCE_FLOAT32_CASES, timeout_s=10.0,
+        name="info_nce_loss in float32",
+        question="q1",
+        uses=("info_nce_loss",),
+        exercise=exercise_info_nce,
+        cases=INFO_NCE_FLOAT32_CASES,
+        timeout_s=10.0,
         outputs=(
             Output("loss", points=0.5, rtol=1e-4, atol=1e-5, hint=STABLE_HINT),
             Output("grad_z1", points=0.25, rtol=1e-2, atol=1e-4, hint=STABLE_HINT),
@@ -534,134 +589,240 @@ CHECKS = [
         ),
     ),
     Check(
-        name="contrastive_accuracy", question="q2", uses=("contrastive_accuracy",),
-        exercise=exercise_accuracy, cases=ACCURACY_CASES,
+        name="contrastive_accuracy",
+        question="q2",
+        uses=("contrastive_accuracy",),
+        exercise=exercise_accuracy,
+        cases=ACCURACY_CASES,
         outputs=(
-            Output("top1", atol=1e-12, hint="Top-1 (k defaults to 1): for each of the 2N "
-                                            "rows, compare the cosine of its positive (row "
-                                            "i + N, or i - N) with those of the other 2N - 2 "
-                                            "rows (never the row itself); a tie counts "
-                                            "against the positive; return the fraction of "
-                                            "rows that win, as a float."),
-            Output("topk", atol=1e-12, hint="Top-k: the positive counts when fewer than k "
-                                            "negatives are at least as similar as it is."),
+            Output(
+                "top1",
+                atol=1e-12,
+                hint="Top-1 (k defaults to 1): for each of the 2N "
+                "rows, compare the cosine of its positive (row "
+                "i + N, or i - N) with those of the other 2N - 2 "
+                "rows (never the row itself); a tie counts "
+                "against the positive; return the fraction of "
+                "rows that win, as a float.",
+            ),
+            Output(
+                "topk",
+                atol=1e-12,
+                hint="Top-k: the positive counts when fewer than k "
+                "negatives are at least as similar as it is.",
+            ),
         ),
     ),
     Check(
-        name="alignment", question="q3", uses=("alignment",), exercise=exercise_alignment,
+        name="alignment",
+        question="q3",
+        uses=("alignment",),
+        exercise=exercise_alignment,
         cases=ALIGNMENT_CASES,
         outputs=(
-            Output("value", rtol=1e-7, atol=1e-10,
-                   hint="Normalise the rows of both views, then the mean over the N pairs of "
-                        "the Euclidean distance raised to the power alpha (default 2)."),
-            Output("grad_z1", points=0.5, rtol=1e-6, atol=1e-10,
-                   hint=GRADIENT_HINT.format(what="z1")),
-            Output("grad_z2", points=0.5, rtol=1e-6, atol=1e-10,
-                   hint=GRADIENT_HINT.format(what="z2")),
+            Output(
+                "value",
+                rtol=1e-7,
+                atol=1e-10,
+                hint="Normalise the rows of both views, then the mean over the N pairs of "
+                "the Euclidean distance raised to the power alpha (default 2).",
+            ),
+            Output(
+                "grad_z1", points=0.5, rtol=1e-6, atol=1e-10, hint=GRADIENT_HINT.format(what="z1")
+            ),
+            Output(
+                "grad_z2", points=0.5, rtol=1e-6, atol=1e-10, hint=GRADIENT_HINT.format(what="z2")
+            ),
         ),
     ),
     Check(
-        name="uniformity", question="q3", uses=("uniformity",), exercise=exercise_uniformity,
+        name="uniformity",
+        question="q3",
+        uses=("uniformity",),
+        exercise=exercise_uniformity,
         cases=UNIFORMITY_CASES,
         outputs=(
-            Output("value", rtol=1e-7, atol=1e-9,
-                   hint="Normalise the rows; over the N(N-1)/2 pairs i < j (not i = j, each "
-                        "pair once), the log of the mean of exp(-t * squared distance), as a "
-                        "stable log-mean-exp (exp underflows to 0 for large t: subtract the "
-                        "largest exponent first)."),
+            Output(
+                "value",
+                rtol=1e-7,
+                atol=1e-9,
+                hint="Normalise the rows; over the N(N-1)/2 pairs i < j (not i = j, each "
+                "pair once), the log of the mean of exp(-t * squared distance), as a "
+                "stable log-mean-exp (exp underflows to 0 for large t: subtract the "
+                "largest exponent first).",
+            ),
             Output("grad", rtol=1e-6, atol=1e-9, hint=GRADIENT_HINT.format(what="z")),
         ),
     ),
     Check(
-        name="augment", question="q4", uses=("augment",), exercise=exercise_augment,
-        cases=AUGMENT_CASES, timeout_s=20.0,
+        name="augment",
+        question="q4",
+        uses=("augment",),
+        exercise=exercise_augment,
+        cases=AUGMENT_CASES,
+        timeout_s=20.0,
         outputs=(
-            Output("shape", points=0.5,
-                   hint="Return a tensor of the shape and dtype of x, (N, 1, 8, 8)."),
-            Output("range", points=0.5, hint="Keep the pixel range: clamp to [0, 1] after "
-                                             "adding the noise."),
-            Output("views_differ", points=0.5,
-                   hint="Two calls with the same (advancing) generator must give different "
-                        "views of every image."),
-            Output("deterministic", points=0.5,
-                   hint="Draw every random number from the generator argument "
-                        "(torch.rand(..., generator=generator)), never from the global "
-                        "random state: two generators with the same seed give the same "
-                        "views."),
-            Output("identity", points=0.5, atol=1e-6, rtol=0.0,
-                   hint="With crop=rotation=translation=noise=0 the view is the image "
-                        "itself (check that affine_grid and grid_sample use the same "
-                        "align_corners, and that the crop side is 1 - crop * U(0, 1))."),
-            Output("each_strength", points=0.5,
-                   hint="Flags in the order crop, rotation, translation, noise: with only "
-                        "that strength non-zero, the views must differ from the image and "
-                        "from each other across a batch of copies (draw each image's "
-                        "parameters separately)."),
-            Output("noise_std", points=0.5,
-                   hint="noise is the standard deviation of zero-mean Gaussian noise added "
-                        "to every pixel (noise * torch.randn(...), not its variance)."),
+            Output(
+                "shape",
+                points=0.5,
+                hint="Return a tensor of the shape and dtype of x, (N, 1, 8, 8).",
+            ),
+            Output(
+                "range",
+                points=0.5,
+                hint="Keep the pixel range: clamp to [0, 1] after adding the noise.",
+            ),
+            Output(
+                "views_differ",
+                points=0.5,
+                hint="Two calls with the same (advancing) generator must give different "
+                "views of every image.",
+            ),
+            Output(
+                "deterministic",
+                points=0.5,
+                hint="Draw every random number from the generator argument "
+                "(torch.rand(..., generator=generator)), never from the global "
+                "random state: two generators with the same seed give the same "
+                "views.",
+            ),
+            Output(
+                "identity",
+                points=0.5,
+                atol=1e-6,
+                rtol=0.0,
+                hint="With crop=rotation=translation=noise=0 the view is the image "
+                "itself (check that affine_grid and grid_sample use the same "
+                "align_corners, and that the crop side is 1 - crop * U(0, 1)).",
+            ),
+            Output(
+                "each_strength",
+                points=0.5,
+                hint="Flags in the order crop, rotation, translation, noise: with only "
+                "that strength non-zero, the views must differ from the image and "
+                "from each other across a batch of copies (draw each image's "
+                "parameters separately).",
+            ),
+            Output(
+                "noise_std",
+                points=0.5,
+                hint="noise is the standard deviation of zero-mean Gaussian noise added "
+                "to every pixel (noise * torch.randn(...), not its variance).",
+            ),
         ),
     ),
     Check(
-        name="ProjectionHead", question="q5", uses=("ProjectionHead",),
-        exercise=exercise_head, cases=HEAD_CASES,
+        name="ProjectionHead",
+        question="q5",
+        uses=("ProjectionHead",),
+        exercise=exercise_head,
+        cases=HEAD_CASES,
         outputs=(
-            Output("z", hint="z = fc2(relu(fc1(h))): two nn.Linear layers named fc1 and fc2 "
-                             "with a ReLU between them and nothing after fc2."),
+            Output(
+                "z",
+                hint="z = fc2(relu(fc1(h))): two nn.Linear layers named fc1 and fc2 "
+                "with a ReLU between them and nothing after fc2.",
+            ),
             Output("grad_h", points=0.5, hint=GRADIENT_HINT.format(what="h")),
             Output("grad_fc1", points=0.5, hint=GRADIENT_HINT.format(what="fc1")),
             Output("grad_fc2", points=0.5, hint=GRADIENT_HINT.format(what="fc2")),
         ),
     ),
     Check(
-        name="SimCLR", question="q5", uses=("SimCLR",), exercise=exercise_simclr,
+        name="SimCLR",
+        question="q5",
+        uses=("SimCLR",),
+        exercise=exercise_simclr,
         cases=SIMCLR_CASES,
         outputs=(
             Output("h1", points=0.5, hint="h1 = encoder(x1), returned first."),
-            Output("h2", points=0.5, hint="forward returns (h1, h2, z1, z2), in this order; "
-                                          "h2 = encoder(x2)."),
-            Output("z1", points=0.5, hint="z1 = head(h1): the head is applied to the "
-                                          "encoder's output, unchanged (no normalisation "
-                                          "here: the loss normalises)."),
+            Output(
+                "h2",
+                points=0.5,
+                hint="forward returns (h1, h2, z1, z2), in this order; h2 = encoder(x2).",
+            ),
+            Output(
+                "z1",
+                points=0.5,
+                hint="z1 = head(h1): the head is applied to the "
+                "encoder's output, unchanged (no normalisation "
+                "here: the loss normalises).",
+            ),
             Output("z2", points=0.5, hint="z2 = head(h2), the fourth returned tensor."),
-            Output("grad_encoder", points=0.5,
-                   hint=GRADIENT_HINT.format(what="the encoder's parameters (through h and "
-                                                  "through z)")),
-            Output("grad_head", points=0.5,
-                   hint=GRADIENT_HINT.format(what="the head's parameters")),
-            Output("parameters", points=0.5,
-                   hint="Store encoder and head as attributes of the nn.Module (after "
-                        "super().__init__()) so that model.parameters() yields exactly "
-                        "their parameters, and an optimizer trains both."),
+            Output(
+                "grad_encoder",
+                points=0.5,
+                hint=GRADIENT_HINT.format(
+                    what="the encoder's parameters (through h and through z)"
+                ),
+            ),
+            Output(
+                "grad_head", points=0.5, hint=GRADIENT_HINT.format(what="the head's parameters")
+            ),
+            Output(
+                "parameters",
+                points=0.5,
+                hint="Store encoder and head as attributes of the nn.Module (after "
+                "super().__init__()) so that model.parameters() yields exactly "
+                "their parameters, and an optimizer trains both.",
+            ),
         ),
     ),
     Check(
-        name="extract_features", question="q6", uses=("extract_features",),
-        exercise=exercise_features, cases=FEATURE_CASES,
+        name="extract_features",
+        question="q6",
+        uses=("extract_features",),
+        exercise=exercise_features,
+        cases=FEATURE_CASES,
         outputs=(
-            Output("features", hint="encoder(x) in eval mode (batch norm uses its running "
-                                    "statistics, dropout is off), batches concatenated in "
-                                    "the order of x, the last smaller batch included."),
-            Output("mode", points=0.5, hint="Remember encoder.training before switching to "
-                                            "eval mode and restore it afterwards "
-                                            "(encoder.train(was_training))."),
-            Output("no_grad", points=0.5, hint="Run the encoder under torch.no_grad(): the "
-                                               "features must not require gradients."),
-            Output("batches", points=0.5, hint="Feed the encoder at most batch_size rows at "
-                                               "a time, every row exactly once."),
+            Output(
+                "features",
+                hint="encoder(x) in eval mode (batch norm uses its running "
+                "statistics, dropout is off), batches concatenated in "
+                "the order of x, the last smaller batch included.",
+            ),
+            Output(
+                "mode",
+                points=0.5,
+                hint="Remember encoder.training before switching to "
+                "eval mode and restore it afterwards "
+                "(encoder.train(was_training)).",
+            ),
+            Output(
+                "no_grad",
+                points=0.5,
+                hint="Run the encoder under torch.no_grad(): the "
+                "features must not require gradients.",
+            ),
+            Output(
+                "batches",
+                points=0.5,
+                hint="Feed the encoder at most batch_size rows at a time, every row exactly once.",
+            ),
         ),
     ),
     Check(
-        name="concept_answers", question="q7", uses=("concept_answers",),
-        exercise=exercise_concepts, cases=({},),
+        name="concept_answers",
+        question="q7",
+        uses=("concept_answers",),
+        exercise=exercise_concepts,
+        cases=({},),
         outputs=(
-            Output("largest_loss_aligned", points=0.5,
-                   hint="Compute the loss of the aligned batch at each temperature."),
-            Output("largest_loss_confused", points=0.5,
-                   hint="Compute the loss of the confused batch at each temperature."),
-            Output("probe_features", points=0.5,
-                   hint="Which representation keeps the information the augmentations "
-                        "vary?"),
+            Output(
+                "largest_loss_aligned",
+                points=0.5,
+                hint="Compute the loss of the aligned batch at each temperature.",
+            ),
+            Output(
+                "largest_loss_confused",
+                points=0.5,
+                hint="Compute the loss of the confused batch at each temperature.",
+            ),
+            Output(
+                "probe_features",
+                points=0.5,
+                hint="Which representation keeps the information the augmentations vary?",
+            ),
         ),
     ),
 ]

@@ -4,6 +4,7 @@ Every bug redefines one function of the solution notebook (a cell appended at th
 zoo holds only the mistake. ``fgsm_with``/``pgd_with`` write an attack from a few lines that
 differ from the reference.
 """
+
 from tools.zoo import Bug
 
 
@@ -20,8 +21,11 @@ GRADIENT = """
     model.train(was_training)"""
 
 
-def fgsm_with(gradient: str = GRADIENT, step: str = "x.detach() + (-1.0 if targeted else 1.0) "
-              "* eps * grad.sign()", finish: str = "x_adv.clamp(clamp[0], clamp[1])") -> str:
+def fgsm_with(
+    gradient: str = GRADIENT,
+    step: str = "x.detach() + (-1.0 if targeted else 1.0) * eps * grad.sign()",
+    finish: str = "x_adv.clamp(clamp[0], clamp[1])",
+) -> str:
     """An fgsm that computes `grad` with `gradient`, `x_adv = step`, and returns `finish`."""
     return f"""
 def fgsm(model, x, y, eps, targeted=False, clamp=(0.0, 1.0)):{gradient}
@@ -30,11 +34,14 @@ def fgsm(model, x, y, eps, targeted=False, clamp=(0.0, 1.0)):{gradient}
 """
 
 
-def pgd_with(start: str = "x0 + (2 * torch.rand(x.shape, generator=generator, dtype=x.dtype) "
-             "- 1) * eps", clamp_start: bool = True, gradient_at: str = "x_adv",
-             step: str = "x_adv + direction * alpha * input_gradient(model, {at}, y).sign()",
-             project: str = "torch.min(torch.max(x_adv, x0 - eps), x0 + eps)",
-             count: str = "steps") -> str:
+def pgd_with(
+    start: str = "x0 + (2 * torch.rand(x.shape, generator=generator, dtype=x.dtype) - 1) * eps",
+    clamp_start: bool = True,
+    gradient_at: str = "x_adv",
+    step: str = "x_adv + direction * alpha * input_gradient(model, {at}, y).sign()",
+    project: str = "torch.min(torch.max(x_adv, x0 - eps), x0 + eps)",
+    count: str = "steps",
+) -> str:
     """A pgd whose random start, gradient point, step, projection and step count are given."""
     start_clamp = "x_adv = x_adv.clamp(clamp[0], clamp[1])" if clamp_start else "pass"
     return f"""
@@ -57,86 +64,163 @@ def pgd(model, x, y, eps, alpha, steps, random_start=True, generator=None, targe
 BUG_STEP = "x_adv + direction * alpha * _bug_gradient(model, {at}, y).sign()"
 BUGS = [
     # ------------------------------------------------------------------------ concepts
-    Bug("linear max change with the L2 norm", items("concepts", "linear_max_change"), """
+    Bug(
+        "linear max change with the L2 norm",
+        items("concepts", "linear_max_change"),
+        """
 def linear_max_change(w, eps):
     return eps * w.norm()
-"""),
-    Bug("linear max change with the largest weight", items("concepts", "linear_max_change"), """
+""",
+    ),
+    Bug(
+        "linear max change with the largest weight",
+        items("concepts", "linear_max_change"),
+        """
 def linear_max_change(w, eps):
     return eps * w.abs().max()
-"""),
-    Bug("expected change grows with sqrt(dim)", items("concepts", "expected_max_change"), """
+""",
+    ),
+    Bug(
+        "expected change grows with sqrt(dim)",
+        items("concepts", "expected_max_change"),
+        """
 def expected_max_change(dim, eps, weight_std):
     return eps * math.sqrt(dim) * weight_std * math.sqrt(2.0 / math.pi)
-"""),
-    Bug("expected change forgets E|w| = std sqrt(2/pi)", items("concepts", "expected_max_change"),
+""",
+    ),
+    Bug(
+        "expected change forgets E|w| = std sqrt(2/pi)",
+        items("concepts", "expected_max_change"),
         """
 def expected_max_change(dim, eps, weight_std):
     return eps * dim * weight_std
-"""),
+""",
+    ),
     # ---------------------------------------------------------------------------- fgsm
-    Bug("fgsm targeted attack steps up the loss", items("fgsm", "x_adv"),
-        fgsm_with(step="x.detach() + eps * grad.sign()")),
-    Bug("fgsm raw gradient instead of its sign", items("fgsm", "x_adv", "x_adv_valid"),
-        fgsm_with(step="x.detach() + (-1.0 if targeted else 1.0) * eps * grad")),
-    Bug("fgsm sign of 0 taken as +1", items("fgsm", "x_adv"),
-        fgsm_with(step="x.detach() + (-1.0 if targeted else 1.0) * eps * torch.where(grad >= 0, "
-                       "torch.ones_like(grad), -torch.ones_like(grad))")),
+    Bug(
+        "fgsm targeted attack steps up the loss",
+        items("fgsm", "x_adv"),
+        fgsm_with(step="x.detach() + eps * grad.sign()"),
+    ),
+    Bug(
+        "fgsm raw gradient instead of its sign",
+        items("fgsm", "x_adv", "x_adv_valid"),
+        fgsm_with(step="x.detach() + (-1.0 if targeted else 1.0) * eps * grad"),
+    ),
+    Bug(
+        "fgsm sign of 0 taken as +1",
+        items("fgsm", "x_adv"),
+        fgsm_with(
+            step="x.detach() + (-1.0 if targeted else 1.0) * eps * torch.where(grad >= 0, "
+            "torch.ones_like(grad), -torch.ones_like(grad))"
+        ),
+    ),
     Bug("fgsm without clamp", items("fgsm", "x_adv", "x_adv_valid"), fgsm_with(finish="x_adv")),
-    Bug("fgsm attacks in train mode", items("fgsm", "x_adv", "model_untouched"), fgsm_with("""
+    Bug(
+        "fgsm attacks in train mode",
+        items("fgsm", "x_adv", "model_untouched"),
+        fgsm_with("""
     leaf = x.detach().clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(F.cross_entropy(model(leaf), y), leaf)""")),
-    Bug("fgsm does not restore the mode", items("fgsm", "mode_restored"), fgsm_with("""
+    (grad,) = torch.autograd.grad(F.cross_entropy(model(leaf), y), leaf)"""),
+    ),
+    Bug(
+        "fgsm does not restore the mode",
+        items("fgsm", "mode_restored"),
+        fgsm_with("""
     model.eval()
     leaf = x.detach().clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(F.cross_entropy(model(leaf), y), leaf)""")),
-    Bug("fgsm accumulates gradients into the parameters", items("fgsm", "model_untouched"),
+    (grad,) = torch.autograd.grad(F.cross_entropy(model(leaf), y), leaf)"""),
+    ),
+    Bug(
+        "fgsm accumulates gradients into the parameters",
+        items("fgsm", "model_untouched"),
         fgsm_with("""
     was_training = model.training
     model.eval()
     leaf = x.detach().clone().requires_grad_(True)
     F.cross_entropy(model(leaf), y).backward()
     grad = leaf.grad
-    model.train(was_training)""")),
-    Bug("fgsm sets requires_grad on the input", items("fgsm", "input_untouched"), fgsm_with("""
+    model.train(was_training)"""),
+    ),
+    Bug(
+        "fgsm sets requires_grad on the input",
+        items("fgsm", "input_untouched"),
+        fgsm_with("""
     was_training = model.training
     model.eval()
     x.requires_grad_(True)
     (grad,) = torch.autograd.grad(F.cross_entropy(model(x), y), x)
-    model.train(was_training)""")),
-    Bug("fgsm modifies the input in place", items("fgsm", "x_adv", "x_adv_valid",
-                                                  "input_untouched"),
-        fgsm_with(step="x.data.add_((-1.0 if targeted else 1.0) * eps * grad.sign())",
-                  finish="x_adv.clamp_(clamp[0], clamp[1])")),
-    Bug("fgsm returns a tensor with a graph", items("fgsm", "x_adv_valid"), fgsm_with("""
+    model.train(was_training)"""),
+    ),
+    Bug(
+        "fgsm modifies the input in place",
+        items("fgsm", "x_adv", "x_adv_valid", "input_untouched"),
+        fgsm_with(
+            step="x.data.add_((-1.0 if targeted else 1.0) * eps * grad.sign())",
+            finish="x_adv.clamp_(clamp[0], clamp[1])",
+        ),
+    ),
+    Bug(
+        "fgsm returns a tensor with a graph",
+        items("fgsm", "x_adv_valid"),
+        fgsm_with(
+            """
     was_training = model.training
     model.eval()
     leaf = x.detach().clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(F.cross_entropy(model(leaf), y), leaf)
-    model.train(was_training)""", step="leaf + (-1.0 if targeted else 1.0) * eps * grad.sign()")),
+    model.train(was_training)""",
+            step="leaf + (-1.0 if targeted else 1.0) * eps * grad.sign()",
+        ),
+    ),
     # ----------------------------------------------------------------------------- pgd
-    Bug("pgd projects around the current iterate", items("pgd", "x_adv", "x_adv_valid"),
-        pgd_with(step="(lambda before: torch.min(torch.max(before + direction * alpha * "
-                      "input_gradient(model, before, y).sign(), before - eps), before + eps))"
-                      "({at})", project="x_adv")),
+    Bug(
+        "pgd projects around the current iterate",
+        items("pgd", "x_adv", "x_adv_valid"),
+        pgd_with(
+            step="(lambda before: torch.min(torch.max(before + direction * alpha * "
+            "input_gradient(model, before, y).sign(), before - eps), before + eps))"
+            "({at})",
+            project="x_adv",
+        ),
+    ),
     Bug("pgd without projection", items("pgd", "x_adv", "x_adv_valid"), pgd_with(project="x_adv")),
-    Bug("pgd random start outside the ball (normal noise)", items("pgd", "x_adv"),
-        pgd_with(start="x0 + eps * torch.randn(x.shape, generator=generator, dtype=x.dtype)")),
-    Bug("pgd random start ignores the generator", items("pgd", "x_adv"),
-        pgd_with(start="x0 + (2 * torch.rand_like(x0) - 1) * eps")),
+    Bug(
+        "pgd random start outside the ball (normal noise)",
+        items("pgd", "x_adv"),
+        pgd_with(start="x0 + eps * torch.randn(x.shape, generator=generator, dtype=x.dtype)"),
+    ),
+    Bug(
+        "pgd random start ignores the generator",
+        items("pgd", "x_adv"),
+        pgd_with(start="x0 + (2 * torch.rand_like(x0) - 1) * eps"),
+    ),
     Bug("pgd gradient always at the original x", items("pgd", "x_adv"), pgd_with(gradient_at="x0")),
-    Bug("pgd attacks in train mode", items("pgd", "x_adv", "model_untouched"), """
+    Bug(
+        "pgd attacks in train mode",
+        items("pgd", "x_adv", "model_untouched"),
+        """
 def _bug_gradient(model, x, y):
     leaf = x.detach().clone().requires_grad_(True)
     return torch.autograd.grad(F.cross_entropy(model(leaf), y), leaf)[0]
-""" + pgd_with(step=BUG_STEP)),
-    Bug("pgd does not restore the mode", items("pgd", "mode_restored"), """
+"""
+        + pgd_with(step=BUG_STEP),
+    ),
+    Bug(
+        "pgd does not restore the mode",
+        items("pgd", "mode_restored"),
+        """
 def _bug_gradient(model, x, y):
     model.eval()
     leaf = x.detach().clone().requires_grad_(True)
     return torch.autograd.grad(F.cross_entropy(model(leaf), y), leaf)[0]
-""" + pgd_with(step=BUG_STEP)),
-    Bug("pgd accumulates gradients into the parameters", items("pgd", "model_untouched"), """
+"""
+        + pgd_with(step=BUG_STEP),
+    ),
+    Bug(
+        "pgd accumulates gradients into the parameters",
+        items("pgd", "model_untouched"),
+        """
 def _bug_gradient(model, x, y):
     was_training = model.training
     model.eval()
@@ -144,10 +228,14 @@ def _bug_gradient(model, x, y):
     F.cross_entropy(model(leaf), y).backward()
     model.train(was_training)
     return leaf.grad
-""" + pgd_with(step=BUG_STEP)),
+"""
+        + pgd_with(step=BUG_STEP),
+    ),
     # ---------------------------------------------------------------------- apply_patch
-    Bug("apply_patch pastes into the images in place", items("apply_patch", "patched",
-                                                             "images_untouched"), """
+    Bug(
+        "apply_patch pastes into the images in place",
+        items("apply_patch", "patched", "images_untouched"),
+        """
 def apply_patch(images, patch, top, left):
     n, c, h, w = images.shape
     kh, kw = patch.shape[-2:]
@@ -158,32 +246,50 @@ def apply_patch(images, patch, top, left):
         out[i, :, tops[i]:tops[i] + kh, lefts[i]:lefts[i] + kw] = patch
     images.data.copy_(out.detach())
     return out
-"""),
-    Bug("apply_patch swaps top and left", items("apply_patch", "patched", "grad_patch",
-                                                "images_untouched"), """
+""",
+    ),
+    Bug(
+        "apply_patch swaps top and left",
+        items("apply_patch", "patched", "grad_patch", "images_untouched"),
+        """
 _apply_patch_reference = apply_patch
 def apply_patch(images, patch, top, left):
     return _apply_patch_reference(images, patch, left, top)
-"""),
-    Bug("apply_patch adds the patch", items("apply_patch", "patched"), """
+""",
+    ),
+    Bug(
+        "apply_patch adds the patch",
+        items("apply_patch", "patched"),
+        """
 _apply_patch_reference = apply_patch
 def apply_patch(images, patch, top, left):
     return images + _apply_patch_reference(torch.zeros_like(images), patch, top, left)
-"""),
-    Bug("apply_patch detaches the patch", items("apply_patch", "grad_patch"), """
+""",
+    ),
+    Bug(
+        "apply_patch detaches the patch",
+        items("apply_patch", "grad_patch"),
+        """
 _apply_patch_reference = apply_patch
 def apply_patch(images, patch, top, left):
     return _apply_patch_reference(images, patch.detach(), top, left)
-"""),
-    Bug("apply_patch uses the first image's position", items("apply_patch", "patched",
-                                                             "grad_patch"), """
+""",
+    ),
+    Bug(
+        "apply_patch uses the first image's position",
+        items("apply_patch", "patched", "grad_patch"),
+        """
 _apply_patch_reference = apply_patch
 def apply_patch(images, patch, top, left):
     first = lambda p: int(torch.as_tensor(p).reshape(-1)[0])
     return _apply_patch_reference(images, patch, first(top), first(left))
-"""),
+""",
+    ),
     # ---------------------------------------------------------------------- train_patch
-    Bug("train_patch at a fixed position", items("train_patch", "success"), """
+    Bug(
+        "train_patch at a fixed position",
+        items("train_patch", "success"),
+        """
 def train_patch(model, images, target_class, patch_size, steps, lr, generator=None):
     n, c, h, w = images.shape
     param = torch.zeros(c, patch_size, patch_size, dtype=images.dtype, requires_grad=True)
@@ -199,8 +305,12 @@ def train_patch(model, images, target_class, patch_size, steps, lr, generator=No
         optimizer.step()
     model.train(was_training)
     return torch.sigmoid(param).detach()
-"""),
-    Bug("train_patch moves away from the target", items("train_patch", "success"), """
+""",
+    ),
+    Bug(
+        "train_patch moves away from the target",
+        items("train_patch", "success"),
+        """
 def train_patch(model, images, target_class, patch_size, steps, lr, generator=None):
     n, c, h, w = images.shape
     param = torch.zeros(c, patch_size, patch_size, dtype=images.dtype, requires_grad=True)
@@ -216,28 +326,43 @@ def train_patch(model, images, target_class, patch_size, steps, lr, generator=No
         optimizer.step()
     model.train(was_training)
     return torch.sigmoid(param).detach()
-"""),
-    Bug("train_patch draws positions from the global RNG", items("train_patch", "reproducible"), """
+""",
+    ),
+    Bug(
+        "train_patch draws positions from the global RNG",
+        items("train_patch", "reproducible"),
+        """
 _train_patch_reference = train_patch
 def train_patch(model, images, target_class, patch_size, steps, lr, generator=None):
     return _train_patch_reference(model, images, target_class, patch_size, steps, lr, None)
-"""),
-    Bug("train_patch returns an unbounded patch", items("train_patch", "patch_valid"), """
+""",
+    ),
+    Bug(
+        "train_patch returns an unbounded patch",
+        items("train_patch", "patch_valid"),
+        """
 _train_patch_reference = train_patch
 def train_patch(model, images, target_class, patch_size, steps, lr, generator=None):
     patch = _train_patch_reference(model, images, target_class, patch_size, steps, lr, generator)
     return torch.logit(patch)
-"""),
-    Bug("train_patch leaves gradients in the model", items("train_patch", "model_untouched"), """
+""",
+    ),
+    Bug(
+        "train_patch leaves gradients in the model",
+        items("train_patch", "model_untouched"),
+        """
 _train_patch_reference = train_patch
 def train_patch(model, images, target_class, patch_size, steps, lr, generator=None):
     patch = _train_patch_reference(model, images, target_class, patch_size, steps, lr, generator)
     F.cross_entropy(model(images), torch.full((len(images),), target_class)).backward()
     return patch
-"""),
+""",
+    ),
     # ----------------------------------------------------------- accuracy_under_attack
-    Bug("accuracy attacks under torch.no_grad", items("accuracy_under_attack", "accuracy",
-                                                      "attack_batches", "model_untouched"), """
+    Bug(
+        "accuracy attacks under torch.no_grad",
+        items("accuracy_under_attack", "accuracy", "attack_batches", "model_untouched"),
+        """
 def accuracy_under_attack(model, x, y, attack, batch_size):
     was_training = model.training
     correct = 0
@@ -249,8 +374,12 @@ def accuracy_under_attack(model, x, y, attack, batch_size):
             correct += int((model(x_adv).argmax(dim=1) == yb).sum())
     model.train(was_training)
     return correct / len(x)
-"""),
-    Bug("accuracy is a mean of batch accuracies", items("accuracy_under_attack", "accuracy"), """
+""",
+    ),
+    Bug(
+        "accuracy is a mean of batch accuracies",
+        items("accuracy_under_attack", "accuracy"),
+        """
 def accuracy_under_attack(model, x, y, attack, batch_size):
     was_training = model.training
     accuracies = []
@@ -262,9 +391,12 @@ def accuracy_under_attack(model, x, y, attack, batch_size):
             accuracies.append((model(x_adv).argmax(dim=1) == yb).double().mean().item())
     model.train(was_training)
     return sum(accuracies) / len(accuracies)
-"""),
-    Bug("accuracy predicts in train mode", items("accuracy_under_attack", "accuracy",
-                                                 "model_untouched"), """
+""",
+    ),
+    Bug(
+        "accuracy predicts in train mode",
+        items("accuracy_under_attack", "accuracy", "model_untouched"),
+        """
 def accuracy_under_attack(model, x, y, attack, batch_size):
     correct = 0
     for start in range(0, len(x), batch_size):
@@ -273,9 +405,12 @@ def accuracy_under_attack(model, x, y, attack, batch_size):
         with torch.no_grad():
             correct += int((model(x_adv).argmax(dim=1) == yb).sum())
     return correct / len(x)
-"""),
-    Bug("accuracy attacks the whole set at once", items("accuracy_under_attack",
-                                                        "attack_batches"), """
+""",
+    ),
+    Bug(
+        "accuracy attacks the whole set at once",
+        items("accuracy_under_attack", "attack_batches"),
+        """
 def accuracy_under_attack(model, x, y, attack, batch_size):
     was_training = model.training
     x_adv = x if attack is None else attack(model, x, y)
@@ -284,10 +419,12 @@ def accuracy_under_attack(model, x, y, attack, batch_size):
         correct = int((model(x_adv).argmax(dim=1) == y).sum())
     model.train(was_training)
     return correct / len(x)
-"""),
+""",
+    ),
     # ------------------------------------------------------- adversarial_training_step
-    Bug("adversarial step without zero_grad", items("adversarial_training_step", "parameters",
-                                                    "loss"),
+    Bug(
+        "adversarial step without zero_grad",
+        items("adversarial_training_step", "parameters", "loss"),
         """
 def adversarial_training_step(model, optimizer, x, y, eps):
     x_adv = fgsm(model, x, y, eps)
@@ -296,9 +433,12 @@ def adversarial_training_step(model, optimizer, x, y, eps):
     loss.backward()
     optimizer.step()
     return loss.item()
-"""),
-    Bug("adversarial step trains on the clean batch", items("adversarial_training_step",
-                                                            "parameters", "loss"), """
+""",
+    ),
+    Bug(
+        "adversarial step trains on the clean batch",
+        items("adversarial_training_step", "parameters", "loss"),
+        """
 def adversarial_training_step(model, optimizer, x, y, eps):
     model.train()
     optimizer.zero_grad()
@@ -306,9 +446,12 @@ def adversarial_training_step(model, optimizer, x, y, eps):
     loss.backward()
     optimizer.step()
     return loss.item()
-"""),
-    Bug("adversarial step updates in eval mode", items("adversarial_training_step", "parameters",
-                                                       "loss", "mode"), """
+""",
+    ),
+    Bug(
+        "adversarial step updates in eval mode",
+        items("adversarial_training_step", "parameters", "loss", "mode"),
+        """
 def adversarial_training_step(model, optimizer, x, y, eps):
     x_adv = fgsm(model, x, y, eps)
     optimizer.zero_grad()
@@ -316,9 +459,12 @@ def adversarial_training_step(model, optimizer, x, y, eps):
     loss.backward()
     optimizer.step()
     return loss.item()
-"""),
-    Bug("adversarial step returns the loss after the update", items("adversarial_training_step",
-                                                                    "loss"), """
+""",
+    ),
+    Bug(
+        "adversarial step returns the loss after the update",
+        items("adversarial_training_step", "loss"),
+        """
 _step_reference = adversarial_training_step
 def adversarial_training_step(model, optimizer, x, y, eps):
     _step_reference(model, optimizer, x, y, eps)
@@ -328,5 +474,6 @@ def adversarial_training_step(model, optimizer, x, y, eps):
         loss = F.cross_entropy(model(x_adv), y)
     model.train()
     return loss.item()
-"""),
+""",
+    ),
 ]

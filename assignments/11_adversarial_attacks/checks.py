@@ -21,12 +21,14 @@ when the calls returned, so that a stub scores nothing.
 
 Dependencies removed: ``adversarial_training_step`` calls ``fgsm`` and ``train_patch`` calls
 ``apply_patch``; during those checks the student's global is replaced by the grader's trusted
-version (documented in the notebook), so an fgsm or apply_patch bug costs only its own items. ``accuracy_under_attack`` receives a trusted attack that needs
-gradients (so a loop run under ``torch.no_grad()`` fails) and records the batches it is given.
+version (documented in the notebook), so an fgsm or apply_patch bug costs only its own items.
+``accuracy_under_attack`` receives a trusted attack that needs gradients (so a loop run under
+``torch.no_grad()`` fails) and records the batches it is given.
 The patch check trains a small MLP on a seeded synthetic 10-class image set inside the check
 (the grader has no data set) and grades the targeted success of the student's patch on held-out
 images at random positions against a threshold (see ``PATCH_THRESHOLD``).
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -48,15 +50,16 @@ FORBIDDEN = (
 )
 
 
-
 def _load_optimizers():
     """Runs one Adam and one SGD step on a dummy tensor. The first optimizer step imports
     torch._dynamo and with it standard-library modules (cProfile, ...) that the sandboxed child
     can no longer read after it dropped privileges; this module is loaded before the drop, so
     the imports happen here, for the checks and for the student's own train_patch."""
     dummy = torch.zeros(1, requires_grad=True)
-    for optimizer in (torch.optim.Adam([dummy], lr=0.1), torch.optim.SGD([dummy], lr=0.1,
-                                                                         momentum=0.9)):
+    for optimizer in (
+        torch.optim.Adam([dummy], lr=0.1),
+        torch.optim.SGD([dummy], lr=0.1, momentum=0.9),
+    ):
         dummy.grad = torch.ones(1)
         optimizer.step()
         optimizer.zero_grad()
@@ -81,8 +84,9 @@ def as_float(value, name):
         raise TypeError(f"{name} returned a bool; return a number")
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise TypeError(f"{name} returned a tensor of shape {tuple(value.shape)}; return "
-                            f"a single number")
+            raise TypeError(
+                f"{name} returned a tensor of shape {tuple(value.shape)}; return a single number"
+            )
         return value.detach().reshape(()).to(torch.float64)
     if isinstance(value, (int, float)):
         return torch.tensor(float(value), dtype=torch.float64)
@@ -108,13 +112,12 @@ class Mask(nn.Module):
 def fill_parameters(model, rng, scale):
     """Every parameter drawn from rng; batch-norm statistics too (variance positive)."""
     with torch.no_grad():
-        for name, param in model.named_parameters():
+        for param in model.parameters():
             param.copy_(scale * randn(rng, *param.shape))
         for module in model.modules():
             if isinstance(module, nn.BatchNorm2d):
                 module.running_mean.copy_(0.3 * randn(rng, *module.running_mean.shape))
-                module.running_var.copy_(uniform(rng, *module.running_var.shape, low=0.5,
-                                                 high=1.5))
+                module.running_var.copy_(uniform(rng, *module.running_var.shape, low=0.5, high=1.5))
 
 
 def make_model(rng, kind, shape, classes):
@@ -123,12 +126,25 @@ def make_model(rng, kind, shape, classes):
     c, h, w = shape
     mask = (torch.rand(shape, generator=rng, dtype=torch.float64) > 0.25).to(torch.float64)
     if kind == "mlp":
-        model = nn.Sequential(Mask(mask), nn.Flatten(), nn.Linear(c * h * w, 12), nn.ReLU(),
-                              nn.Dropout(0.3), nn.Linear(12, classes))
+        model = nn.Sequential(
+            Mask(mask),
+            nn.Flatten(),
+            nn.Linear(c * h * w, 12),
+            nn.ReLU(),
+            nn.Dropout(0.3),
+            nn.Linear(12, classes),
+        )
     else:
-        model = nn.Sequential(Mask(mask), nn.Conv2d(c, 4, 3, padding=1), nn.BatchNorm2d(4),
-                              nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(0.3),
-                              nn.Linear(4 * (h // 2) * (w // 2), classes))
+        model = nn.Sequential(
+            Mask(mask),
+            nn.Conv2d(c, 4, 3, padding=1),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Dropout(0.3),
+            nn.Linear(4 * (h // 2) * (w // 2), classes),
+        )
     model = model.to(torch.float64)
     fill_parameters(model, rng, 0.6)
     with torch.no_grad():  # small biases, large logits: predictions vary between inputs
@@ -149,8 +165,7 @@ def snapshot(model):
     """Copies of everything an attack must leave alone."""
     return {
         "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
-        "grads": [None if p.grad is None else p.grad.detach().clone()
-                  for p in model.parameters()],
+        "grads": [None if p.grad is None else p.grad.detach().clone() for p in model.parameters()],
         "requires_grad": [p.requires_grad for p in model.parameters()],
     }
 
@@ -159,11 +174,13 @@ def untouched_flags(model, before):
     """[parameters and buffers equal, .grad equal (None stays None), requires_grad equal]."""
     state = model.state_dict()
     same_state = state.keys() == before["state"].keys() and all(
-        torch.equal(state[k].detach(), v) for k, v in before["state"].items())
+        torch.equal(state[k].detach(), v) for k, v in before["state"].items()
+    )
     grads = [p.grad for p in model.parameters()]
     same_grads = len(grads) == len(before["grads"]) and all(
         (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
-        for a, b in zip(grads, before["grads"]))
+        for a, b in zip(grads, before["grads"])
+    )
     same_flags = [p.requires_grad for p in model.parameters()] == before["requires_grad"]
     return flags(same_state, same_grads, same_flags)
 
@@ -189,9 +206,11 @@ def trusted_apply_patch(images, patch, top, left):
     n, c = images.shape[:2]
     kh, kw = patch.shape[-2:]
     rows = torch.as_tensor(top).reshape(-1).expand(n).view(n, 1, 1) + torch.arange(kh).view(
-        1, kh, 1)
+        1, kh, 1
+    )
     cols = torch.as_tensor(left).reshape(-1).expand(n).view(n, 1, 1) + torch.arange(kw).view(
-        1, 1, kw)
+        1, 1, kw
+    )
     out = images.clone()
     values = patch.to(images.dtype).expand(c, kh, kw).permute(1, 2, 0)
     out[torch.arange(n).view(n, 1, 1), :, rows, cols] = values.expand(n, kh, kw, c)
@@ -251,18 +270,25 @@ def exercise_concepts(api, case, rng, out):
         out["linear_max_change"] = torch.stack(answers)
 
     def expected():
-        out["expected_max_change"] = torch.stack([
-            as_float(api.expected_max_change(*row), "expected_max_change")
-            for row in case["expected"]])
+        out["expected_max_change"] = torch.stack(
+            [
+                as_float(api.expected_max_change(*row), "expected_max_change")
+                for row in case["expected"]
+            ]
+        )
 
     run_independently(max_change, expected)
 
 
 CONCEPT_CASES = (
-    {"linear": [(1, 0.1, False), (5, 0.5, False), (8, 0.25, True)],
-     "expected": [(1, 0.1, 1.0), (784, 0.1, 0.05), (64, 0.3, 2.0)]},
-    {"linear": [(64, 0.01, False), (3, 1.0, True), (100, 0.03, False)],
-     "expected": [(10, 1.0, 0.5), (3072, 0.03, 0.01), (2, 0.5, 3.0)]},
+    {
+        "linear": [(1, 0.1, False), (5, 0.5, False), (8, 0.25, True)],
+        "expected": [(1, 0.1, 1.0), (784, 0.1, 0.05), (64, 0.3, 2.0)],
+    },
+    {
+        "linear": [(64, 0.01, False), (3, 1.0, True), (100, 0.03, False)],
+        "expected": [(10, 1.0, 0.5), (3072, 0.03, 0.01), (2, 0.5, 3.0)],
+    },
 )
 
 
@@ -287,8 +313,9 @@ def record_attack(out, model, x, case, before, x_original, results, clamp):
     out["x_adv_valid"] = flags(in_ball, in_range, no_graph)
     out["model_untouched"] = untouched_flags(model, before)
     out["mode_restored"] = modes(model)
-    out["input_untouched"] = flags(torch.equal(x.detach(), x_original), not x.requires_grad,
-                                   x.grad is None)
+    out["input_untouched"] = flags(
+        torch.equal(x.detach(), x_original), not x.requires_grad, x.grad is None
+    )
 
 
 def make_attack_exercise(name):
@@ -303,8 +330,9 @@ def make_attack_exercise(name):
         if name == "pgd":
             kwargs["random_start"] = case["random_start"]
             kwargs["generator"] = torch.Generator().manual_seed(int(randint(rng, 2**31, 1)))
-            attack = lambda: api.pgd(model, x, y, case["eps"], case["alpha"], case["steps"],
-                                     **kwargs)
+            attack = lambda: api.pgd(
+                model, x, y, case["eps"], case["alpha"], case["steps"], **kwargs
+            )
         else:
             attack = lambda: api.fgsm(model, x, y, case["eps"], **kwargs)
         results = []
@@ -321,46 +349,133 @@ def make_attack_exercise(name):
 FGSM_CASES = (
     {"model": "mlp", "shape": (1, 4, 4), "classes": 3, "N": 1, "eps": 0.1, "mode": "eval"},
     {"model": "mlp", "shape": (1, 5, 5), "classes": 4, "N": 6, "eps": 0.2, "mode": "train"},
-    {"model": "mlp", "shape": (2, 3, 3), "classes": 5, "N": 5, "eps": 0.15, "mode": "train",
-     "targeted": True},
+    {
+        "model": "mlp",
+        "shape": (2, 3, 3),
+        "classes": 5,
+        "N": 5,
+        "eps": 0.15,
+        "mode": "train",
+        "targeted": True,
+    },
     {"model": "cnn", "shape": (1, 6, 6), "classes": 4, "N": 4, "eps": 0.1, "mode": "train"},
-    {"model": "cnn", "shape": (2, 4, 6), "classes": 3, "N": 1, "eps": 0.25, "mode": "eval",
-     "targeted": True},
-    {"model": "cnn", "shape": (1, 6, 4), "classes": 5, "N": 5, "eps": 0.3, "mode": "train",
-     "clamp": (-1.0, 1.0)},
+    {
+        "model": "cnn",
+        "shape": (2, 4, 6),
+        "classes": 3,
+        "N": 1,
+        "eps": 0.25,
+        "mode": "eval",
+        "targeted": True,
+    },
+    {
+        "model": "cnn",
+        "shape": (1, 6, 4),
+        "classes": 5,
+        "N": 5,
+        "eps": 0.3,
+        "mode": "train",
+        "clamp": (-1.0, 1.0),
+    },
     {"model": "mlp", "shape": (1, 4, 4), "classes": 3, "N": 3, "eps": 0.0, "mode": "train"},
 )
 
 PGD_CASES = (
-    {"model": "mlp", "shape": (1, 4, 4), "classes": 3, "N": 1, "eps": 0.1, "alpha": 0.04,
-     "steps": 4, "random_start": False, "mode": "eval"},
-    {"model": "mlp", "shape": (1, 5, 5), "classes": 4, "N": 6, "eps": 0.2, "alpha": 0.07,
-     "steps": 5, "random_start": True, "mode": "train"},
-    {"model": "mlp", "shape": (2, 3, 3), "classes": 5, "N": 5, "eps": 0.15, "alpha": 0.05,
-     "steps": 4, "random_start": True, "mode": "train", "targeted": True},
-    {"model": "cnn", "shape": (1, 6, 6), "classes": 4, "N": 4, "eps": 0.1, "alpha": 0.03,
-     "steps": 6, "random_start": False, "mode": "train"},
-    {"model": "cnn", "shape": (2, 4, 6), "classes": 3, "N": 1, "eps": 0.25, "alpha": 0.1,
-     "steps": 3, "random_start": True, "mode": "eval", "targeted": True},
-    {"model": "cnn", "shape": (1, 6, 4), "classes": 5, "N": 5, "eps": 0.3, "alpha": 0.1,
-     "steps": 5, "random_start": True, "mode": "train", "clamp": (-1.0, 1.0)},
-    {"model": "mlp", "shape": (1, 4, 4), "classes": 3, "N": 3, "eps": 0.0, "alpha": 0.05,
-     "steps": 3, "random_start": True, "mode": "train"},
+    {
+        "model": "mlp",
+        "shape": (1, 4, 4),
+        "classes": 3,
+        "N": 1,
+        "eps": 0.1,
+        "alpha": 0.04,
+        "steps": 4,
+        "random_start": False,
+        "mode": "eval",
+    },
+    {
+        "model": "mlp",
+        "shape": (1, 5, 5),
+        "classes": 4,
+        "N": 6,
+        "eps": 0.2,
+        "alpha": 0.07,
+        "steps": 5,
+        "random_start": True,
+        "mode": "train",
+    },
+    {
+        "model": "mlp",
+        "shape": (2, 3, 3),
+        "classes": 5,
+        "N": 5,
+        "eps": 0.15,
+        "alpha": 0.05,
+        "steps": 4,
+        "random_start": True,
+        "mode": "train",
+        "targeted": True,
+    },
+    {
+        "model": "cnn",
+        "shape": (1, 6, 6),
+        "classes": 4,
+        "N": 4,
+        "eps": 0.1,
+        "alpha": 0.03,
+        "steps": 6,
+        "random_start": False,
+        "mode": "train",
+    },
+    {
+        "model": "cnn",
+        "shape": (2, 4, 6),
+        "classes": 3,
+        "N": 1,
+        "eps": 0.25,
+        "alpha": 0.1,
+        "steps": 3,
+        "random_start": True,
+        "mode": "eval",
+        "targeted": True,
+    },
+    {
+        "model": "cnn",
+        "shape": (1, 6, 4),
+        "classes": 5,
+        "N": 5,
+        "eps": 0.3,
+        "alpha": 0.1,
+        "steps": 5,
+        "random_start": True,
+        "mode": "train",
+        "clamp": (-1.0, 1.0),
+    },
+    {
+        "model": "mlp",
+        "shape": (1, 4, 4),
+        "classes": 3,
+        "N": 3,
+        "eps": 0.0,
+        "alpha": 0.05,
+        "steps": 3,
+        "random_start": True,
+        "mode": "train",
+    },
 )
 
 STATE_HINTS = {
     "model_untouched": "Flags [parameters and buffers unchanged, .grad unchanged, "
-                       "requires_grad unchanged]. An attack must not train: compute the input "
-                       "gradient with torch.autograd.grad(loss, x_adv) (loss.backward() adds "
-                       "to every parameter's .grad, zero_grad() erases gradients that were "
-                       "there before), and run the model in eval mode (batch norm in train "
-                       "mode updates its running statistics).",
+    "requires_grad unchanged]. An attack must not train: compute the input "
+    "gradient with torch.autograd.grad(loss, x_adv) (loss.backward() adds "
+    "to every parameter's .grad, zero_grad() erases gradients that were "
+    "there before), and run the model in eval mode (batch norm in train "
+    "mode updates its running statistics).",
     "mode_restored": "The training flag of every module after the calls: switch to eval for "
-                     "the attack, then restore the mode the model had (model.train(was_"
-                     "training)), also when it was in train mode.",
+    "the attack, then restore the mode the model had (model.train(was_"
+    "training)), also when it was in train mode.",
     "input_untouched": "Flags [x unchanged, x.requires_grad still False, x.grad still None]: "
-                       "work on a copy (x.detach().clone().requires_grad_()), never on x "
-                       "itself and never in place.",
+    "work on a copy (x.detach().clone().requires_grad_()), never on x "
+    "itself and never in place.",
 }
 
 
@@ -368,8 +483,10 @@ def attack_outputs(x_adv_hint, valid_hint):
     return (
         Output("x_adv", points=2, rtol=0.0, atol=1e-10, hint=x_adv_hint),
         Output("x_adv_valid", points=0.5, rtol=0.0, atol=0.0, hint=valid_hint),
-        *(Output(name, points=0.5, rtol=0.0, atol=0.0, hint=hint)
-          for name, hint in STATE_HINTS.items()),
+        *(
+            Output(name, points=0.5, rtol=0.0, atol=0.0, hint=hint)
+            for name, hint in STATE_HINTS.items()
+        ),
     )
 
 
@@ -400,8 +517,7 @@ def exercise_apply_patch(api, case, rng, out):
 PATCH_CASES = (
     {"images": (1, 1, 5, 5), "patch": (1, 2, 2), "positions": [(0, 0), (3, 3)]},
     {"images": (3, 1, 8, 8), "patch": (1, 3, 3), "positions": [(2, 5), ("random", None)]},
-    {"images": (4, 3, 6, 7), "patch": (3, 2, 2), "positions": [("random", None),
-                                                               ("random", None)]},
+    {"images": (4, 3, 6, 7), "patch": (3, 2, 2), "positions": [("random", None), ("random", None)]},
     {"images": (2, 3, 6, 6), "patch": (1, 4, 4), "positions": [(1, 2), ("random", None)]},
     {"images": (5, 2, 7, 5), "patch": (2, 3, 3), "positions": [(4, 0), ("random", None)]},
 )
@@ -435,7 +551,8 @@ def synthetic_images(rng, prototypes, n):
 def patch_model(rng):
     """(model, training images, held-out images, held-out labels) of the patch check."""
     prototypes = (torch.rand(10, 1, 8, 8, generator=rng, dtype=torch.float64) > 0.6).to(
-        torch.float64)
+        torch.float64
+    )
     train_x, train_y = synthetic_images(rng, prototypes, 1000)
     test_x, test_y = synthetic_images(rng, prototypes, 300)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
@@ -460,7 +577,7 @@ def paste(images, patch, top, left):
     out = images.clone()
     k = patch.shape[-1]
     for i in range(len(images)):
-        out[i, :, int(top[i]):int(top[i]) + k, int(left[i]):int(left[i]) + k] = patch
+        out[i, :, int(top[i]) : int(top[i]) + k, int(left[i]) : int(left[i]) + k] = patch
     return out
 
 
@@ -474,8 +591,9 @@ def exercise_train_patch(api, case, rng, out):
     def train(target, seed):
         generator = torch.Generator().manual_seed(seed)
         with Substituted(api, "apply_patch", trusted_apply_patch):
-            patch = api.train_patch(model, images.clone(), target, PATCH_SIZE, PATCH_STEPS,
-                                    PATCH_LR, generator)
+            patch = api.train_patch(
+                model, images.clone(), target, PATCH_SIZE, PATCH_STEPS, PATCH_LR, generator
+            )
         if type(patch) is not torch.Tensor:
             raise TypeError(f"train_patch returned {type(patch).__name__}, not a tensor")
         return patch
@@ -487,8 +605,9 @@ def exercise_train_patch(api, case, rng, out):
     def valid():
         shape_ok = tuple(first.shape) == (1, PATCH_SIZE, PATCH_SIZE)
         in_range = bool(((first >= 0) & (first <= 1)).all()) if shape_ok else False
-        out["patch_valid"] = flags(shape_ok, in_range, first.dtype == images.dtype,
-                                   not first.requires_grad)
+        out["patch_valid"] = flags(
+            shape_ok, in_range, first.dtype == images.dtype, not first.requires_grad
+        )
 
     def success():
         rates = []
@@ -496,27 +615,30 @@ def exercise_train_patch(api, case, rng, out):
         top = randint(eval_rng, 8 - PATCH_SIZE + 1, len(test_x))
         left = randint(eval_rng, 8 - PATCH_SIZE + 1, len(test_x))
         for target, patch in patches.items():
-            patch = patch.detach().to(torch.float64).clamp(0, 1).reshape(1, PATCH_SIZE,
-                                                                         PATCH_SIZE)
+            patch = patch.detach().to(torch.float64).clamp(0, 1).reshape(1, PATCH_SIZE, PATCH_SIZE)
             with torch.no_grad():
                 predicted = model.eval()(paste(test_x, patch, top, left)).argmax(dim=1)
             keep = test_y != target
             rates.append(float((predicted[keep] == target).double().mean()))
         mean = sum(rates) / len(rates)
         if mean < PATCH_THRESHOLD:
-            raise PatchTooWeak(f"your patches made the model predict the target on "
-                               f"{mean:.2f} of the held-out images on average (targets "
-                               f"{PATCH_TARGETS}), below the required {PATCH_THRESHOLD}")
+            raise PatchTooWeak(
+                f"your patches made the model predict the target on "
+                f"{mean:.2f} of the held-out images on average (targets "
+                f"{PATCH_TARGETS}), below the required {PATCH_THRESHOLD}"
+            )
         out["success"] = flags(True)
 
     def reproducible():
         same = torch.equal(again, first)
         differs = not torch.equal(other_seed, first)
         if not (same and differs):
-            raise NotReproducible("with the same seed train_patch must return the same patch, "
-                                  "with another seed another one: draw every position from "
-                                  "the generator argument (torch.randint(..., generator="
-                                  "generator)), never from the global RNG")
+            raise NotReproducible(
+                "with the same seed train_patch must return the same patch, "
+                "with another seed another one: draw every position from "
+                "the generator argument (torch.randint(..., generator="
+                "generator)), never from the global RNG"
+            )
         out["reproducible"] = flags(True)
 
     out["model_untouched"] = torch.cat([untouched_flags(model, before), modes(model)])
@@ -545,8 +667,9 @@ def exercise_accuracy(api, case, rng, out):
     accuracies = []
     for _ in range(2):
         received.clear()
-        value = api.accuracy_under_attack(model, x, y, attack if case["eps"] else None,
-                                          case["batch_size"])
+        value = api.accuracy_under_attack(
+            model, x, y, attack if case["eps"] else None, case["batch_size"]
+        )
         accuracies.append(as_float(value, "accuracy_under_attack"))
     out["accuracy"] = torch.stack(accuracies)
     if case["eps"]:
@@ -576,16 +699,23 @@ def exercise_training_step(api, case, rng, out):
     set_mode(model, case["mode"])
     add_stale_grads(model, rng)
     optimizer = torch.optim.SGD(model.parameters(), lr=case["lr"], momentum=0.9)
-    batches = [(make_images(rng, case["N"], shape, 0.0, 1.0), randint(rng, 3, case["N"]))
-               for _ in range(2)]
+    batches = [
+        (make_images(rng, case["N"], shape, 0.0, 1.0), randint(rng, 3, case["N"])) for _ in range(2)
+    ]
     states, losses = [], []
     with Substituted(api, "fgsm", trusted_fgsm):
         for x, y in batches:
-            losses.append(as_float(api.adversarial_training_step(model, optimizer, x, y,
-                                                                 case["eps"]),
-                                   "adversarial_training_step"))
-            states.append(torch.cat([v.detach().reshape(-1).to(torch.float64)
-                                     for v in model.state_dict().values()]))
+            losses.append(
+                as_float(
+                    api.adversarial_training_step(model, optimizer, x, y, case["eps"]),
+                    "adversarial_training_step",
+                )
+            )
+            states.append(
+                torch.cat(
+                    [v.detach().reshape(-1).to(torch.float64) for v in model.state_dict().values()]
+                )
+            )
     out["parameters"] = torch.cat(states)
     out["loss"] = torch.stack(losses)
     out["mode"] = modes(model)
@@ -600,33 +730,53 @@ TRAINING_CASES = (
 
 CHECKS = [
     Check(
-        name="concepts", question="q1", uses=("linear_max_change", "expected_max_change"),
-        exercise=exercise_concepts, cases=CONCEPT_CASES,
+        name="concepts",
+        question="q1",
+        uses=("linear_max_change", "expected_max_change"),
+        exercise=exercise_concepts,
+        cases=CONCEPT_CASES,
         outputs=(
-            Output("linear_max_change", rtol=1e-9, atol=1e-12,
-                   hint="The largest |w . delta| with every |delta_i| <= eps is reached by "
-                        "delta = eps * sign(w): eps times the L1 norm of w (sum of |w_i|), "
-                        "not the L2 norm and not the largest |w_i|."),
-            Output("expected_max_change", rtol=1e-9, atol=1e-12,
-                   hint="E|w_i| = weight_std * sqrt(2 / pi) for a normal w_i, and the L1 norm "
-                        "adds dim of them: eps * dim * weight_std * sqrt(2 / pi), linear in "
-                        "dim (not sqrt(dim))."),
+            Output(
+                "linear_max_change",
+                rtol=1e-9,
+                atol=1e-12,
+                hint="The largest |w . delta| with every |delta_i| <= eps is reached by "
+                "delta = eps * sign(w): eps times the L1 norm of w (sum of |w_i|), "
+                "not the L2 norm and not the largest |w_i|.",
+            ),
+            Output(
+                "expected_max_change",
+                rtol=1e-9,
+                atol=1e-12,
+                hint="E|w_i| = weight_std * sqrt(2 / pi) for a normal w_i, and the L1 norm "
+                "adds dim of them: eps * dim * weight_std * sqrt(2 / pi), linear in "
+                "dim (not sqrt(dim)).",
+            ),
         ),
     ),
     Check(
-        name="fgsm", question="q2", uses=("fgsm",), exercise=make_attack_exercise("fgsm"),
-        cases=FGSM_CASES, timeout_s=20.0,
+        name="fgsm",
+        question="q2",
+        uses=("fgsm",),
+        exercise=make_attack_exercise("fgsm"),
+        cases=FGSM_CASES,
+        timeout_s=20.0,
         outputs=attack_outputs(
             "x_adv = clamp(x + eps * sign(grad)) with grad the gradient of the MEAN "
             "cross-entropy of model(x) with respect to x, computed with the model in eval "
             "mode; targeted=True steps the other way (x - eps * sign(grad), y are the "
             "targets); sign(0) = 0 (torch.sign); clamp to the range given by `clamp`.",
             "Flags [within eps of x, within the clamp range, no graph]: clamp to the valid "
-            "range last, and return a tensor that does not require grad (.detach())."),
+            "range last, and return a tensor that does not require grad (.detach()).",
+        ),
     ),
     Check(
-        name="pgd", question="q3", uses=("pgd",), exercise=make_attack_exercise("pgd"),
-        cases=PGD_CASES, timeout_s=20.0,
+        name="pgd",
+        question="q3",
+        uses=("pgd",),
+        exercise=make_attack_exercise("pgd"),
+        cases=PGD_CASES,
+        timeout_s=20.0,
         outputs=attack_outputs(
             "Random start exactly x + (2 * torch.rand(x.shape, generator=generator, "
             "dtype=x.dtype) - 1) * eps, clamped to the range (one draw per call); then each "
@@ -634,87 +784,165 @@ CHECKS = [
             "[x - eps, x + eps] around the ORIGINAL x, then clamped to the range; `steps` "
             "steps, each with the gradient at the current iterate.",
             "Flags [within eps of the original x, within the clamp range, no graph]: project "
-            "onto the ball around the original x after every step."),
-    ),
-    Check(
-        name="apply_patch", question="q4", uses=("apply_patch",),
-        exercise=exercise_apply_patch, cases=PATCH_CASES,
-        outputs=(
-            Output("patched", points=1, rtol=0.0, atol=0.0,
-                   hint="out[i, :, top_i:top_i + kh, left_i:left_i + kw] = patch (replaced, "
-                        "not added), everything else as in images; top is the row, left the "
-                        "column; int positions apply to the whole batch, (N,) tensors one per "
-                        "image; a (1, kh, kw) patch goes into every channel."),
-            Output("grad_patch", points=0.5,
-                   hint="The result must be differentiable with respect to the patch (no "
-                        "torch.no_grad(), .detach() or .data on it): train_patch needs that "
-                        "gradient."),
-            Output("images_untouched", points=0.5, rtol=0.0, atol=0.0,
-                   hint="Flags [images unchanged, images.requires_grad still False]: paste "
-                        "into a copy (images.clone()), never into images itself."),
+            "onto the ball around the original x after every step.",
         ),
     ),
     Check(
-        name="train_patch", question="q4", uses=("train_patch",),
-        exercise=exercise_train_patch, cases=({"mode": "train"},),
+        name="apply_patch",
+        question="q4",
+        uses=("apply_patch",),
+        exercise=exercise_apply_patch,
+        cases=PATCH_CASES,
+        outputs=(
+            Output(
+                "patched",
+                points=1,
+                rtol=0.0,
+                atol=0.0,
+                hint="out[i, :, top_i:top_i + kh, left_i:left_i + kw] = patch (replaced, "
+                "not added), everything else as in images; top is the row, left the "
+                "column; int positions apply to the whole batch, (N,) tensors one per "
+                "image; a (1, kh, kw) patch goes into every channel.",
+            ),
+            Output(
+                "grad_patch",
+                points=0.5,
+                hint="The result must be differentiable with respect to the patch (no "
+                "torch.no_grad(), .detach() or .data on it): train_patch needs that "
+                "gradient.",
+            ),
+            Output(
+                "images_untouched",
+                points=0.5,
+                rtol=0.0,
+                atol=0.0,
+                hint="Flags [images unchanged, images.requires_grad still False]: paste "
+                "into a copy (images.clone()), never into images itself.",
+            ),
+        ),
+    ),
+    Check(
+        name="train_patch",
+        question="q4",
+        uses=("train_patch",),
+        exercise=exercise_train_patch,
+        cases=({"mode": "train"},),
         timeout_s=60.0,
         outputs=(
-            Output("success", points=2, rtol=0.0, atol=0.0,
-                   hint="Train the patch for the TARGET class (descend the cross-entropy "
-                        "towards target_class) with the patch pasted at NEW random positions "
-                        "in every step (one per image, drawn from the generator): a patch "
-                        "trained at one position does not work elsewhere."),
-            Output("patch_valid", points=0.5, rtol=0.0, atol=0.0,
-                   hint="Flags [shape (C, patch_size, patch_size), values in [0, 1], the "
-                        "images' dtype, no graph]: keep the patch in the valid range (e.g. "
-                        "patch = sigmoid(param)) and return it detached."),
-            Output("reproducible", points=0.5, rtol=0.0, atol=0.0,
-                   hint="Draw every random position from the generator argument; the same "
-                        "seed must give the same patch."),
-            Output("model_untouched", points=0.5, rtol=0.0, atol=0.0,
-                   hint="Flags [parameters and buffers unchanged, .grad unchanged, "
-                        "requires_grad unchanged], then the modules' training flags: only "
-                        "the patch is optimised (torch.autograd.grad(loss, param), or an "
-                        "optimizer over [param] only and no loss.backward() into the model), "
-                        "the model runs in eval mode and its mode is restored."),
+            Output(
+                "success",
+                points=2,
+                rtol=0.0,
+                atol=0.0,
+                hint="Train the patch for the TARGET class (descend the cross-entropy "
+                "towards target_class) with the patch pasted at NEW random positions "
+                "in every step (one per image, drawn from the generator): a patch "
+                "trained at one position does not work elsewhere.",
+            ),
+            Output(
+                "patch_valid",
+                points=0.5,
+                rtol=0.0,
+                atol=0.0,
+                hint="Flags [shape (C, patch_size, patch_size), values in [0, 1], the "
+                "images' dtype, no graph]: keep the patch in the valid range (e.g. "
+                "patch = sigmoid(param)) and return it detached.",
+            ),
+            Output(
+                "reproducible",
+                points=0.5,
+                rtol=0.0,
+                atol=0.0,
+                hint="Draw every random position from the generator argument; the same "
+                "seed must give the same patch.",
+            ),
+            Output(
+                "model_untouched",
+                points=0.5,
+                rtol=0.0,
+                atol=0.0,
+                hint="Flags [parameters and buffers unchanged, .grad unchanged, "
+                "requires_grad unchanged], then the modules' training flags: only "
+                "the patch is optimised (torch.autograd.grad(loss, param), or an "
+                "optimizer over [param] only and no loss.backward() into the model), "
+                "the model runs in eval mode and its mode is restored.",
+            ),
         ),
     ),
     Check(
-        name="accuracy_under_attack", question="q5", uses=("accuracy_under_attack",),
-        exercise=exercise_accuracy, cases=ACCURACY_CASES, timeout_s=20.0,
+        name="accuracy_under_attack",
+        question="q5",
+        uses=("accuracy_under_attack",),
+        exercise=exercise_accuracy,
+        cases=ACCURACY_CASES,
+        timeout_s=20.0,
         outputs=(
-            Output("accuracy", points=1, rtol=0.0, atol=1e-12,
-                   hint="(number of examples still classified correctly) / N over ALL "
-                        "examples (not a mean of per-batch accuracies); predictions in eval "
-                        "mode; the attack needs gradients, so call it outside torch.no_grad() "
-                        "(only the prediction goes inside); attack=None means clean accuracy."),
-            Output("attack_batches", points=0.5, rtol=0.0, atol=0.0,
-                   hint="The sizes of the batches the attack received, then a flag for 'they "
-                        "were x[0:b], x[b:2b], ... in order': call attack(model, xb, yb) once "
-                        "per consecutive batch of batch_size examples (the last may be "
-                        "shorter); with attack=None nothing is called."),
-            Output("model_untouched", points=0.5, rtol=0.0, atol=0.0,
-                   hint="Flags [parameters and buffers unchanged, .grad unchanged, "
-                        "requires_grad unchanged], then the modules' training flags: evaluate "
-                        "in eval mode and restore the mode the model had."),
+            Output(
+                "accuracy",
+                points=1,
+                rtol=0.0,
+                atol=1e-12,
+                hint="(number of examples still classified correctly) / N over ALL "
+                "examples (not a mean of per-batch accuracies); predictions in eval "
+                "mode; the attack needs gradients, so call it outside torch.no_grad() "
+                "(only the prediction goes inside); attack=None means clean accuracy.",
+            ),
+            Output(
+                "attack_batches",
+                points=0.5,
+                rtol=0.0,
+                atol=0.0,
+                hint="The sizes of the batches the attack received, then a flag for 'they "
+                "were x[0:b], x[b:2b], ... in order': call attack(model, xb, yb) once "
+                "per consecutive batch of batch_size examples (the last may be "
+                "shorter); with attack=None nothing is called.",
+            ),
+            Output(
+                "model_untouched",
+                points=0.5,
+                rtol=0.0,
+                atol=0.0,
+                hint="Flags [parameters and buffers unchanged, .grad unchanged, "
+                "requires_grad unchanged], then the modules' training flags: evaluate "
+                "in eval mode and restore the mode the model had.",
+            ),
         ),
     ),
     Check(
-        name="adversarial_training_step", question="q6", uses=("adversarial_training_step",),
-        exercise=exercise_training_step, cases=TRAINING_CASES, timeout_s=20.0,
+        name="adversarial_training_step",
+        question="q6",
+        uses=("adversarial_training_step",),
+        exercise=exercise_training_step,
+        cases=TRAINING_CASES,
+        timeout_s=20.0,
         outputs=(
-            Output("parameters", points=1.5, rtol=1e-7, atol=1e-9,
-                   hint="Parameters and batch-norm statistics after each of two steps in a "
-                        "row. x_adv = fgsm(model, x, y, eps) (call fgsm: the grader substitutes "
-                        "its own), then model.train(), optimizer.zero_grad(), the mean "
-                        "cross-entropy of model(x_adv) against y (one forward pass), "
-                        "loss.backward(), optimizer.step()."),
-            Output("loss", points=0.5, rtol=1e-7, atol=1e-9,
-                   hint="Return the loss on the adversarial batch, computed before the "
-                        "optimizer step, as a float."),
-            Output("mode", points=0.5, rtol=0.0, atol=0.0,
-                   hint="The training flags after the step: the update happens in train mode, "
-                        "and the model stays in train mode."),
+            Output(
+                "parameters",
+                points=1.5,
+                rtol=1e-7,
+                atol=1e-9,
+                hint="Parameters and batch-norm statistics after each of two steps in a "
+                "row. x_adv = fgsm(model, x, y, eps) (call fgsm: the grader substitutes "
+                "its own), then model.train(), optimizer.zero_grad(), the mean "
+                "cross-entropy of model(x_adv) against y (one forward pass), "
+                "loss.backward(), optimizer.step().",
+            ),
+            Output(
+                "loss",
+                points=0.5,
+                rtol=1e-7,
+                atol=1e-9,
+                hint="Return the loss on the adversarial batch, computed before the "
+                "optimizer step, as a float.",
+            ),
+            Output(
+                "mode",
+                points=0.5,
+                rtol=0.0,
+                atol=0.0,
+                hint="The training flags after the step: the update happens in train mode, "
+                "and the model stays in train mode.",
+            ),
         ),
     ),
 ]
