@@ -21,6 +21,7 @@ from tools.build import DIST, REPO, grade_with_zip
 CHAPTER = "01_mlp_backprop"
 SOLUTION = DIST / "solutions" / f"{CHAPTER}-solution.ipynb"
 STUB = DIST / "student" / CHAPTER / f"{CHAPTER}.ipynb"
+FULL = 17  # chapter 01's points (tests/test_chapters.py proves the solution earns them all)
 
 MUTANT = """
 class ReLU(ReLU):
@@ -70,8 +71,8 @@ def test_parallel_batch_equals_one_at_a_time_grading(tmp_path):
         assert item_outcomes(batch[submission.key]) == item_outcomes(alone), submission.key
         assert batch[submission.key]["score"] == alone["score"]
     scores = {key: results["score"] for key, results in batch.items()}
-    assert scores["ada.ipynb"] == 16 and scores["bob.ipynb"] == 0
-    assert 0 < scores["dee.ipynb"] < 16 and 0 < scores["eve.ipynb"] < 16
+    assert scores["ada.ipynb"] == FULL and scores["bob.ipynb"] == 0
+    assert 0 < scores["dee.ipynb"] < FULL and 0 < scores["eve.ipynb"] < FULL
     assert "Time limit" in json.dumps(batch["dee.ipynb"]["tests"])
 
 
@@ -97,7 +98,7 @@ def test_resume_after_a_kill_loses_nothing_and_redoes_nothing(tmp_path):
     assert set(after) == {f"s{i}.ipynb.json" for i in range(4)}
     assert all(after[name] == stamp for name, stamp in first.items()), "graded twice"
     for path in (out / "results").glob("*.json"):
-        assert json.loads(path.read_text())["score"] == 16
+        assert json.loads(path.read_text())["score"] == FULL
     (folder / "s0.ipynb").write_bytes(STUB.read_bytes())  # a changed submission is regraded
     assert grade_all.main(command[3:]) == 0
     assert json.loads((out / "results" / "s0.ipynb.json").read_text())["score"] == 0
@@ -157,7 +158,7 @@ def test_gradescope_export_is_keyed_by_student_with_csv_and_report(tmp_path, cap
     by_student = {row[0]: row for row in rows[1:]}
     assert set(by_student) == {"Ada Lovelace", "Bob Stub", "Cy Partner"}
     assert by_student["Ada Lovelace"][1:6] == ["ada@example.edu", "1815", "submission_101",
-                                               "16.0", "16.0"]
+                                               f"{FULL:.1f}", f"{FULL:.1f}"]
     assert by_student["Cy Partner"][4] == "0.0"
     column = header.index("q1 Linear: y")
     assert by_student["Ada Lovelace"][column] == "1.0" and by_student["Bob Stub"][column] == "0.0"

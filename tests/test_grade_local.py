@@ -22,7 +22,7 @@ def stub_with_syntax_error(path):
 
 
 @pytest.mark.parametrize("which,score,message", [
-    ("solution", 16, "q1: 4 / 4"),
+    ("solution", 17, "q1: 5 / 5"),
     ("stub", 0, "not implemented: Linear.forward still raises NotImplementedError"),
     ("syntax error", 0, "could not be parsed and was skipped"),
 ])
