@@ -15,8 +15,6 @@ remaining dependency: CNN construction calls the student's constructors, which c
 CNN item with its NotImplementedError.
 """
 
-import operator
-
 import torch
 
 from autograder.checks import Check, Output
@@ -25,6 +23,7 @@ from autograder.kit import (
     ProbeFlatten,
     ProbeLinear,
     ProbeReLU,
+    as_ints,
     exercise_container,
     forward_backward_twice,
     gaussian_problem,
@@ -63,22 +62,6 @@ FORBIDDEN = (
 
 def output_size(size, kernel_size, stride, padding):
     return (size + 2 * padding - kernel_size) // stride + 1
-
-
-def as_ints(values, function_name):
-    """int64 tensor of the answers; a float answer (7.0 from /) is an error, never truncated."""
-    answers = []
-    for value in values:
-        if isinstance(value, bool):
-            raise TypeError(f"{function_name} returned a bool; return an int")
-        try:
-            answers.append(operator.index(value))
-        except TypeError:
-            raise TypeError(
-                f"{function_name} returned {value!r} of type {type(value).__name__}; "
-                f"return a Python int (use // for integer division)"
-            ) from None
-    return torch.tensor(answers, dtype=torch.int64)
 
 
 # ------------------------------------------------------------------ q1: concept questions

@@ -39,7 +39,6 @@ bound holds with the same probability.
 
 import contextlib
 import math
-import operator
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +46,7 @@ from torch import nn
 
 from autograder.checks import Check, Output
 from autograder.kit import (
+    as_ints,
     assign_parameters,
     noncontiguous,
     randint,
@@ -284,21 +284,6 @@ def concatenated_grads(module, names):
             )
         grads.append(grad.reshape(-1))
     return torch.cat(grads)
-
-
-def as_ints(values, function_name):
-    answers = []
-    for value in values:
-        if isinstance(value, bool):
-            raise TypeError(f"{function_name} returned a bool; return an int")
-        try:
-            answers.append(operator.index(value))
-        except TypeError:
-            raise TypeError(
-                f"{function_name} returned {value!r} of type {type(value).__name__}; "
-                f"return a Python int (use // for integer division)"
-            ) from None
-    return torch.tensor(answers, dtype=torch.int64)
 
 
 def as_float(value, function_name):
