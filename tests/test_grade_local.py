@@ -23,7 +23,7 @@ def stub_with_syntax_error(path):
 
 @pytest.mark.parametrize("which,score,message", [
     ("solution", 17, "q1: 5 / 5"),
-    ("stub", 0, "not implemented: Linear.forward still raises NotImplementedError"),
+    ("stub", 0, "not implemented: Linear.init_params still raises NotImplementedError"),
     ("syntax error", 0, "could not be parsed and was skipped"),
 ])
 def test_make_grade(which, score, message, tmp_path, capsys):

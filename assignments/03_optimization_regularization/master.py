@@ -733,7 +733,9 @@ bn = BatchNorm1d(3)
 bn.weight = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
 bn.bias = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)
 errors = check_layer_gradients(bn, torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 3 + 1, verbose=False)
-assert max(errors.values()) < 1e-6, f"BatchNorm1d.backward disagrees with numerical gradients, relative errors: {errors}"
+# Batch norm's dx is a small difference of large terms (its entries sum to zero), so central
+# differences reach only about 1e-6 relative error on it; a wrong formula is off by 1e-2 or more.
+assert max(errors.values()) < 1e-4, f"BatchNorm1d.backward disagrees with numerical gradients, relative errors: {errors}"
 
 # %% [raw]
 # # END TESTS
@@ -992,8 +994,8 @@ assert torch.equal(grads[1], torch.tensor([0.0, 1.0], dtype=torch.float64)), "th
 
 # %%
 stopper = EarlyStopping(patience=2, min_delta=0.25)
-decisions = [stopper.step(v) for v in (0.5, 0.75, 1.0, 1.0)]
-assert decisions == [False, False, False, True], "0.75 gains exactly min_delta over 0.5 (no improvement), 1.0 improves, the tie 1.0 does not: 2 calls without improvement"
+decisions = [stopper.step(v) for v in (0.5, 0.75, 1.0, 1.0, 1.1)]
+assert decisions == [False, False, False, False, True], "0.75 gains exactly min_delta over 0.5 (no improvement), 1.0 improves, then the tie 1.0 and 1.1 (a gain of at most min_delta) do not: the second call in a row without improvement stops"
 assert stopper.best == 1.0 and stopper.best_step == 2, "best and best_step (0-based) come from the last improvement"
 stopper = EarlyStopping(patience=1, mode="min")
 assert [stopper.step(v) for v in (3.0, 2.0, 2.5)] == [False, False, True], "mode 'min': lower is better"
@@ -1101,6 +1103,7 @@ assert abs(answers["sgd_l2_in_loss"] - answers["sgd_weight_decay"]) < 1e-12, "fo
 
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
+from student.results import record  # figures for the course's tests; prints nothing
 import json
 
 from torch import nn
@@ -1206,7 +1209,6 @@ for name, make_optimizer in tqdm(optimizers.items(), desc="optimizers"):
     test_accuracy = evaluate(model, test_x, test_y)[1]
     results["optimizers"][name] = {"train_loss": losses, "test_accuracy": test_accuracy}
     print(f"{name:>15}: final training loss {losses[-1]:.4f}, test accuracy {test_accuracy:.3f}")
-from student.results import record  # figures for the course's tests; prints nothing
 record(sgd_test_accuracy=results['optimizers']['SGD']['test_accuracy'])
 record(momentum_test_accuracy=results['optimizers']['SGD + momentum']['test_accuracy'])
 record(rmsprop_test_accuracy=results['optimizers']['RMSprop']['test_accuracy'])

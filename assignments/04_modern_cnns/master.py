@@ -26,6 +26,14 @@
 #
 # {{FORBIDDEN_RULES}}
 #
+# **Other rules the grader enforces.** Never change an input tensor in place (`x += ...`,
+# `x[...] = ...` or an in-place method such as `x.clamp_()` on a tensor you were given): every
+# output recorded after an input changed fails. Each function and method is called at least
+# twice in a row on different inputs, so nothing may carry over from one call to the next.
+# Where a class or function is graded with the grader's own parts in place of yours (each such
+# place says so), build and call those parts by their names and never test `isinstance`
+# against your own classes.
+#
 # **How this notebook is graded.** The grader builds each of your blocks, converts it to
 # float64 and **installs seeded weights by name**, so the submodule names and shapes in each
 # docstring are part of the specification (a missing or misshapen one is named in the failure

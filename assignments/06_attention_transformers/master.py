@@ -31,6 +31,14 @@
 #
 # {{FORBIDDEN_RULES}}
 #
+# **Other rules the grader enforces.** Never change an input tensor in place (`x += ...`,
+# `x[...] = ...` or an in-place method such as `x.clamp_()` on a tensor you were given): every
+# output recorded after an input changed fails. Each function and method is called at least
+# twice in a row on different inputs, so nothing may carry over from one call to the next.
+# Where a class or function is graded with the grader's own parts in place of yours (each such
+# place says so), build and call those parts by their names and never test `isinstance`
+# against your own classes.
+#
 # **How this notebook is graded.** Each function and class is tested against a hidden
 # reference on many random inputs, in float64. For modules, the grader builds your module,
 # **sets its parameters by name** (`q_proj.weight`, `self_attn.k_proj.bias`, `linear1.weight`,
@@ -815,6 +823,7 @@ assert permutation_error(shift_t, torch.arange(3.0).reshape(1, 3, 1), torch.tens
 
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
+from student.results import record  # figures for the course's tests; prints nothing
 import time
 
 import matplotlib.pyplot as plt
@@ -892,7 +901,6 @@ print(f"with positional encoding:    test token accuracy {with_positions['test a
 print(f"without positional encoding: test token accuracy {without_positions['test accuracy']:.4f} ({without_positions['seconds']:.1f} s)")
 print(f"chance 0.1; always guessing each sequence's most frequent token: {majority_guess:.4f}")
 plot_curves({"with positional encoding": with_positions["loss"], "without": without_positions["loss"]}, ylabel="cross-entropy", xlabel="step", title="Reversing sequences of 16 digits")
-from student.results import record  # figures for the course's tests; prints nothing
 record(reversal_accuracy=with_positions['test accuracy'])
 record(no_position_accuracy=without_positions['test accuracy'])
 

@@ -28,6 +28,14 @@
 #
 # {{FORBIDDEN_RULES}}
 #
+# **Other rules the grader enforces.** Never change an input tensor in place (`x += ...`,
+# `x[...] = ...` or an in-place method such as `x.clamp_()` on a tensor you were given): every
+# output recorded after an input changed fails. Each function and method is called at least
+# twice in a row on different inputs, so nothing may carry over from one call to the next.
+# Where a class or function is graded with the grader's own parts in place of yours (each such
+# place says so), build and call those parts by their names and never test `isinstance`
+# against your own classes.
+#
 # **No dense adjacency matrix in the graded layers.** A graph with N nodes has N x N possible
 # edges but real graphs use a tiny fraction of them. The grader runs your `GCNLayer` and
 # `GATLayer` on a graph of **50,000 nodes and 400,000 edges** (8 features, float32), where an
@@ -828,6 +836,7 @@ assert gat_parameter_count(3, 4) == 3 * 4 + 2 * 4 + 4, "GATLayer(3, 4): 12 weigh
 
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
+from student.results import record  # figures for the course's tests; prints nothing
 import time
 
 import matplotlib.pyplot as plt
@@ -884,7 +893,6 @@ plt.figure(figsize=(6, 3.5))
 for name, curve in node_curves.items():
     plt.plot(curve, label=name)
 plt.xlabel("epoch"); plt.ylabel("validation accuracy"); plt.title("Block model: graph or no graph"); plt.legend(); plt.show()
-from student.results import record  # figures for the course's tests; prints nothing
 record(sbm_mlp_test_accuracy=node_results['MLP'])
 record(sbm_gcn_test_accuracy=node_results['GCN'])
 record(sbm_gat_test_accuracy=node_results['GAT'])

@@ -127,6 +127,14 @@ from torch import nn
 #
 # {{FORBIDDEN_RULES}}
 #
+# **Other rules the grader enforces.** Never change an input tensor in place (`x += ...`,
+# `x[...] = ...` or an in-place method such as `x.clamp_()` on a tensor you were given): every
+# output recorded after an input changed fails. Each function and method is called at least
+# twice in a row on different inputs, so nothing may carry over from one call to the next.
+# Where a class or function is graded with the grader's own parts in place of yours (each such
+# place says so), build and call those parts by their names and never test `isinstance`
+# against your own classes.
+#
 # Since the `Decoder`, the `Autoencoder` and the `VAE` use the decoder's layers, a forbidden
 # transposed convolution anywhere in them costs their items too.
 #
@@ -839,6 +847,7 @@ assert torch.equal(samples, vae.sample(6, torch.Generator().manual_seed(0))), "t
 
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
+from student.results import record  # figures for the course's tests; prints nothing
 import time
 
 import matplotlib.pyplot as plt
@@ -903,7 +912,6 @@ axis.set_xlabel("latent dimensions")
 axis.set_ylabel("test MSE per pixel")
 axis.set_title("Reconstruction error against latent size")
 figure.tight_layout()
-from student.results import record  # figures for the course's tests; prints nothing
 record(ae_test_mse_latent2=ae_test_mse[2])
 record(ae_test_mse_latent8=ae_test_mse[8])
 record(ae_test_mse_latent32=ae_test_mse[32])

@@ -39,6 +39,14 @@
 #
 # {{FORBIDDEN_RULES}}
 #
+# **Other rules the grader enforces.** Never change an input tensor in place (`x += ...`,
+# `x[...] = ...` or an in-place method such as `x.clamp_()` on a tensor you were given): every
+# output recorded after an input changed fails. Each function and method is called at least
+# twice in a row on different inputs, so nothing may carry over from one call to the next.
+# Where a class or function is graded with the grader's own parts in place of yours (each such
+# place says so), build and call those parts by their names and never test `isinstance`
+# against your own classes.
+#
 # In short: inside your losses write the softmax cross-entropy yourself, with a **stable
 # log-sum-exp** (chapter 01). `torch.nn.Module`, `nn.Linear`, `torch.nn.functional` (other
 # than the losses listed), `F.affine_grid`, `F.grid_sample`, `torch.optim` and autograd are
@@ -655,6 +663,7 @@ assert not encoder.training, "the encoder was in eval mode: leave it in eval mod
 
 # %% tags=["experiment"]
 # EXPERIMENT: the losses of two fixed batches at three temperatures (not run by the grader)
+from student.results import record  # figures for the course's tests; prints nothing
 concept_generator = torch.Generator().manual_seed(7)
 anchors = torch.randn(8, 16, dtype=torch.float64, generator=concept_generator)
 nearby = 0.2 * torch.randn(8, 16, dtype=torch.float64, generator=concept_generator)
@@ -808,7 +817,6 @@ print(f"pre-training: {pretrain_seconds:.1f} s ({pretrain_cpu:.1f} s CPU); final
 plot_curves({"InfoNCE loss": history["loss"]}, ylabel="loss", title="SimCLR pre-training");
 plot_curves({"train batches": history["top-1 accuracy"]}, ylabel="top-1 contrastive accuracy", title=f"Which of {2 * BATCH - 1} candidates is the positive?");
 figure = plot_curves({"alignment (lower: views closer)": history["alignment"], "uniformity (lower: more spread)": history["uniformity"]}, ylabel="value", xlabel="check (every 5 epochs)", title="Alignment and uniformity of z on test views")
-from student.results import record  # figures for the course's tests; prints nothing
 record(final_pretrain_loss=history['loss'][-1])
 record(test_contrastive_top1=history['test top-1'][-1])
 print(f"alignment {history['alignment'][0]:.3f} -> {history['alignment'][-1]:.3f}, uniformity {history['uniformity'][0]:.3f} -> {history['uniformity'][-1]:.3f}, test top-1 {history['test top-1'][0]:.3f} -> {history['test top-1'][-1]:.3f}")
