@@ -10,9 +10,9 @@ sandbox user. It then executes the submission
 statement by statement and runs each requested check, reporting progress as JSON lines on the
 protocol file descriptor and writing outputs as plain ``.npy`` files into its work folder.
 
-The steps are separate functions (``isolate``, ``load_runtime``, ``drop_privileges``,
-``run_submission``) so that a process which loaded the runtime once could fork fresh children
-that only isolate themselves, drop privileges and run a job.
+For batch grading the same file is also a fork server (``serve``): it loads the runtime once
+and forks a fresh child per submission, which then isolates itself, drops privileges and runs
+its job exactly as above (see ``docs/security_model.md``, "Fork server").
 
 Nothing here is trusted by the judge: reports and arrays are data to compare, never code.
 The job holds the submission's cells and the checks' exercise code (comments stripped), never
@@ -229,13 +229,23 @@ def drop_privileges(job: dict, protections: dict) -> None:
 
 
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "serve":
+        serve(int(sys.argv[2]), sys.argv[3])
+        os._exit(0)
     job = json.loads(sys.stdin.read())
     sys.path.insert(0, job["engine_root"])  # -I leaves the script's folder off sys.path
+    run_job(job, preloaded=None)
+    os._exit(0)
+
+
+def run_job(job: dict, preloaded: dict[str, float] | None) -> None:
+    """Isolates this process, loads the runtime (unless it came ``preloaded`` from a fork
+    server), drops privileges and runs the submission; reports on the protocol fd."""
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     proto = os.fdopen(job["proto_fd"], "w", buffering=1)
     protections = isolate(job)
-    timings = load_runtime()
+    timings = load_runtime() if preloaded is None else preloaded
     from autograder import checks as checks_api
 
     chapter = checks_api.load_checks_namespace(job["check_source"])
@@ -245,7 +255,101 @@ def main() -> None:
     _send(proto, {"ev": "ready", "protections": protections, "timings": timings})
     run_submission(job, proto, chapter, trap_class)
     proto.close()
-    os._exit(0)
+
+
+# -- the fork server ------------------------------------------------------------------------
+FORKED_PROTO_FD = 3  # where a forked child finds its protocol pipe
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def serve(control_fd: int, engine_root: str) -> None:
+    """The fork server (``python -I -B -u child.py serve FD ENGINE_ROOT``), for batch grading.
+
+    Loads the runtime once, as root, then forks one fresh child per request and never runs
+    student code itself. A request is the message ``fork`` on the control socket (a
+    ``SOCK_SEQPACKET`` socket pair with the judge) carrying three file descriptors: the job
+    pipe (read end), the output pipe and the protocol pipe (write ends). The server answers
+    with the child's pid. It never reads a job: the judge writes it straight to the child, so
+    nothing of one submission ever enters the server's memory, and so no later child can
+    inherit it. Dead children are reaped at the next request only, after the judge has opened
+    a pidfd on them, so a pid the judge watches is never reused under it.
+    """
+    import socket
+    import time
+
+    sys.path.insert(0, engine_root)
+    timings = load_runtime()
+    from autograder import netfilter, submission  # noqa: F401 - what every child imports
+
+    # fork() copies one thread; a second one (a library's helper) could hold a lock forever.
+    # Importing torch leaves one briefly: wait for it, and refuse to serve if it stays.
+    waited = time.monotonic() + 5.0
+    while _threads() > 1 and time.monotonic() < waited:
+        time.sleep(0.01)
+    control = socket.socket(fileno=control_fd)
+    threads = _threads()
+    hello = {"ready": threads == 1, "threads": threads, **timings}
+    control.sendall(json.dumps(hello).encode())
+    if threads != 1:
+        return
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(control, 64, 3)
+        except OSError:
+            return
+        if not message:
+            return  # the judge is gone
+        while True:  # reap the children that ended (the judge is done with them)
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+        if message != b"fork" or len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            control.sendall(b"refused")
+            continue
+        pid = os.fork()
+        if pid == 0:
+            _forked_child(fds, timings)
+        for fd in fds:
+            os.close(fd)
+        control.sendall(str(pid).encode())
+
+
+def _forked_child(fds: list[int], timings: dict[str, float]) -> None:
+    """A child forked by the server: becomes what ``main`` would have made of a fresh process
+    (own session, the judge's pipes on 0/1/2 and the protocol fd, nothing else open, fresh
+    random state, its own HOME and TMPDIR), then runs the job. Never returns."""
+    code = 1
+    try:
+        job_fd, output_fd, proto_fd = fds
+        os.setsid()
+        os.dup2(job_fd, 0)
+        os.dup2(output_fd, 1)
+        os.dup2(output_fd, 2)
+        os.dup2(proto_fd, FORKED_PROTO_FD)
+        os.closerange(FORKED_PROTO_FD + 1, 1 << 20)  # the control socket above all
+        sys.argv = sys.argv[:1]
+        import tempfile
+
+        import numpy
+
+        numpy.random.seed()  # the legacy global state would be the same in every child
+        chunks = []
+        while chunk := os.read(0, 1 << 20):
+            chunks.append(chunk)
+        job = json.loads(b"".join(chunks))
+        os.environ.update(HOME=job["workdir"], TMPDIR=job["workdir"])
+        tempfile.tempdir = None
+        run_job(job, dict(timings, import_torch_s=0.0))
+        code = 0
+    finally:
+        os._exit(code)
 
 
 def run_submission(job: dict, proto, chapter, trap_class) -> None:

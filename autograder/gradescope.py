@@ -26,7 +26,7 @@ from pathlib import Path
 from autograder.chapter import ChapterPackage
 from autograder.judge import grade
 from autograder.results import summary
-from autograder.sandbox import adopt_orphans
+from autograder.sandbox import ForkServer, SandboxConfig, adopt_orphans
 
 DEFAULT_BASE = Path("/autograder")
 
@@ -75,22 +75,14 @@ def _write_results(path: Path, results: dict) -> None:
     os.replace(temporary, path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--base",
-        default=os.environ.get("KIT_AUTOGRADER_BASE") or str(DEFAULT_BASE),
-        help="Gradescope's /autograder folder",
-    )
-    parser.add_argument("--source", help="default: <base>/source")
-    parser.add_argument("--submission", help="default: <base>/submission")
-    parser.add_argument("--results", help="default: <base>/results/results.json")
-    parser.add_argument("--quiet", action="store_true", help="do not print the summary")
-    args = parser.parse_args(argv)
-    base = Path(args.base)
-    args.source = args.source or str(base / "source")
-    args.submission = args.submission or str(base / "submission")
-    results_path = Path(args.results or base / "results" / "results.json")
+def grade_one(
+    source: Path,
+    submission: Path,
+    results_path: Path,
+    base: Path,
+    config: SandboxConfig | None = None,
+) -> dict:
+    """Grades one submission and writes its results.json (always, even if the grader fails)."""
     results_path.parent.mkdir(parents=True, exist_ok=True)
     _write_results(
         results_path,
@@ -99,12 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             "instructor."
         ),
     )
-    adopt_orphans()  # this process only grades: whatever outlives the child is re-parented here
     try:
-        source = Path(args.source)
         locked = lock_down(source, results_path.parent, base) if os.geteuid() == 0 else []
         package = ChapterPackage.load(source / "chapter")
-        results = grade(package, args.submission)
+        results = grade(package, submission, config)
         results["extra_data"]["locked_down"] = locked
     except Exception:  # noqa: BLE001 - the student must still get a valid results.json
         traceback.print_exc()
@@ -116,6 +106,56 @@ def main(argv: list[str] | None = None) -> int:
         _write_results(results_path, results)
     except OSError:  # e.g. the disk is full: the provisional results.json stays
         traceback.print_exc()
+    return results
+
+
+def serve(source: Path, base: Path) -> int:
+    """Batch mode (``--serve``, used by ``make grade-all``): grades one submission per line
+    of stdin, ``{"submission": PATH, "results": PATH}``, each exactly as a single grading
+    would, and answers each with one line, ``{"done": RESULTS_PATH}``, once its results.json
+    is written. As root, children are forked from one fork server (torch imported once per
+    worker, see ``docs/security_model.md``); otherwise each child is a fresh process, since a
+    child that runs as the grader's own user could tamper with a long-lived server."""
+    config = SandboxConfig()
+    server = ForkServer(config) if os.geteuid() == 0 and config.drop_privileges else None
+    config.fork_server = server
+    try:
+        for line in sys.stdin:
+            request = json.loads(line)
+            results_path = Path(request["results"])
+            grade_one(source, Path(request["submission"]), results_path, base, config)
+            print(json.dumps({"done": str(results_path)}), flush=True)
+    finally:
+        if server is not None:
+            server.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--base",
+        default=os.environ.get("KIT_AUTOGRADER_BASE") or str(DEFAULT_BASE),
+        help="Gradescope's /autograder folder",
+    )
+    parser.add_argument("--source", help="default: <base>/source")
+    parser.add_argument("--submission", help="default: <base>/submission")
+    parser.add_argument("--results", help="default: <base>/results/results.json")
+    parser.add_argument("--quiet", action="store_true", help="do not print the summary")
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="batch mode: grade the submissions named on stdin, one JSON request per line",
+    )
+    args = parser.parse_args(argv)
+    base = Path(args.base)
+    args.source = args.source or str(base / "source")
+    args.submission = args.submission or str(base / "submission")
+    results_path = Path(args.results or base / "results" / "results.json")
+    adopt_orphans()  # this process only grades: whatever outlives the child is re-parented here
+    if args.serve:
+        return serve(Path(args.source), base)
+    results = grade_one(Path(args.source), Path(args.submission), results_path, base)
     if not args.quiet:
         protections = results.get("extra_data", {}).get("protections") or {}
         if str(protections.get("mode", "")).startswith("DEGRADED"):

@@ -39,9 +39,11 @@ import fcntl
 import json
 import os
 import pwd
+import select
 import selectors
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -57,6 +59,7 @@ from autograder.pythonaccess import python_readable_by
 
 ENGINE_ROOT = str(Path(__file__).resolve().parent.parent)
 CHILD_SCRIPT = str(Path(__file__).resolve().parent / "child.py")
+FORKED_PROTO_FD = 3  # child.FORKED_PROTO_FD (child.py is not imported by the judge)
 SANDBOX_USER = "kitsandbox"
 MAX_ARRAY_FILE_BYTES = 64 * 2**20
 KEEP_STDOUT_BYTES = 3000  # head and tail each: both fit in the student-visible output
@@ -88,6 +91,10 @@ class SandboxConfig:
     use_bytecode: bool = field(
         default_factory=lambda: os.environ.get("KIT_CHILD_BYTECODE", "on") != "off"
     )
+    # Batch grading only (``autograder.gradescope --serve``): forks children from a server
+    # that imported torch once instead of starting a fresh Python per child. Never an
+    # environment setting, so a single grading always starts a fresh process.
+    fork_server: ForkServer | None = field(default=None, repr=False, compare=False)
     memory_limit_bytes: int = 640 * 2**20
     startup_timeout_s: float = 60.0
     statement_timeout_s: float = 20.0
@@ -178,6 +185,9 @@ def ensure_sandbox_user(name: str = SANDBOX_USER) -> tuple[int, int]:
 
 
 _ADOPTS_ORPHANS = False
+# Fork servers started by this process: root processes below the judge that never run student
+# code; their children are the sandbox's, they themselves are never watched or killed.
+_SPARED_PIDS: set[int] = set()
 
 
 def adopt_orphans() -> bool:
@@ -246,7 +256,29 @@ def _processes(uid: int | None, session: int) -> list[int]:
             ancestor, hops = parents.get(ancestor), hops + 1
         if ancestor in roots and pid != me and pid not in pids:
             pids.append(pid)
-    return pids
+    return [pid for pid in pids if pid not in _SPARED_PIDS]
+
+
+def kill_processes_of(user: str) -> int:
+    """SIGKILLs every process whose real uid is ``user``'s (root only; e.g. what a crashed
+    judge left behind). Returns how many were signalled."""
+    try:
+        uid = pwd.getpwnam(user).pw_uid
+    except KeyError:
+        return 0
+    if uid == 0:
+        raise ValueError("refusing to kill root's processes")
+    killed = 0
+    for _ in range(20):
+        remaining = _processes(uid, session=-1)
+        for pid in remaining:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        killed += len(remaining)
+        if not remaining:
+            break
+        time.sleep(0.02)
+    return killed
 
 
 _HAS_CHILDREN_LISTS = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
@@ -262,7 +294,8 @@ def _tree(root: int) -> list[int]:
             tasks = os.listdir(f"/proc/{pid}/task")
         except OSError:
             continue
-        found.append(pid)
+        if pid not in _SPARED_PIDS:  # a fork server's children count, the server does not
+            found.append(pid)
         for task in tasks:
             try:
                 with open(f"/proc/{pid}/task/{task}/children", "rb") as handle:
@@ -298,6 +331,23 @@ def _proportional_bytes(pids: list[int]) -> int:
         except (OSError, ValueError, IndexError):
             total += _resident_bytes([pid])
     return total
+
+
+def _shared_part_bytes(pid: int) -> int:
+    """The part of a process's proportional set size that it holds in pages shared with
+    others (``Pss`` minus its private pages)."""
+    values = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+            for line in handle:
+                key, _, rest = line.partition(b":")
+                if key in (b"Pss", b"Private_Clean", b"Private_Dirty"):
+                    values[key] = int(rest.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        return 0
+    return max(
+        0, values.get(b"Pss", 0) - values.get(b"Private_Clean", 0) - values.get(b"Private_Dirty", 0)
+    )
 
 
 def child_command(config: SandboxConfig) -> list[str]:
@@ -338,6 +388,125 @@ def child_job(
     )
 
 
+class ForkServer:
+    """The judge's handle on a fork server (``child.py serve``, see ``autograder/child.py``):
+    a root process, started fresh (never forked from the judge), that imported torch once and
+    forks one child per :meth:`spawn`. Used by batch grading, only as root with the privilege
+    drop on (every child then runs as the sandbox user and can neither signal, trace nor read
+    the server); a child is what a fresh process would be after its imports (see
+    ``docs/security_model.md``, "Fork server").
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, config: SandboxConfig):
+        self.config = config
+        self.process: subprocess.Popen | None = None
+        self.control: socket.socket | None = None
+        self.timings: dict = {}
+        self.start()
+
+    def start(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        command = child_command(self.config) + ["serve", str(theirs.fileno()), ENGINE_ROOT]
+        try:
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,
+                cwd="/",
+                env=child_environment(tempfile.gettempdir()),
+                close_fds=True,
+            )
+        finally:
+            theirs.close()
+        _SPARED_PIDS.add(self.process.pid)
+        self.control = ours
+        ours.settimeout(self.config.startup_timeout_s)
+        try:
+            hello = json.loads(ours.recv(4096) or b"{}")
+        except (OSError, ValueError):
+            hello = {}
+        if hello.get("ready") is not True:
+            self.close()
+            raise RuntimeError(f"the fork server did not start: {hello or 'no answer'}")
+        self.timings = hello
+        ours.settimeout(10.0)
+
+    def spawn(self) -> ForkedChild:
+        """A fresh child with its own pipes; its job is to be written to ``.stdin``."""
+        if self.control is None or self.process is None or self.process.poll() is not None:
+            self.close()
+            self.start()  # the server died (killed from outside): start a new one
+        assert self.control is not None
+        job_read, job_write = os.pipe()
+        output_read, output_write = os.pipe()
+        proto_read, proto_write = os.pipe()
+        try:
+            socket.send_fds(self.control, [b"fork"], [job_read, output_write, proto_write])
+            pid = int(self.control.recv(64))
+        except (OSError, ValueError) as exc:
+            for fd in (job_write, output_read, proto_read):
+                os.close(fd)
+            self.close()
+            raise RuntimeError(f"the fork server did not fork: {exc}") from exc
+        finally:
+            for fd in (job_read, output_write, proto_write):
+                os.close(fd)
+        return ForkedChild(pid, job_write, output_read, proto_read)
+
+    def close(self) -> None:
+        if self.control is not None:
+            self.control.close()  # the server reads EOF and exits
+            self.control = None
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            _SPARED_PIDS.discard(self.process.pid)
+            self.process = None
+
+    def __enter__(self) -> ForkServer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class ForkedChild:
+    """A child forked by a :class:`ForkServer`, with the part of ``subprocess.Popen`` that the
+    supervisor uses. It is the server's child, not the judge's: its end is seen on a pidfd
+    (opened before the server may reap it, so the pid cannot be reused meanwhile)."""
+
+    def __init__(self, pid: int, job_write: int, output_read: int, proto_read: int):
+        self.pid = pid
+        self.pidfd = os.pidfd_open(pid)
+        self.stdin: IO[bytes] | None = os.fdopen(job_write, "wb")
+        self.stdout: IO[bytes] | None = os.fdopen(output_read, "rb", buffering=0)
+        self.proto_read = proto_read
+        self.returncode: int | None = None
+
+    def _ended_within(self, seconds: float) -> bool:
+        readable, _, _ = select.select([self.pidfd], [], [], seconds)
+        if readable and self.returncode is None:
+            self.returncode = 0  # ended; its status belongs to the server, which reaps it
+            os.close(self.pidfd)
+        return self.returncode is not None
+
+    def poll(self) -> int | None:
+        return self.returncode if self._ended_within(0) else None
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None and not self._ended_within(timeout or 0):
+            raise subprocess.TimeoutExpired(f"forked child {self.pid}", timeout or 0)
+        return 0
+
+
 class _Attempt:
     """One child process, from start to its end."""
 
@@ -346,20 +515,26 @@ class _Attempt:
     ):
         self.config = config
         self.on_stdout = on_stdout or (lambda chunk: None)
-        read_fd, write_fd = os.pipe()
-        job = child_job(config, job, write_fd, uid, gid)
-        self.process = subprocess.Popen(
-            child_command(config),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            pass_fds=(write_fd,),
-            start_new_session=True,
-            cwd=job["workdir"],
-            env=child_environment(job["workdir"]),
-            close_fds=True,
-        )
-        os.close(write_fd)
+        self.process: subprocess.Popen | ForkedChild
+        if config.fork_server is not None:
+            self.process = config.fork_server.spawn()
+            read_fd = self.process.proto_read
+            job = child_job(config, job, FORKED_PROTO_FD, uid, gid)
+        else:
+            read_fd, write_fd = os.pipe()
+            job = child_job(config, job, write_fd, uid, gid)
+            self.process = subprocess.Popen(
+                child_command(config),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                pass_fds=(write_fd,),
+                start_new_session=True,
+                cwd=job["workdir"],
+                env=child_environment(job["workdir"]),
+                close_fds=True,
+            )
+            os.close(write_fd)
         self.uid = uid
         self.proto = os.fdopen(read_fd, "rb", buffering=0)
         self.selector = selectors.DefaultSelector()
@@ -432,7 +607,14 @@ class _Attempt:
             return False
         if now - self.memory_checked_at >= 0.25:
             self.memory_checked_at = now
-            self.memory_over = _proportional_bytes(pids) > limit
+            counted = _proportional_bytes(pids)
+            server = self.config.fork_server
+            if server is not None and server.process is not None:
+                # A forked child shares the server's pages (torch, numpy), and PSS gives it
+                # only half of them; the server's half is added back, so that a child is
+                # charged what a fresh process holding the same memory would be.
+                counted += _shared_part_bytes(server.process.pid)
+            self.memory_over = counted > limit
         return self.memory_over
 
     def drain_stdout(self) -> None:

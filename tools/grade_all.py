@@ -7,10 +7,11 @@ and a ``submission_metadata.yml`` naming the submitters), or a plain folder in w
 ``.ipynb``/``.zip``/``.py`` file or subfolder is one submission, keyed by its name.
 
 Each submission is graded exactly as Gradescope grades it: the grader zip is unpacked once, and
-its entry point (``python -m autograder.gradescope``, the same sandbox, limits and judge) runs
-once per submission, ``--jobs`` at a time (default: one per core). As root every worker has its
-own sandbox user (``kitsandbox-w1``, ``-w2``, ...), so gradings never wait for each other's user
-lock and never share files or processes.
+``--jobs`` workers (default: one per core) each run its entry point in batch mode
+(``python -m autograder.gradescope --serve``: the same judge, sandbox and limits), one submission
+at a time. As root each worker forks the sandboxed children from a fork server that imported
+torch once, and has its own sandbox user (``kitsandbox-w1``, ``-w2``, ...), so gradings never
+wait for each other's user lock and never share files or processes.
 
 Nothing is lost, nothing is redone: each result is written, atomically, to
 ``OUT/results/<key>.json`` the moment it is known, stamped with the digest of the submission's
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import csv
 import hashlib
 import html
@@ -36,7 +38,9 @@ import json
 import os
 import queue
 import re
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -47,7 +51,9 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
+from autograder.sandbox import kill_processes_of
 from tools.build import DIST
 
 SUBMISSION_SUFFIXES = (".ipynb", ".zip", ".py")
@@ -152,8 +158,106 @@ def _failed_grading(message: str) -> dict:
     }
 
 
+class Worker:
+    """One long-lived grading process, ``python -m autograder.gradescope --serve``, from the
+    unpacked grader zip: it grades the submissions it is sent one at a time, each exactly as
+    Gradescope would, and (as root) forks every sandboxed child from its own fork server, so
+    torch is imported once per worker rather than once per submission. A worker that crashes
+    or stops answering is killed with everything of its sandbox user, and replaced."""
+
+    def __init__(self, source: Path, user: str | None):
+        self.source = source
+        self.user = user
+        self.process: subprocess.Popen | None = None
+
+    def _start(self) -> subprocess.Popen:
+        env = dict(os.environ)
+        if self.user is not None:
+            env["KIT_SANDBOX_USER"] = self.user
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "autograder.gradescope",
+                "--serve",
+                "--source",
+                str(self.source),
+            ],
+            cwd=self.source,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def grade(self, submission: Path, results_path: Path, deadline_s: float) -> bool:
+        """Whether the worker graded ``submission`` (wrote ``results_path``) in time."""
+        if self.process is None or self.process.poll() is not None:
+            self.stop()
+            self.process = self._start()
+        assert self.process.stdin is not None and self.process.stdout is not None
+        request = {"submission": str(submission), "results": str(results_path)}
+        try:
+            self.process.stdin.write((json.dumps(request) + "\n").encode())
+            self.process.stdin.flush()
+        except OSError:
+            self.stop()
+            return False
+        answer = _read_line(self.process.stdout, time.monotonic() + deadline_s)
+        try:
+            done = json.loads(answer or b"{}").get("done") == str(results_path)
+        except ValueError:
+            done = False
+        if not done:
+            self.stop()
+        return done
+
+    def stop(self, gracefully: bool = False) -> None:
+        """Ends the worker: ``gracefully`` by closing its input (it finishes and stops its fork
+        server), else by SIGKILL to its session; then kills every process of its sandbox
+        user."""
+        process, self.process = self.process, None
+        if process is not None:
+            if gracefully and process.stdin is not None:
+                with contextlib.suppress(OSError):
+                    process.stdin.close()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=10)
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            for stream in (process.stdin, process.stdout):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
+        if self.user is not None:
+            kill_processes_of(self.user)
+
+
+def _read_line(stream: IO[bytes], deadline: float) -> bytes | None:
+    """One line from a pipe, or None at end of file or past ``deadline`` (monotonic)."""
+    fd = stream.fileno()
+    data = b""
+    while b"\n" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        readable, _, _ = select.select([fd], [], [], left)
+        if not readable:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return None
+        data += chunk
+    return data.split(b"\n", 1)[0]
+
+
 class Grader:
-    """Runs the zip's entry point on submissions, one sandbox user per worker."""
+    """The unpacked grader zip and one worker per job slot (as root, each with its own sandbox
+    user, so that gradings never wait for each other's user lock or share files and
+    processes)."""
 
     def __init__(self, grader_zip: Path, workers: int):
         self.zip_digest = digest(grader_zip)
@@ -162,57 +266,40 @@ class Grader:
         self.source = self.folder / "source"
         with zipfile.ZipFile(grader_zip) as archive:
             archive.extractall(self.source)
-        self.users: queue.Queue[str | None] = queue.Queue()
-        for index in range(workers):
-            self.users.put(f"kitsandbox-w{index + 1}" if os.geteuid() == 0 else None)
+        self.idle: queue.Queue[Worker] = queue.Queue()
+        self.workers = [
+            Worker(self.source, f"kitsandbox-w{index + 1}" if os.geteuid() == 0 else None)
+            for index in range(workers)
+        ]
+        for worker in self.workers:
+            self.idle.put(worker)
 
     def close(self) -> None:
+        for worker in self.workers:
+            worker.stop(gracefully=True)
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def grade(self, submission: Submission) -> dict:
-        user = self.users.get()
+        worker = self.idle.get()
         try:
-            return self._grade_as(user, submission)
+            return self._grade_with(worker, submission)
         finally:
-            self.users.put(user)
+            self.idle.put(worker)
 
-    def _grade_as(self, user: str | None, submission: Submission) -> dict:
+    def _grade_with(self, worker: Worker, submission: Submission) -> dict:
         results_path = self.folder / "results" / submission.key / "results.json"
         results_path.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        if user is not None:
-            env["KIT_SANDBOX_USER"] = user
-        command = [
-            sys.executable,
-            "-m",
-            "autograder.gradescope",
-            "--source",
-            str(self.source),
-            "--submission",
-            str(submission.path.resolve()),
-            "--results",
-            str(results_path),
-            "--quiet",
-        ]
-        try:
-            subprocess.run(
-                command,
-                cwd=self.source,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=GRADING_DEADLINE_S,
-                check=False,
-            )
-            results = json.loads(results_path.read_text())
-        except subprocess.TimeoutExpired:
+        if worker.grade(submission.path.resolve(), results_path, GRADING_DEADLINE_S):
+            try:
+                results = json.loads(results_path.read_text())
+            except (OSError, ValueError) as exc:
+                results = _failed_grading(
+                    f"The grading process left no valid results.json ({type(exc).__name__})."
+                )
+        else:
             results = _failed_grading(
-                f"The grading process did not finish within {GRADING_DEADLINE_S} s and was stopped."
-            )
-        except (OSError, ValueError) as exc:
-            results = _failed_grading(
-                f"The grading process crashed and left no valid "
-                f"results.json ({type(exc).__name__})."
+                f"The grading process crashed, or did not finish within {GRADING_DEADLINE_S} s, "
+                f"and was stopped."
             )
         shutil.rmtree(results_path.parent, ignore_errors=True)
         return results
