@@ -28,6 +28,13 @@ class ReLU(ReLU):
     def backward(self, dupstream):
         return dupstream
 """
+MEMORY_BOMB = """
+class ReLU(ReLU):
+    def forward(self, x):
+        hoard = []
+        while True:
+            hoard.append(torch.ones(10 * 2**20, dtype=torch.uint8))
+"""
 HANGS_IN_ONE_METHOD = """
 class Tanh(Tanh):
     def forward(self, x):
@@ -43,13 +50,15 @@ class Sigmoid(Sigmoid):
 
 
 def class_folder(folder: Path) -> Path:
-    """A realistic mix: full marks, untouched stub, a bug, a hang, a crash, a .py file."""
+    """A realistic mix: full marks, untouched stub, a bug, a hang, a crash, a memory bomb, and
+    a file that is no submission."""
     folder.mkdir()
     (folder / "ada.ipynb").write_bytes(SOLUTION.read_bytes())
     (folder / "bob.ipynb").write_bytes(STUB.read_bytes())
     notebook_with_extra_cell(CHAPTER, MUTANT, folder / "cy.ipynb")
     notebook_with_extra_cell(CHAPTER, HANGS_IN_ONE_METHOD, folder / "dee.ipynb")
     notebook_with_extra_cell(CHAPTER, ENDS_THE_PROCESS, folder / "eve.ipynb")
+    notebook_with_extra_cell(CHAPTER, MEMORY_BOMB, folder / "fay.ipynb")
     (folder / "notes.txt").write_text("not a submission")
     return folder
 
@@ -62,7 +71,7 @@ def test_parallel_batch_equals_one_at_a_time_grading(tmp_path):
     folder = class_folder(tmp_path / "class")
     submissions = grade_all.discover(folder)
     assert [s.path.name for s in submissions] == ["ada.ipynb", "bob.ipynb", "cy.ipynb",
-                                                  "dee.ipynb", "eve.ipynb"]
+                                                  "dee.ipynb", "eve.ipynb", "fay.ipynb"]
     batch = grade_all.grade_batch(CHAPTER, submissions, tmp_path / "out", jobs=2,
                                   progress=False)
     grader_zip = DIST / "autograder" / f"{CHAPTER}-autograder.zip"
@@ -74,6 +83,8 @@ def test_parallel_batch_equals_one_at_a_time_grading(tmp_path):
     assert scores["ada.ipynb"] == FULL and scores["bob.ipynb"] == 0
     assert 0 < scores["dee.ipynb"] < FULL and 0 < scores["eve.ipynb"] < FULL
     assert "Time limit" in json.dumps(batch["dee.ipynb"]["tests"])
+    assert "Memory limit" in json.dumps(batch["fay.ipynb"]["tests"])
+    assert "Process ended" in json.dumps(batch["eve.ipynb"]["tests"])
 
 
 def test_resume_after_a_kill_loses_nothing_and_redoes_nothing(tmp_path):
@@ -117,6 +128,60 @@ def test_a_stuck_grading_process_gets_a_valid_result_and_the_batch_goes_on(tmp_p
     for result in results.values():
         assert result["score"] == 0 and "did not finish" in result["output"]
         assert grade_all.problems(result)[0] == "grading crashed or hung"
+
+
+def _servers_left(source: Path) -> list[str]:
+    """Fork servers (``child.py serve``) of the grader unpacked in ``source`` still running."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in command and str(source).encode() in command:
+            found.append(pid)
+    return found
+
+
+def test_a_worker_that_crashes_or_stops_answering_is_replaced(tmp_path, monkeypatch):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name in ("a_crashes", "b_fine", "c_hangs", "d_fine"):
+        (folder / f"{name}.ipynb").write_bytes(SOLUTION.read_bytes())
+    real_grade, real_init = grade_all.Worker.grade, grade_all.Worker.__init__
+    sources: list[Path] = []
+    servers_seen: list[str] = []
+
+    def recorded_init(worker, source, user):
+        sources.append(source)
+        real_init(worker, source, user)
+
+    def sabotaged(worker, submission, results_path, deadline_s):
+        if "_fine" not in submission.name:
+            if worker.process is None or worker.process.poll() is not None:
+                worker.process = worker._start()
+            # the judge process itself dies (say, killed by the machine) or freezes
+            crashes = "crashes" in submission.name
+            if not crashes:  # the worker that graded b_fine has its server running
+                servers_seen.extend(_servers_left(sources[0]))
+            os.kill(worker.process.pid, signal.SIGKILL if crashes else signal.SIGSTOP)
+            deadline_s = 3.0
+        return real_grade(worker, submission, results_path, deadline_s)
+
+    monkeypatch.setattr(grade_all.Worker, "grade", sabotaged)
+    monkeypatch.setattr(grade_all.Worker, "__init__", recorded_init)
+    results = grade_all.grade_batch(CHAPTER, grade_all.discover(folder), tmp_path / "out",
+                                    jobs=1, progress=False)
+    for key in ("a_crashes.ipynb", "c_hangs.ipynb"):
+        assert results[key]["score"] == 0 and "crashed, or did not finish" in results[key]["output"]
+        assert grade_all.problems(results[key])[0] == "grading crashed or hung"
+    for key in ("b_fine.ipynb", "d_fine.ipynb"):
+        assert results[key]["score"] == FULL, results[key]["output"]
+    assert servers_seen, "the test must see a server while it runs"
+    deadline = time.monotonic() + 10
+    while _servers_left(sources[0]) and time.monotonic() < deadline:
+        time.sleep(0.1)  # a server whose worker was killed exits when it reads end of file
+    assert not _servers_left(sources[0]), "a fork server outlived its batch"
 
 
 def gradescope_export(root: Path) -> Path:
