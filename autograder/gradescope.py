@@ -117,7 +117,12 @@ def serve(source: Path, base: Path) -> int:
     worker, see ``docs/security_model.md``); otherwise each child is a fresh process, since a
     child that runs as the grader's own user could tamper with a long-lived server."""
     config = SandboxConfig()
-    server = ForkServer(config) if os.geteuid() == 0 and config.drop_privileges else None
+    server = None
+    if os.geteuid() == 0 and config.drop_privileges:
+        try:
+            server = ForkServer(config)
+        except RuntimeError as exc:  # e.g. a library left a thread running after its import
+            print(f"warning: {exc}; every child will be a fresh process", file=sys.stderr)
     config.fork_server = server
     try:
         for line in sys.stdin:

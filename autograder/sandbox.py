@@ -516,9 +516,15 @@ class _Attempt:
         self.config = config
         self.on_stdout = on_stdout or (lambda chunk: None)
         self.process: subprocess.Popen | ForkedChild
+        forked = None
         if config.fork_server is not None:
-            self.process = config.fork_server.spawn()
-            read_fd = self.process.proto_read
+            try:
+                forked = config.fork_server.spawn()
+            except RuntimeError as exc:  # a fresh process instead: slower, just as safe
+                print(f"warning: {exc}; starting a fresh child", file=sys.stderr)
+        if forked is not None:
+            self.process = forked
+            read_fd = forked.proto_read
             job = child_job(config, job, FORKED_PROTO_FD, uid, gid)
         else:
             read_fd, write_fd = os.pipe()

@@ -90,3 +90,24 @@ def test_the_server_never_holds_a_job():
         assert marker.encode() in _writable_memory(os.getpid()), "the scan finds what is there"
         assert marker.encode() not in memory
         assert marker.encode("utf-16-le") not in memory and marker.encode("utf-32-le") not in memory
+
+
+def test_a_dead_server_is_restarted_and_one_that_cannot_start_gives_way_to_fresh_children(
+        monkeypatch):
+    config = SandboxConfig()
+    with ForkServer(config) as server:
+        config.fork_server = server
+        first_pid = server.process.pid
+        server.process.kill()  # killed from outside, between two gradings
+        server.process.wait()
+        assert "RANDOM" in run(config, LEAVES_TRACES)
+        assert server.process.pid != first_pid and server.process.poll() is None
+        server.process.kill()
+        server.process.wait()
+
+        def cannot_start(self):
+            raise RuntimeError("the fork server did not start: test")
+
+        monkeypatch.setattr(ForkServer, "start", cannot_start)
+        assert "RANDOM" in run(config, LEAVES_TRACES)  # graded by a fresh child instead
+        assert server.process is None

@@ -41,6 +41,38 @@ def _tree_rss(root: int) -> int:
     return _resident_bytes(_tree(root))
 
 
+class PeakRss:
+    """The peak resident memory of a process tree, sampled in a thread while inside:
+    ``with PeakRss(pid) as memory: ...``, then ``memory.peak`` (bytes). ``proportional``:
+    the sum of proportional set sizes instead (pages shared between the tree's processes
+    counted once in all, as a container's memory limit sees them; ~5 ms per process, so
+    sample it less often)."""
+
+    def __init__(self, root: int, every_s: float = 0.01, proportional: bool = False):
+        self.root, self.every_s, self.peak = root, every_s, 0
+        self.proportional = proportional
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        from autograder.sandbox import _proportional_bytes, _tree
+
+        while not self._stop.is_set():
+            now = (
+                _proportional_bytes(_tree(self.root)) if self.proportional else _tree_rss(self.root)
+            )
+            self.peak = max(self.peak, now)
+            time.sleep(self.every_s)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def grade_once(
     grader_zip: Path, submission: Path, bytecode: bool = True
 ) -> tuple[float, int, dict]:
@@ -73,22 +105,10 @@ def grade_once(
                 KIT_SANDBOX_USER=BENCH_SANDBOX_USER,
             ),
         )
-        peak = 0
-        stop = threading.Event()
-
-        def sample() -> None:
-            nonlocal peak
-            while not stop.is_set():
-                peak = max(peak, _tree_rss(process.pid))
-                time.sleep(0.01)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        process.wait()
-        seconds = time.monotonic() - started
-        stop.set()
-        sampler.join()
-        return seconds, peak, json.loads(results.read_text())
+        with PeakRss(process.pid) as memory:
+            process.wait()
+            seconds = time.monotonic() - started
+        return seconds, memory.peak, json.loads(results.read_text())
 
 
 def notebook_seconds(chapter: str) -> float:

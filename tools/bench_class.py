@@ -4,24 +4,27 @@
     python -m tools.bench_class [--count 1000] [--jobs N]
 
 The class mixes full solutions, untouched stubs, every bug-zoo mutant in turn, and a few hostile
-submissions (an endless loop in one method, a memory bomb), in that proportion. Peak memory is
-the resident memory of the whole process tree (this process, its workers' judges and sandboxed
-children), sampled every 20 ms.
+submissions (an endless loop in one method, a memory bomb), in that proportion. Beside it, the
+latency of one `make grade` (a fresh grading process per submission, median of 5). Peak memory
+is that of the whole process tree (this process, its workers' judges, their fork servers and
+sandboxed children), as summed resident memory every 20 ms and as summed proportional memory
+(shared pages counted once) every 0.5 s.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 from tests.conftest import notebook_with_extra_cell
 from tools import grade_all
-from tools.bench import _tree_rss
+from tools.bench import PeakRss, grade_once
 from tools.build import DIST
 from tools.zoo import load_bugs
 
@@ -82,36 +85,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
+    grader_zip = DIST / "autograder" / f"{CHAPTER}-autograder.zip"
+    solution = DIST / "solutions" / f"{CHAPTER}-solution.ipynb"
+    alone = [grade_once(grader_zip, solution)[0] for _ in range(5)]
     with tempfile.TemporaryDirectory(prefix="kit-class-") as tmp:
         folder = Path(tmp) / "class"
         folder.mkdir()
         mix = make_class(folder, args.count)
-        peak = 0
-        stop = threading.Event()
-
-        def sample() -> None:
-            nonlocal peak
-            while not stop.is_set():
-                peak = max(peak, _tree_rss(os.getpid()))
-                time.sleep(0.02)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
         began = time.perf_counter()
-        results = grade_all.grade_batch(
-            CHAPTER, grade_all.discover(folder), Path(tmp) / "out", jobs=args.jobs, progress=False
-        )
+        with (
+            PeakRss(os.getpid(), every_s=0.02) as memory,
+            PeakRss(os.getpid(), every_s=0.5, proportional=True) as proportional,
+        ):
+            results = grade_all.grade_batch(
+                CHAPTER,
+                grade_all.discover(folder),
+                Path(tmp) / "out",
+                jobs=args.jobs,
+                progress=False,
+            )
         seconds = time.perf_counter() - began
-        stop.set()
-        sampler.join()
     load = os.getloadavg()
+    flagged = Counter(label for r in results.values() for label in grade_all.problems(r))
+    per_submission = seconds * args.jobs / max(len(results), 1)
+    single = statistics.median(alone)
     print(f"  class of {args.count} ({', '.join(f'{n} {k}' for k, n in sorted(mix.items()))})")
     print(
         f"  graded {len(results)} with {args.jobs} workers on {os.cpu_count()} cores "
         f"(load average now {load[0]:.1f}): {seconds:.0f} s wall, "
         f"{len(results) / seconds:.2f} submissions/s (goal: 1,000 in 600 s)"
     )
-    print(f"  peak RSS of the whole batch (all workers): {peak / 2**20:.0f} MiB")
+    print(
+        f"  per submission: {per_submission:.2f} s of a worker in the batch vs "
+        f"{single:.2f} s median for `make grade` one at a time, side by side "
+        f"({single / per_submission:.1f}x)"
+    )
+    print(f"  flagged for a look: {json.dumps(dict(sorted(flagged.items())))}")
+    print(
+        f"  peak memory of the whole batch (all workers): {proportional.peak / 2**20:.0f} MiB "
+        f"PSS (shared pages counted once; sampled every 0.5 s), "
+        f"{memory.peak / 2**20:.0f} MiB summed RSS (shared pages once per process)"
+    )
     return 0
 
 

@@ -312,11 +312,13 @@ def grade_batch(
     jobs: int,
     force: bool = False,
     progress: bool = True,
+    grader_zip: Path | None = None,
 ) -> dict[str, dict]:
-    """Grades what is not graded yet; returns every submission's results by key."""
+    """Grades what is not graded yet; returns every submission's results by key.
+    ``grader_zip``: the built ``dist/autograder/<chapter>-autograder.zip`` unless given."""
     from tqdm.auto import tqdm
 
-    grader_zip = DIST / "autograder" / f"{chapter}-autograder.zip"
+    grader_zip = grader_zip or DIST / "autograder" / f"{chapter}-autograder.zip"
     results_dir = out / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     grader = Grader(grader_zip, jobs)
