@@ -21,8 +21,7 @@ correct code gives the same numbers either way.
 
 import math
 import operator
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -36,6 +35,7 @@ from autograder.kit import (
     randn,
     record_grads,
     run_independently,
+    substituted,
 )
 
 _TRANSFORMER_CLASSES = (
@@ -66,35 +66,6 @@ FORBIDDEN = (
 )
 
 F64 = torch.float64
-_MISSING = object()
-
-
-@contextmanager
-def trusted(api: Any, **replacements: Any) -> Iterator[None]:
-    """Replaces names in the implementation's namespace (the student's globals, or the
-    reference module at build time) while the block runs; restores them afterwards."""
-    source = api._source
-    saved = {}
-    for name, value in replacements.items():
-        if isinstance(source, dict):
-            saved[name] = source.get(name, _MISSING)
-            source[name] = value
-        else:
-            saved[name] = getattr(source, name, _MISSING)
-            setattr(source, name, value)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if isinstance(source, dict):
-                if value is _MISSING:
-                    source.pop(name, None)
-                else:
-                    source[name] = value
-            elif value is _MISSING:
-                delattr(source, name)
-            else:
-                setattr(source, name, value)
 
 
 # ------------------------------------------------------------- trusted building blocks
@@ -367,7 +338,7 @@ def module_grads(module: nn.Module, names: tuple[str, ...]) -> torch.Tensor | No
 def exercise_mha(api, case, rng, out):
     n, lq, lk, e, heads = case["N"], case["Lq"], case["Lk"], case["E"], case["heads"]
     bias = case.get("bias", True)
-    with trusted(api, scaled_dot_product_attention=_attention):
+    with substituted(api, scaled_dot_product_attention=_attention):
         mha = (
             api.MultiHeadAttention(e, heads, bias=bias)
             if not bias
@@ -454,7 +425,7 @@ ENCODING_CASES = (
 
 def exercise_positional_module(api, case, rng, out):
     d, max_len = case["d"], case["max_len"]
-    with trusted(api, sinusoidal_positional_encoding=_encoding):
+    with substituted(api, sinusoidal_positional_encoding=_encoding):
         module = api.PositionalEncoding(d, max_len=max_len)
     first = randn(rng, case["N"], case["first_L"], d)
     x = randn(rng, case["N"], case["L"], d)
@@ -494,7 +465,7 @@ BLOCK_PARTS = {
 
 def exercise_block(api, case, rng, out):
     n, length, d, heads, ff = case["N"], case["L"], case["d"], case["heads"], case["ff"]
-    with trusted(
+    with substituted(
         api, MultiHeadAttention=_TrustedAttention, scaled_dot_product_attention=_attention
     ):
         if "dropout" in case:

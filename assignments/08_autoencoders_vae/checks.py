@@ -52,6 +52,7 @@ from autograder.kit import (
     randint,
     randn,
     run_independently,
+    substituted,
     uniform,
 )
 
@@ -171,35 +172,12 @@ TRUSTED = {
     "Encoder": TrustedEncoder,
     "Decoder": TrustedDecoder,
 }
-_MISSING = object()
 
 
-@contextlib.contextmanager
 def trusted_names(api, *names):
     """Puts the trusted versions of ``names`` into the implementation's namespace (the
-    student's globals, or the reference module at build time) and restores them afterwards."""
-    source = api._source
-    is_mapping = isinstance(source, dict)
-    saved = {}
-    for name in names:
-        saved[name] = source.get(name, _MISSING) if is_mapping else getattr(source, name, _MISSING)
-        if is_mapping:
-            source[name] = TRUSTED[name]
-        else:
-            setattr(source, name, TRUSTED[name])
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is _MISSING:
-                if is_mapping:
-                    source.pop(name, None)
-                else:
-                    delattr(source, name)
-            elif is_mapping:
-                source[name] = value
-            else:
-                setattr(source, name, value)
+    student's globals, or the reference module at build time) while the block runs."""
+    return substituted(api, **{name: TRUSTED[name] for name in names})
 
 
 # ------------------------------------------------------------------- seeded parameters

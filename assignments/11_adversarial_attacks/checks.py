@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from autograder.checks import Check, Output
-from autograder.kit import randint, randn, run_independently, uniform
+from autograder.kit import randint, randn, run_independently, substituted, uniform
 
 # Attack libraries: the attacks, the projection and the clamping are the students' own.
 FORBIDDEN = (
@@ -215,33 +215,6 @@ def trusted_apply_patch(images, patch, top, left):
     values = patch.to(images.dtype).expand(c, kh, kw).permute(1, 2, 0)
     out[torch.arange(n).view(n, 1, 1), :, rows, cols] = values.expand(n, kh, kw, c)
     return out
-
-
-class Substituted:
-    """Within the block, the student's global ``name`` is the grader's ``trusted`` function, so
-    that a bug in one graded function does not cost the items of another that calls it."""
-
-    def __init__(self, api, name, trusted):
-        self.namespace = api._source  # the student's globals (or the reference module)
-        self.name, self.trusted = name, trusted
-
-    def __enter__(self):
-        if isinstance(self.namespace, dict):
-            self.saved = self.namespace.get(self.name)
-            self.namespace[self.name] = self.trusted
-        else:
-            self.saved = getattr(self.namespace, self.name, None)
-            setattr(self.namespace, self.name, self.trusted)
-
-    def __exit__(self, *exc_info):
-        if isinstance(self.namespace, dict):
-            if self.saved is None:
-                self.namespace.pop(self.name, None)
-            else:
-                self.namespace[self.name] = self.saved
-        else:
-            setattr(self.namespace, self.name, self.saved)
-        return False
 
 
 def trusted_fgsm(model, x, y, eps, targeted=False, clamp=(0.0, 1.0)):
@@ -590,7 +563,7 @@ def exercise_train_patch(api, case, rng, out):
 
     def train(target, seed):
         generator = torch.Generator().manual_seed(seed)
-        with Substituted(api, "apply_patch", trusted_apply_patch):
+        with substituted(api, apply_patch=trusted_apply_patch):
             patch = api.train_patch(
                 model, images.clone(), target, PATCH_SIZE, PATCH_STEPS, PATCH_LR, generator
             )
@@ -703,7 +676,7 @@ def exercise_training_step(api, case, rng, out):
         (make_images(rng, case["N"], shape, 0.0, 1.0), randint(rng, 3, case["N"])) for _ in range(2)
     ]
     states, losses = [], []
-    with Substituted(api, "fgsm", trusted_fgsm):
+    with substituted(api, fgsm=trusted_fgsm):
         for x, y in batches:
             losses.append(
                 as_float(
