@@ -50,22 +50,6 @@ FORBIDDEN = (
 )
 
 
-def _load_optimizers():
-    """Runs one Adam and one SGD step on a dummy tensor. The first optimizer step imports
-    torch._dynamo and with it standard-library modules (cProfile, ...) that the sandboxed child
-    can no longer read after it dropped privileges; this module is loaded before the drop, so
-    the imports happen here, for the checks and for the student's own train_patch."""
-    dummy = torch.zeros(1, requires_grad=True)
-    for optimizer in (
-        torch.optim.Adam([dummy], lr=0.1),
-        torch.optim.SGD([dummy], lr=0.1, momentum=0.9),
-    ):
-        dummy.grad = torch.ones(1)
-        optimizer.step()
-        optimizer.zero_grad()
-
-
-_load_optimizers()
 STATE_TOL = 1e-12  # slack of the ball and range flags (projections differ by ~3e-17)
 
 
