@@ -158,3 +158,14 @@ def test_check_seconds_against_reference_times_each_check_after_warmup(
     ]
     assert all(seconds >= 0 for _, seconds in figures)
     assert calls == [1, 2] * 3 + [3] * 3
+
+
+def test_hidden_checks_figure_is_whole_milliseconds(
+    fake_chapter: tuple[Path, SimpleNamespace, list[int]],
+) -> None:
+    path, reference, calls = fake_chapter
+    figure = timing.hidden_checks_figure(path, reference, repeats=2)
+    assert list(figure) == ["hidden checks against the reference (all cases)"]
+    number, unit = figure["hidden checks against the reference (all cases)"].split()
+    assert number.isdigit() and unit == "ms"
+    assert calls == [1, 2, 3] * 2
