@@ -7,11 +7,10 @@ with the same upstream gradient. The two are timed alternately in one run (so th
 machine slows both alike), with one thread and with torch's default thread count. Goal: the
 reference at most 3x slower.
 """
+
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -22,15 +21,14 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from solutions.ch02_cnn_from_scratch import Conv2d  # noqa: E402 - after the path fix
+from tools.timing import side_by_side, torch_threads  # noqa: E402
 
 SHAPE, FILTERS, KERNEL = (64, 8, 16, 16), 16, 3
 
 
 def _medians(threads: int, repeats: int) -> tuple[float, float]:
     """Median seconds of (reference, torch) forward + backward, timed alternately."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         rng = torch.Generator().manual_seed(0)
         x = torch.randn(*SHAPE, generator=rng)
         layer = Conv2d(SHAPE[1], FILTERS, KERNEL, 1, 1)
@@ -47,20 +45,7 @@ def _medians(threads: int, repeats: int) -> tuple[float, float]:
             bias = layer.bias.clone().requires_grad_()
             F.conv2d(x_leaf, weight, bias, stride=1, padding=1).backward(dy)
 
-        for _ in range(3):
-            reference()
-            library()
-        ours, theirs = [], []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            reference()
-            ours.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            library()
-            theirs.append(time.perf_counter() - start)
-        return statistics.median(ours), statistics.median(theirs)
-    finally:
-        torch.set_num_threads(previous)
+        return side_by_side(reference, library, repeats, warmup=3)
 
 
 def bench(repeats: int = 30) -> dict[str, str]:
@@ -70,7 +55,8 @@ def bench(repeats: int = 30) -> dict[str, str]:
         label = f"{threads} thread{'s' if threads > 1 else ''}"
         figures[f"conv2d fwd+bwd (64,8,16,16), 16 3x3 filters, {label}"] = (
             f"reference {1000 * ours:.2f} ms, torch.nn.functional.conv2d + autograd "
-            f"{1000 * theirs:.2f} ms (medians of {repeats})")
+            f"{1000 * theirs:.2f} ms (medians of {repeats})"
+        )
         figures[f"conv2d reference / torch ratio, {label}"] = f"{ours / theirs:.2f}x (goal <= 3x)"
     return figures
 

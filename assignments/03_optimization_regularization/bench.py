@@ -5,38 +5,19 @@ forward + backward on (256, 128), ours and PyTorch's alternately (so that machin
 both alike), on one CPU thread, and reports medians and their ratio. It also times the hidden
 checks run against the reference, which bounds the chapter's grading work.
 """
+
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from autograder.checks import load_checks_namespace, run_check
 from solutions import ch03_optimization_regularization as reference
+from tools.timing import hidden_checks_figure, one_thread, side_by_side
 
 REPEATS, WARMUP = 21, 3
 SHAPES = ((128, 64), (128,), (10, 128), (10,))
-
-
-def _time_once(step: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    step()
-    return time.perf_counter() - started
-
-
-def _side_by_side(first: Callable[[], object], second: Callable[[], object]) -> tuple[float, float]:
-    """Median seconds of two callables, measured alternately."""
-    for _ in range(WARMUP):
-        first()
-        second()
-    a, b = [], []
-    for _ in range(REPEATS):
-        a.append(_time_once(first))
-        b.append(_time_once(second))
-    return statistics.median(a), statistics.median(b)
 
 
 def _adam_pair() -> tuple[Callable[[], None], Callable[[], None]]:
@@ -75,27 +56,18 @@ def _batchnorm_pair() -> tuple[Callable[[], object], Callable[[], object]]:
 
 
 def bench() -> dict[str, str]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         figures = {"setting": f"float32, 1 thread, median of {REPEATS}"}
-        ours_s, torch_s = _side_by_side(*_adam_pair())
+        ours_s, torch_s = side_by_side(*_adam_pair(), REPEATS, WARMUP)
         figures["Adam step (64-128-10 MLP parameters), reference"] = f"{ours_s * 1e6:.0f} us"
         figures["Adam step, torch.optim.Adam(foreach=False)"] = f"{torch_s * 1e6:.0f} us"
         figures["Adam reference / torch"] = f"{ours_s / torch_s:.2f}x"
-        ours_s, torch_s = _side_by_side(*_batchnorm_pair())
+        ours_s, torch_s = side_by_side(*_batchnorm_pair(), REPEATS, WARMUP)
         figures["BatchNorm1d forward+backward (256, 128), reference"] = f"{ours_s * 1e6:.0f} us"
         figures["BatchNorm1d forward+backward, torch.nn + autograd"] = f"{torch_s * 1e6:.0f} us"
         figures["BatchNorm1d reference / torch"] = f"{ours_s / torch_s:.2f}x"
-        checks_path = Path(__file__).with_name("checks.py")
-        checks = load_checks_namespace(checks_path.read_text(), str(checks_path)).checks
-        runs = [_time_once(lambda: [run_check(c, reference, lambda *a: None) for c in checks])
-                for _ in range(5)]
-        figures["hidden checks against the reference (all cases)"] = \
-            f"{statistics.median(runs) * 1e3:.0f} ms"
+        figures |= hidden_checks_figure(Path(__file__).with_name("checks.py"), reference, repeats=5)
         return figures
-    finally:
-        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":

@@ -5,53 +5,45 @@ reference network, on one CPU thread (median of repeated runs, the three network
 turn so that machine load affects them alike), with their parameter counts, and the time of the
 hidden checks run against the reference, which bounds the chapter's grading work.
 """
+
 from __future__ import annotations
 
-import statistics
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from autograder.checks import load_checks_namespace, run_check
 from solutions import ch04_modern_cnns as reference
+from tools.timing import hidden_checks_figure, in_turn, one_thread
 
 REPEATS = 15
 
 
+def _forward_backward(network: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def step() -> None:
+        network.zero_grad(set_to_none=True)
+        network(x).sum().backward()
+
+    return step
+
+
 def bench() -> dict[str, str]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         x = torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(0))
-        networks = {cls.__name__: cls() for cls in (reference.SmallResNet,
-                                                    reference.SmallGoogLeNet,
-                                                    reference.SmallDenseNet)}
-        times: dict[str, list[float]] = {name: [] for name in networks}
-        for _ in range(REPEATS):
-            for name, network in networks.items():
-                began = time.perf_counter()
-                network.zero_grad(set_to_none=True)
-                network(x).sum().backward()
-                times[name].append(time.perf_counter() - began)
+        networks = {
+            cls.__name__: cls()
+            for cls in (reference.SmallResNet, reference.SmallGoogLeNet, reference.SmallDenseNet)
+        }
+        medians = in_turn(
+            [_forward_backward(network, x) for network in networks.values()], REPEATS, warmup=0
+        )
         figures = {"setting": f"batch 64 of 1x8x8, float32, 1 thread, median of {REPEATS}"}
-        for name, network in networks.items():
+        for (name, network), median in zip(networks.items(), medians):
             figures[f"{name} forward+backward"] = (
-                f"{statistics.median(times[name]) * 1e3:.1f} ms, "
-                f"{reference.count_parameters(network):,} parameters")
-        checks_path = Path(__file__).with_name("checks.py")
-        checks = load_checks_namespace(checks_path.read_text(), str(checks_path)).checks
-        runs = []
-        for _ in range(3):
-            began = time.perf_counter()
-            for check in checks:
-                run_check(check, reference, lambda *args: None)
-            runs.append(time.perf_counter() - began)
-        figures["hidden checks against the reference (all cases)"] = \
-            f"{statistics.median(runs) * 1e3:.0f} ms"
+                f"{median * 1e3:.1f} ms, {reference.count_parameters(network):,} parameters"
+            )
+        figures |= hidden_checks_figure(Path(__file__).with_name("checks.py"), reference, repeats=3)
         return figures
-    finally:
-        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":

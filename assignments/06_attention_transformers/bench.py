@@ -8,62 +8,42 @@ It also reports the attention matrix's memory at a few sequence lengths (the qua
 the notebook discusses) and times the hidden checks run against the reference, which bounds
 the chapter's grading work.
 """
+
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from autograder.checks import load_checks_namespace, run_check
 from solutions import ch06_attention_transformers as reference
+from tools.timing import hidden_checks_figure, one_thread, side_by_side
 
 BATCH, LENGTH, EMBED, HEADS, FEEDFORWARD = 32, 64, 64, 4, 256
 REPEATS, WARMUP = 21, 3
 
 
-def _time_once(step: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    step()
-    return time.perf_counter() - started
-
-
-def _side_by_side(first: Callable[[], None], second: Callable[[], None]) -> tuple[float, float]:
-    """Median seconds of two callables, measured alternately."""
-    for _ in range(WARMUP):
-        first()
-        second()
-    a, b = [], []
-    for _ in range(REPEATS):
-        a.append(_time_once(first))
-        b.append(_time_once(second))
-    return statistics.median(a), statistics.median(b)
-
-
 def _torch_attention(ours: reference.MultiHeadAttention) -> nn.MultiheadAttention:
     twin = nn.MultiheadAttention(EMBED, HEADS, batch_first=True)
     with torch.no_grad():
-        twin.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight,
-                                             ours.v_proj.weight]))
-        twin.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias,
-                                           ours.v_proj.bias]))
+        twin.in_proj_weight.copy_(
+            torch.cat([ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight])
+        )
+        twin.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias, ours.v_proj.bias]))
         twin.out_proj.load_state_dict(ours.out_proj.state_dict())
     return twin
 
 
 def bench() -> dict[str, str]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         torch.manual_seed(0)
         x = torch.randn(BATCH, LENGTH, EMBED)
         mask = reference.causal_mask(LENGTH)
-        figures = {"setting": f"N={BATCH}, L={LENGTH}, E={EMBED}, heads={HEADS}, "
-                              f"ff={FEEDFORWARD}, causal mask, float32, 1 thread, "
-                              f"median of {REPEATS}"}
+        figures = {
+            "setting": f"N={BATCH}, L={LENGTH}, E={EMBED}, heads={HEADS}, "
+            f"ff={FEEDFORWARD}, causal mask, float32, 1 thread, "
+            f"median of {REPEATS}"
+        }
 
         ours_mha = reference.MultiHeadAttention(EMBED, HEADS)
         twin_mha = _torch_attention(ours_mha)
@@ -76,15 +56,17 @@ def bench() -> dict[str, str]:
             twin_mha.zero_grad(set_to_none=True)
             twin_mha(x, x, x, attn_mask=~mask, need_weights=False)[0].sum().backward()
 
-        ours_s, fused_s = _side_by_side(ours_attention, torch_attention)
+        ours_s, fused_s = side_by_side(ours_attention, torch_attention, REPEATS, WARMUP)
         figures["MultiHeadAttention forward+backward, reference"] = f"{ours_s * 1e3:.2f} ms"
-        figures["MultiHeadAttention forward+backward, torch.nn.MultiheadAttention"] = \
+        figures["MultiHeadAttention forward+backward, torch.nn.MultiheadAttention"] = (
             f"{fused_s * 1e3:.2f} ms"
+        )
         figures["MultiHeadAttention reference / torch"] = f"{ours_s / fused_s:.2f}x"
 
         ours_block = reference.TransformerEncoderBlock(EMBED, HEADS, FEEDFORWARD)
-        twin_block = nn.TransformerEncoderLayer(EMBED, HEADS, FEEDFORWARD, dropout=0.0,
-                                                batch_first=True)
+        twin_block = nn.TransformerEncoderLayer(
+            EMBED, HEADS, FEEDFORWARD, dropout=0.0, batch_first=True
+        )
         twin_block.self_attn = _torch_attention(ours_block.self_attn)
         for name in ("linear1", "linear2", "norm1", "norm2"):
             getattr(twin_block, name).load_state_dict(getattr(ours_block, name).state_dict())
@@ -97,26 +79,21 @@ def bench() -> dict[str, str]:
             twin_block.zero_grad(set_to_none=True)
             twin_block(x, src_mask=~mask).sum().backward()
 
-        ours_s, fused_s = _side_by_side(ours_encoder, torch_encoder)
+        ours_s, fused_s = side_by_side(ours_encoder, torch_encoder, REPEATS, WARMUP)
         figures["encoder block forward+backward, reference"] = f"{ours_s * 1e3:.2f} ms"
-        figures["encoder block forward+backward, torch.nn.TransformerEncoderLayer"] = \
+        figures["encoder block forward+backward, torch.nn.TransformerEncoderLayer"] = (
             f"{fused_s * 1e3:.2f} ms"
+        )
         figures["encoder block reference / torch"] = f"{ours_s / fused_s:.2f}x"
 
         for length in (512, 4096, 32768):
             size = reference.attention_matrix_bytes(length, 1, 12)
-            figures[f"attention weights, L={length}, 12 heads, float32, one sequence"] = \
+            figures[f"attention weights, L={length}, 12 heads, float32, one sequence"] = (
                 f"{size / 2**20:,.0f} MiB"
+            )
 
-        checks_path = Path(__file__).with_name("checks.py")
-        checks = load_checks_namespace(checks_path.read_text(), str(checks_path)).checks
-        runs = [_time_once(lambda: [run_check(c, reference, lambda *a: None) for c in checks])
-                for _ in range(5)]
-        figures["hidden checks against the reference (all cases)"] = \
-            f"{statistics.median(runs) * 1e3:.0f} ms"
+        figures |= hidden_checks_figure(Path(__file__).with_name("checks.py"), reference, repeats=5)
         return figures
-    finally:
-        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":

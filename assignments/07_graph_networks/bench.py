@@ -5,63 +5,44 @@
 thread, median of a few runs), reports what a dense N x N adjacency would need instead, and
 times the hidden checks run against the reference, which bounds the chapter's grading work.
 """
+
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from autograder.checks import load_checks_namespace, run_check
 from solutions import ch07_graph_networks as reference
+from tools.timing import hidden_checks_figure, median_seconds, one_thread
 
 NODES, EDGES, FEATURES, REPEATS = 50_000, 400_000, 8, 5
 
 
-def _median_seconds(step: Callable[[], None]) -> float:
-    step()
-    runs = []
-    for _ in range(REPEATS):
-        started = time.perf_counter()
-        step()
-        runs.append(time.perf_counter() - started)
-    return statistics.median(runs)
-
-
 def bench() -> dict[str, str]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         generator = torch.Generator().manual_seed(0)
         edges = torch.randint(0, NODES, (2, EDGES), generator=generator)
         edges = edges[:, edges[0] != edges[1]]
         x = torch.randn(NODES, FEATURES, generator=generator)
-        figures = {"setting": f"N={NODES}, E={EDGES}, {FEATURES} features, float32, 1 thread, "
-                              f"median of {REPEATS}"}
-        for name, layer in (("GCNLayer(8, 8)", reference.GCNLayer(FEATURES, FEATURES)),
-                            ("GATLayer(8, 8, heads=1)", reference.GATLayer(FEATURES, FEATURES))):
+        figures = {
+            "setting": f"N={NODES}, E={EDGES}, {FEATURES} features, float32, 1 thread, "
+            f"median of {REPEATS}"
+        }
+        for name, layer in (
+            ("GCNLayer(8, 8)", reference.GCNLayer(FEATURES, FEATURES)),
+            ("GATLayer(8, 8, heads=1)", reference.GATLayer(FEATURES, FEATURES)),
+        ):
+
             def step(layer: torch.nn.Module = layer) -> None:
                 layer.zero_grad(set_to_none=True)
                 out = layer(x, edges)
                 out = out[0] if isinstance(out, tuple) else out
                 out.sum().backward()
-            figures[f"{name} forward+backward"] = f"{_median_seconds(step) * 1e3:.0f} ms"
+
+            figures[f"{name} forward+backward"] = f"{median_seconds(step, REPEATS) * 1e3:.0f} ms"
         figures["dense float32 adjacency would need"] = f"{NODES * NODES * 4 / 1e9:.0f} GB"
-        checks_path = Path(__file__).with_name("checks.py")
-        checks = load_checks_namespace(checks_path.read_text(), str(checks_path)).checks
-        runs = []
-        for _ in range(3):
-            started = time.perf_counter()
-            for check in checks:
-                run_check(check, reference, lambda *a: None)
-            runs.append(time.perf_counter() - started)
-        figures["hidden checks against the reference (all cases)"] = \
-            f"{statistics.median(runs) * 1e3:.0f} ms"
+        figures |= hidden_checks_figure(Path(__file__).with_name("checks.py"), reference, repeats=3)
         return figures
-    finally:
-        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":

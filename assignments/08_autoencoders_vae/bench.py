@@ -8,11 +8,10 @@ forward + autograd backward on the decoder's widest layer at a training batch, (
 alike), on one thread. The VAE step is the notebook's: forward, loss, backward and an Adam
 update on a batch of 64 digits.
 """
+
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,34 +22,19 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from autograder.checks import load_checks_namespace, run_check
-from solutions import ch08_autoencoders_vae as reference
+from solutions import ch08_autoencoders_vae as reference  # noqa: E402 - after the path fix
+from tools.timing import (  # noqa: E402
+    hidden_checks_figure,
+    median_seconds,
+    one_thread,
+    side_by_side,
+)
 
 REPEATS = 30
 
 
-def _time(step: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    step()
-    return time.perf_counter() - started
-
-
-def _side_by_side(first: Callable[[], object],
-                  second: Callable[[], object]) -> tuple[float, float]:
-    for _ in range(3):
-        first()
-        second()
-    a, b = [], []
-    for _ in range(REPEATS):
-        a.append(_time(first))
-        b.append(_time(second))
-    return statistics.median(a), statistics.median(b)
-
-
 def bench() -> dict[str, str]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         rng = torch.Generator().manual_seed(0)
         x = torch.randn(64, 16, 4, 4, generator=rng)
         weight = torch.randn(16, 8, 3, 3, generator=rng)
@@ -61,13 +45,17 @@ def bench() -> dict[str, str]:
             def step() -> None:
                 leaves = [t.clone().requires_grad_(True) for t in (x, weight, bias)]
                 function(*leaves, stride=2, padding=1, output_padding=1).backward(upstream)
+
             return step
 
-        ours, theirs = _side_by_side(run(reference.conv_transpose2d), run(F.conv_transpose2d))
+        ours, theirs = side_by_side(
+            run(reference.conv_transpose2d), run(F.conv_transpose2d), REPEATS, warmup=3
+        )
         figures = {
-            "conv_transpose2d fwd+bwd (64,16,4,4) -> (64,8,8,8), 1 thread":
+            "conv_transpose2d fwd+bwd (64,16,4,4) -> (64,8,8,8), 1 thread": (
                 f"reference {1000 * ours:.2f} ms, torch {1000 * theirs:.2f} ms "
-                f"(medians of {REPEATS}; ratio {ours / theirs:.2f}x)",
+                f"(medians of {REPEATS}; ratio {ours / theirs:.2f}x)"
+            ),
         }
         torch.manual_seed(0)
         vae = reference.VAE(8)
@@ -80,20 +68,12 @@ def bench() -> dict[str, str]:
             loss.backward()
             optimizer.step()
 
-        for _ in range(3):
-            train_step()
-        steps = [_time(train_step) for _ in range(REPEATS)]
-        figures["VAE(8) training step, batch 64, 1 thread"] = \
-            f"{1000 * statistics.median(steps):.2f} ms (median of {REPEATS})"
-        path = REPO / "assignments" / "08_autoencoders_vae" / "checks.py"
-        checks = load_checks_namespace(path.read_text(), str(path)).checks
-        runs = [_time(lambda: [run_check(c, reference, lambda *a: None) for c in checks])
-                for _ in range(3)]
-        figures["hidden checks against the reference (all cases)"] = \
-            f"{1000 * statistics.median(runs):.0f} ms"
+        step_s = median_seconds(train_step, REPEATS, warmup=3)
+        figures["VAE(8) training step, batch 64, 1 thread"] = (
+            f"{1000 * step_s:.2f} ms (median of {REPEATS})"
+        )
+        figures |= hidden_checks_figure(Path(__file__).with_name("checks.py"), reference, repeats=3)
         return figures
-    finally:
-        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,10 @@ Both losses run forward + backward on (256, 128) float32 embeddings, timed alter
 thread (so that a busy machine slows both alike); the training step is what the notebook's
 pre-training repeats (two augmentations of 256 digits, encoder, head, loss, Adam).
 """
+
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,17 +21,16 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from autograder.checks import load_checks_namespace, run_check
-from solutions import ch10_contrastive_learning as reference
+from solutions import ch10_contrastive_learning as reference  # noqa: E402 - after the path fix
+from tools.timing import (  # noqa: E402
+    hidden_checks_figure,
+    median_seconds,
+    one_thread,
+    side_by_side,
+)
 
 N, D, BATCH = 256, 128, 256
 REPEATS, WARMUP = 21, 3
-
-
-def _time_once(step: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    step()
-    return time.perf_counter() - started
 
 
 def _cross_entropy_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -42,45 +40,45 @@ def _cross_entropy_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) 
     return F.cross_entropy(logits, (torch.arange(2 * n) + n) % (2 * n))
 
 
-def _loss_step(loss_fn: Callable[..., torch.Tensor], z1: torch.Tensor,
-               z2: torch.Tensor) -> Callable[[], None]:
+def _loss_step(
+    loss_fn: Callable[..., torch.Tensor], z1: torch.Tensor, z2: torch.Tensor
+) -> Callable[[], None]:
     def step() -> None:
         a, b = z1.detach().requires_grad_(), z2.detach().requires_grad_()
         loss_fn(a, b, 0.5).backward()
+
     return step
 
 
 def _encoder(width: int = 16) -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-        nn.Conv2d(width, 2 * width, 3, padding=1, stride=2), nn.BatchNorm2d(2 * width),
+        nn.Conv2d(1, width, 3, padding=1),
+        nn.BatchNorm2d(width),
         nn.ReLU(),
-        nn.Conv2d(2 * width, 4 * width, 3, padding=1, stride=2), nn.BatchNorm2d(4 * width),
-        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        nn.Conv2d(width, 2 * width, 3, padding=1, stride=2),
+        nn.BatchNorm2d(2 * width),
+        nn.ReLU(),
+        nn.Conv2d(2 * width, 4 * width, 3, padding=1, stride=2),
+        nn.BatchNorm2d(4 * width),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    )
 
 
 def bench() -> dict[str, str]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         generator = torch.Generator().manual_seed(0)
         z1, z2 = torch.randn(2, N, D, generator=generator)
         ours_step = _loss_step(reference.info_nce_loss, z1, z2)
         theirs_step = _loss_step(_cross_entropy_loss, z1, z2)
-        for _ in range(WARMUP):
-            ours_step()
-            theirs_step()
-        ours, theirs = [], []
-        for _ in range(REPEATS):
-            ours.append(_time_once(ours_step))
-            theirs.append(_time_once(theirs_step))
-        figures = {"setting": f"N={N}, D={D}, float32, 1 thread, median of {REPEATS}",
-                   "InfoNCE forward+backward, reference":
-                       f"{statistics.median(ours) * 1e3:.2f} ms",
-                   "InfoNCE forward+backward, F.cross_entropy":
-                       f"{statistics.median(theirs) * 1e3:.2f} ms",
-                   "reference / cross_entropy":
-                       f"{statistics.median(ours) / statistics.median(theirs):.2f}x"}
+        ours, theirs = side_by_side(ours_step, theirs_step, REPEATS, WARMUP)
+        figures = {
+            "setting": f"N={N}, D={D}, float32, 1 thread, median of {REPEATS}",
+            "InfoNCE forward+backward, reference": f"{ours * 1e3:.2f} ms",
+            "InfoNCE forward+backward, F.cross_entropy": f"{theirs * 1e3:.2f} ms",
+            "reference / cross_entropy": f"{ours / theirs:.2f}x",
+        }
 
         model = reference.SimCLR(_encoder(), reference.ProjectionHead(64, 128, 32))
         optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -94,21 +92,11 @@ def bench() -> dict[str, str]:
             loss.backward()
             optimizer.step()
 
-        for _ in range(WARMUP):
-            train_step()
-        steps = [_time_once(train_step) for _ in range(REPEATS)]
-        figures["SimCLR training step (256 digits, notebook's CNN)"] = \
-            f"{statistics.median(steps) * 1e3:.1f} ms"
+        step_s = median_seconds(train_step, REPEATS, WARMUP)
+        figures["SimCLR training step (256 digits, notebook's CNN)"] = f"{step_s * 1e3:.1f} ms"
 
-        checks_path = Path(__file__).with_name("checks.py")
-        checks = load_checks_namespace(checks_path.read_text(), str(checks_path)).checks
-        runs = [_time_once(lambda: [run_check(c, reference, lambda *a: None) for c in checks])
-                for _ in range(5)]
-        figures["hidden checks against the reference (all cases)"] = \
-            f"{statistics.median(runs) * 1e3:.0f} ms"
+        figures |= hidden_checks_figure(Path(__file__).with_name("checks.py"), reference, repeats=5)
         return figures
-    finally:
-        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":
