@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CHAPTERS := $(notdir $(patsubst %/master.py,%,$(wildcard assignments/*/master.py)))
 
 LINTED := autograder tools solutions student $(wildcard assignments/*/checks.py) \
-  $(wildcard assignments/*/bug_zoo.py)
+  $(wildcard assignments/*/bug_zoo.py) $(wildcard assignments/*/bench.py)
 
 .PHONY: all build lint test grade grade-all bench clean
 
@@ -25,14 +25,15 @@ build: $(VENV)/.installed
 	$(PY) -m tools.build $(CHAPTERS)
 
 # Style that enforces itself: ruff (lint and format) and mypy on the engine, the tools, the
-# references, the student package and every chapter's checks and bug zoo (one mypy run per
-# chapter: every chapter has a module named checks).
+# references, the student package and every chapter's checks, bug zoo and bench (one mypy run
+# per chapter: every chapter has a module named checks).
 lint: $(VENV)/.installed
 	$(PY) -m ruff check $(LINTED)
 	$(PY) -m ruff format --check $(LINTED)
 	$(PY) -m mypy autograder tools solutions student
 	for chapter in assignments/*/; do \
-	  $(PY) -m mypy $$chapter/checks.py $$chapter/bug_zoo.py || exit 1; done
+	  $(PY) -m mypy $$chapter/checks.py $$chapter/bug_zoo.py \
+	    $$(ls $$chapter/bench.py 2>/dev/null) || exit 1; done
 
 # Two pytest workers (pytest-xdist, one per core; each grades as its own sandbox user), then the
 # hostile-submission suite, which runs its own pool of sandbox users and must run alone.
