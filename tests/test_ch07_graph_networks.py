@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from autograder.checks import load_checks_namespace, run_check
 from solutions import ch07_graph_networks as ref
+from student import seeding
 
 CHAPTER = "07_graph_networks"
 CHECKS_PATH = Path(__file__).resolve().parent.parent / "assignments" / CHAPTER / "checks.py"
@@ -147,8 +148,8 @@ def test_layers_are_permutation_equivariant(n: int, e: int) -> None:
     perm = torch.randperm(n, generator=rng)
     inverse = torch.argsort(perm)
     relabelled = inverse[edge_index]  # node perm[k] becomes node k
-    torch.manual_seed(0)
-    gcn, gat = ref.GCNLayer(3, 4).double(), ref.GATLayer(3, 2, heads=3).double()
+    with seeding.seeded(0):
+        gcn, gat = ref.GCNLayer(3, 4).double(), ref.GATLayer(3, 2, heads=3).double()
     torch.testing.assert_close(gcn(x[perm], relabelled), gcn(x, edge_index)[perm])
     torch.testing.assert_close(gat(x[perm], relabelled)[0], gat(x, edge_index)[0][perm])
 

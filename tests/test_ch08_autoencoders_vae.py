@@ -20,6 +20,7 @@ from torch.distributions import kl_divergence as torch_kl
 from autograder.checks import load_checks_namespace
 from autograder.kit import noncontiguous
 from solutions import ch08_autoencoders_vae as ref
+from student import seeding
 from tests.conftest import failed_items, notebook_with_extra_cell
 
 CHAPTER = "08_autoencoders_vae"
@@ -180,8 +181,8 @@ def torch_twin_decoder(decoder: ref.Decoder) -> nn.Module:
 
 
 def test_decoder_and_vae_loss_match_torch_nn():
-    torch.manual_seed(0)
-    vae = ref.VAE(3).to(F64)
+    with seeding.seeded(0):
+        vae = ref.VAE(3).to(F64)
     twin = torch_twin_decoder(vae.decoder)
     x = torch.rand(5, 1, 8, 8, generator=seeded("x"), dtype=F64)
     eps = torch.randn(5, 3, generator=seeded("eps"), dtype=F64)
@@ -204,13 +205,13 @@ def test_decoder_and_vae_loss_match_torch_nn():
 
 def test_trusted_stand_ins_agree_with_the_reference_and_are_restored():
     namespace = checks_namespace()
-    torch.manual_seed(0)
     for name, trusted in (("Encoder", namespace["TrustedEncoder"]),
                           ("Decoder", namespace["TrustedDecoder"])):
-        ours, theirs = getattr(ref, name)(4).to(F64), trusted(4).to(F64)
+        with seeding.seeded(0):
+            ours, theirs = getattr(ref, name)(4).to(F64), trusted(4).to(F64)
         theirs.load_state_dict(ours.state_dict())
-        inputs = torch.rand(3, 1, 8, 8, dtype=F64) if name == "Encoder" else \
-            torch.randn(3, 4, dtype=F64)
+        inputs = torch.rand(3, 1, 8, 8, dtype=F64, generator=seeded("in")) \
+            if name == "Encoder" else torch.randn(3, 4, dtype=F64, generator=seeded("in"))
         torch.testing.assert_close(theirs(inputs), ours(inputs), rtol=1e-12, atol=1e-12)
 
     api = SimpleNamespace(_source={"Encoder": "student's", "x": 1})

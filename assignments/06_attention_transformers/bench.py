@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from solutions import ch06_attention_transformers as reference
+from student.seeding import seeded
 from tools.timing import hidden_checks_figure, one_thread, side_by_side
 
 BATCH, LENGTH, EMBED, HEADS, FEEDFORWARD = 32, 64, 64, 4, 256
@@ -35,8 +36,7 @@ def _torch_attention(ours: reference.MultiHeadAttention) -> nn.MultiheadAttentio
 
 
 def bench() -> dict[str, str]:
-    with one_thread():
-        torch.manual_seed(0)
+    with one_thread(), seeded(0):
         x = torch.randn(BATCH, LENGTH, EMBED)
         mask = reference.causal_mask(LENGTH)
         figures = {

@@ -23,6 +23,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from solutions import ch08_autoencoders_vae as reference  # noqa: E402 - after the path fix
+from student.seeding import seeded  # noqa: E402
 from tools.timing import (  # noqa: E402
     hidden_checks_figure,
     median_seconds,
@@ -57,8 +58,8 @@ def bench() -> dict[str, str]:
                 f"(medians of {REPEATS}; ratio {ours / theirs:.2f}x)"
             ),
         }
-        torch.manual_seed(0)
-        vae = reference.VAE(8)
+        with seeded(0):
+            vae = reference.VAE(8)
         optimizer = torch.optim.Adam(vae.parameters(), lr=3e-3)
         images = torch.rand(64, 1, 8, 8, generator=rng)
 
