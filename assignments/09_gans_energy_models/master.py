@@ -842,6 +842,7 @@ for step in tqdm(range(GAN_STEPS + 1), desc="GAN training"):
     gan_history["discriminator"].append(d_value)
     gan_history["generator"].append(g_value)
 print(f"GAN training: {time.perf_counter() - started:.1f} s")
+print("losses (mean of 50 steps) at steps 0, 500, 1000, 1950: " + "; ".join(f"{name} " + ", ".join(f"{values[k]:.2f}" for k in (0, 10, 20, 39)) for name, values in {name: [sum(v[i:i + 50]) / 50 for i in range(0, len(v), 50)] for name, v in gan_history.items()}.items()))
 smoothed = {name: [sum(values[i:i + 50]) / 50 for i in range(0, len(values), 50)] for name, values in gan_history.items()}
 plot_curves(smoothed, ylabel="loss (mean of 50 steps)", xlabel="step / 50", title="GAN losses");
 show_images(torch.cat(snapshots), titles=[f"step {s}" for s in snapshot_steps for _ in range(8)], columns=8);
@@ -907,6 +908,7 @@ for step in tqdm(range(EBM_STEPS), desc="EBM training"):
     ebm_history["divergence"].append(ebm_divergence.item())
     ebm_history["regularization"].append(ebm_regularization.item())
 print(f"EBM training: {time.perf_counter() - started:.1f} s")
+print("divergence (mean of 50 steps): " + ", ".join(f"{sum(ebm_history['divergence'][i:i + 50]) / 50:.4f}" for i in range(0, EBM_STEPS, 50)) + f"; last regularization {ebm_history['regularization'][-1]:.5f}")
 plot_curves(ebm_history, ylabel="value", xlabel="training step", title="The two parts of the contrastive-divergence loss");
 
 # %% tags=["experiment"]
@@ -954,6 +956,7 @@ for name, scores in other_scores.items():
 score_axis.set(xlabel="score s(x)", ylabel="images", title="Scores of digits and of other images")
 score_axis.legend()
 plt.show()
+print("mean scores: test digits " + f"{test_scores.mean().item():.3f}, " + ", ".join(f"{name} {scores.mean().item():.3f}" for name, scores in other_scores.items()))
 print("AUROC (test digits vs ...): " + ", ".join(f"{name} {value:.3f}" for name, value in aurocs.items()))
 record(auroc_noise=aurocs["uniform noise"])
 record(auroc_shuffled=aurocs["shuffled pixels"])
