@@ -331,7 +331,10 @@ def generator_loss(fake_logits):
     results = grade_file(CHAPTER, notebook_with_extra_cell(CHAPTER, code,
                                                            tmp_path / f"{CHAPTER}.ipynb"))
     failed = failed_items(results)
+    # the training step calls generator_loss, so the static scan charges it too (the notebook
+    # says so), although the step is run with the grader's own losses
     assert {item.split(":")[0] for item in failed} == {"generator_loss",
-                                                       "generator_loss in float32"}
+                                                       "generator_loss in float32",
+                                                       "gan_training_step"}
     messages = [test["output"] for test in results["tests"] if test["status"] == "failed"]
     assert all("logsigmoid" in message for message in messages)

@@ -19,7 +19,9 @@ DIVERGENCE_VALUES = items("contrastive_divergence_loss", "loss", "grad_real", "g
 SP = "torch.logaddexp(torch.zeros_like({z}), {z})"
 
 
-def d_loss(real_term: str = "-r", fake_term: str = "f", reduce: str = "{a}.mean() + {b}.mean()") -> str:
+def d_loss(
+    real_term: str = "-r", fake_term: str = "f", reduce: str = "{a}.mean() + {b}.mean()"
+) -> str:
     """A discriminator_loss built from log(1 + exp(.)) terms, one piece changed."""
     a, b = SP.format(z=real_term), SP.format(z=fake_term)
     return f"""
@@ -166,15 +168,6 @@ def _softplus(z):
 
 def discriminator_loss(real_logits, fake_logits):
     return _softplus(-real_logits).mean() + _softplus(fake_logits).mean()
-""",
-    ),
-    Bug(
-        "discriminator loss through the library's BCE (forbidden)",
-        D_LOSS | D_LOSS_32 | STEP,
-        """
-def discriminator_loss(real_logits, fake_logits):
-    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
 """,
     ),
     # -------------------------------------------------------------------- generator_loss
@@ -420,7 +413,9 @@ del self.rows[:max(0, len(self.rows) - self.max_size)]
         "buffer draws from the global random state",
         items("ReplayBuffer", "deterministic"),
         buffer_method(
-            SAMPLE.format(share=0.05).replace(", generator=generator", "").replace(
+            SAMPLE.format(share=0.05)
+            .replace(", generator=generator", "")
+            .replace(
                 "torch.rand((n, *self.shape))", "torch.rand((n, *self.shape), generator=generator)"
             ),
             "sample",

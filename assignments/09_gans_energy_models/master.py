@@ -265,7 +265,8 @@ plt.show()
 # them over with stale gradients, and calls your step twice in a row).
 #
 # Return `(d_loss.item(), g_loss.item())`, two Python floats. Use the functions of section 1
-# by their names: the grader replaces them with its own while it grades this step.
+# by their names: the grader replaces them with its own while it grades this step. (A call
+# the grader forbids inside your losses still costs this step's items too: the step calls them.)
 
 # %% [raw]
 # # BEGIN QUESTION
