@@ -39,11 +39,31 @@ def generator_loss(fake_logits):
 """
 
 
-def step(body: str) -> str:
-    lines = "\n".join("    " + line for line in body.strip("\n").splitlines())
+def step(
+    first: str = "pass",
+    clear_d: str = "opt_d.zero_grad()",
+    fake_for_d: str = "fake.detach()",
+    after_d: str = "pass",
+    clear_g: str = "opt_g.zero_grad()",
+    g_logits: str = "discriminator(fake)",
+    after_g: str = "pass",
+) -> str:
+    """A gan_training_step written like the reference with one piece changed."""
     return f"""
 def gan_training_step(generator, discriminator, opt_g, opt_d, real, z):
-{lines}
+    {first}
+    fake = generator(z)
+    {clear_d}
+    loss_d = discriminator_loss(discriminator(real), discriminator({fake_for_d}))
+    loss_d.backward()
+    opt_d.step()
+    {after_d}
+    {clear_g}
+    loss_g = generator_loss({g_logits})
+    loss_g.backward()
+    opt_g.step()
+    {after_g}
+    return loss_d.item(), loss_g.item()
 """
 
 
@@ -200,81 +220,44 @@ def discriminator_loss(real_logits, fake_logits):
     Bug(
         "training step does not detach the fake batch and clears gradients once at the start",
         STEP,
-        step("""
-opt_d.zero_grad()
-opt_g.zero_grad()
-fake = generator(z)
-loss_d = discriminator_loss(discriminator(real), discriminator(fake))
-loss_d.backward()
-opt_d.step()
-loss_g = generator_loss(discriminator(fake))
-loss_g.backward()
-opt_g.step()
-return loss_d.item(), loss_g.item()
-"""),
+        step(
+            first="opt_d.zero_grad(); opt_g.zero_grad()",
+            clear_d="pass",
+            fake_for_d="fake",
+            clear_g="pass",
+        ),
     ),
     Bug(
         "training step clears gradients after each update (the generator's backward "
         "leaves gradients in the discriminator)",
         STEP,
-        step("""
-fake = generator(z)
-loss_d = discriminator_loss(discriminator(real), discriminator(fake.detach()))
-loss_d.backward()
-opt_d.step()
-opt_d.zero_grad()
-loss_g = generator_loss(discriminator(fake))
-loss_g.backward()
-opt_g.step()
-opt_g.zero_grad()
-return loss_d.item(), loss_g.item()
-"""),
+        step(
+            clear_d="pass", after_d="opt_d.zero_grad()", clear_g="pass", after_g="opt_g.zero_grad()"
+        ),
     ),
-    Bug(
-        "training step never clears gradients",
-        STEP,
-        step("""
-fake = generator(z)
-loss_d = discriminator_loss(discriminator(real), discriminator(fake.detach()))
-loss_d.backward()
-opt_d.step()
-loss_g = generator_loss(discriminator(fake))
-loss_g.backward()
-opt_g.step()
-return loss_d.item(), loss_g.item()
-"""),
-    ),
+    Bug("training step never clears gradients", STEP, step(clear_d="pass", clear_g="pass")),
     Bug(
         "training step updates the generator first",
         STEP,
-        step("""
-opt_g.zero_grad()
-loss_g = generator_loss(discriminator(generator(z)))
-loss_g.backward()
-opt_g.step()
-opt_d.zero_grad()
-loss_d = discriminator_loss(discriminator(real), discriminator(generator(z).detach()))
-loss_d.backward()
-opt_d.step()
-return loss_d.item(), loss_g.item()
-"""),
+        """
+def gan_training_step(generator, discriminator, opt_g, opt_d, real, z):
+    opt_g.zero_grad()
+    loss_g = generator_loss(discriminator(generator(z)))
+    loss_g.backward()
+    opt_g.step()
+    opt_d.zero_grad()
+    loss_d = discriminator_loss(discriminator(real), discriminator(generator(z).detach()))
+    loss_d.backward()
+    opt_d.step()
+    return loss_d.item(), loss_g.item()
+""",
     ),
     Bug(
         "training step reuses the fake logits from before the discriminator's update",
         STEP,
-        step("""
-fake = generator(z)
-fake_logits = discriminator(fake)
-opt_d.zero_grad()
-loss_d = discriminator_loss(discriminator(real), discriminator(fake.detach()))
-loss_d.backward()
-opt_d.step()
-opt_g.zero_grad()
-loss_g = generator_loss(fake_logits)
-loss_g.backward()
-opt_g.step()
-return loss_d.item(), loss_g.item()
-"""),
+        step(
+            clear_d="fake_logits = discriminator(fake); opt_d.zero_grad()", g_logits="fake_logits"
+        ),
     ),
     Bug(
         "training step returns the losses in the other order",

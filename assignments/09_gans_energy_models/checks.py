@@ -65,11 +65,6 @@ STABLE_HINT = (
 )
 
 
-def record_scalar(out: Any, name: str, value: Any) -> None:
-    """Records a number the API returns as a float (or a 0-dim tensor) as float64."""
-    out[name] = torch.tensor(float(value), dtype=torch.float64)
-
-
 # ------------------------------------------------------------------------- q1: GAN losses
 def draw_logits(
     rng: torch.Generator, n: int, case: dict[str, Any], dtype: torch.dtype
@@ -546,8 +541,8 @@ def exercise_concepts(api: Any, case: dict[str, Any], rng: torch.Generator, out:
     api.concept_answers()
     answers = api.concept_answers()
     for name in ("optimal_discriminator", "equilibrium_loss", "regularizer_prevents"):
-        if name in answers:
-            record_scalar(out, name, answers[name])
+        if name in answers:  # a number, recorded as a float64 tensor
+            out[name] = torch.tensor(float(answers[name]), dtype=torch.float64)
 
 
 CHECKS = [
