@@ -42,7 +42,9 @@ def _bce(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     ) + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
 
 
-def _loss_step(loss: Callable[..., torch.Tensor], real: torch.Tensor, fake: torch.Tensor):  # type: ignore[no-untyped-def]
+def _loss_step(
+    loss: Callable[..., torch.Tensor], real: torch.Tensor, fake: torch.Tensor
+) -> Callable[[], None]:
     def step() -> None:
         loss(real.detach().requires_grad_(), fake.detach().requires_grad_()).backward()
 
