@@ -893,10 +893,10 @@ energy_model = nn.Sequential(
     nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.SiLU(),
     nn.Flatten(), nn.Linear(128, 64), nn.SiLU(), nn.Linear(64, 1), nn.Flatten(0))
 energy_optimizer = torch.optim.Adam(energy_model.parameters(), lr=2e-3, betas=(0.0, 0.999))
-replay = ReplayBuffer(4096, (1, 8, 8))
 ebm_data = torch.Generator().manual_seed(2)
 EBM_STEPS, EBM_BATCH, CHAIN_STEPS = 300, 128, 20
 ebm_history = {"divergence": [], "regularization": []}
+replay = ReplayBuffer(4096, (1, 8, 8))
 started = time.perf_counter()
 for step in tqdm(range(EBM_STEPS), desc="EBM training"):
     real_batch = train_images[torch.randint(len(train_images), (EBM_BATCH,), generator=ebm_data)]
