@@ -125,7 +125,7 @@ from torch import nn
 # `sp(0) + sp(0) = 2 log 2 = 1.3863`. The gradient with respect to `r_0` is
 # `-(1 - sigmoid(0)) / N = -0.5`, with respect to `f_0` it is `sigmoid(0) / M = 0.5`.
 # `generator_loss([0]) = log 2`, with gradient `-0.5`. With `r = [4, -2]` and `f = [1, -3, 0]`:
-# `(sp(-4) + sp(2)) / 2 + (sp(1) + sp(-3) + sp(0)) / 3 = 1.0789 + 0.7041 = 1.7830`.
+# `(sp(-4) + sp(2)) / 2 + (sp(1) + sp(-3) + sp(0)) / 3 = 1.0725 + 0.6850 = 1.7575`.
 #
 # Both functions return 0-dim tensors in the dtype of their inputs.
 
