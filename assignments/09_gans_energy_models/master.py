@@ -814,8 +814,10 @@ record(judge_confident_on_noise=confident_fraction(noise_images))
 # close to `2 log 2 = 1.39` (a coin), went down to about 1.0 and ended at 1.1, while the
 # generator loss rose from 0.9 to 1.6 and came back to 1.2: the two losses move against each
 # other. A GAN's losses do not decrease together: they measure the two players against each
-# other, not the quality of the samples. The samples went from grey noise to blurry blobs to
-# recognisable digits, and the judge was confident on 60% of 512 of them.
+# other, not the quality of the samples. The samples of the fixed noise went from random
+# pixels (step 0) to one blurry average digit for every `z` (step 100: the generator first
+# learns the dark border and a bright middle) to distinct, recognisable digits (step 2000),
+# and the judge was confident on 60% of 512 new samples.
 
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
@@ -882,7 +884,8 @@ show_images(torch.cat([path, with_pixels]), titles=[f"z {w:.1f}" for w in weight
 # (averaged over 50 steps) went from -0.0016 to about 0.0002, oscillating around 0 because the
 # samples keep catching up with the model, and the regularizer kept the scores near 0 (about
 # 1e-5). Then 256 chains started from **uniform noise** ran 256 Langevin steps:
-# the noise turned into digit-like strokes, and the judge was confident on 32% of them.
+# the noise turned into bright strokes on a dark background, less varied than the GAN's
+# samples (many look like 1s; some like 4, 6 or 9), and the judge was confident on 32% of them.
 
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
