@@ -858,12 +858,20 @@ record(gan_confident_fraction=gan_confident)
 # %% [markdown]
 # **Latent interpolation.** The generator is a smooth function of `z`: walking on a straight
 # line between two noise vectors `z0` and `z1` gives images that morph from one digit into the
-# other, passing through in-between shapes, rather than jumping. (Interpolating the *pixels*
-# would only cross-fade two images.)
+# other, passing through in-between shapes, rather than jumping. (Interpolating the *pixels*,
+# second row, only cross-fades the two images.) The end points are the two samples, among 64,
+# that the judge is most sure of, for two different digits.
 
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
-ends = torch.randn(2, LATENT, generator=torch.Generator().manual_seed(5))
+candidates = torch.randn(64, LATENT, generator=torch.Generator().manual_seed(5))
+with torch.no_grad():  # two end points the judge is sure of, of two different digits
+    confidence, digit = F.softmax(judge(gan_generator(candidates)), dim=1).max(dim=1)
+first = int(confidence.argmax())
+others = (digit != digit[first]).nonzero().flatten()
+second = int(others[confidence[others].argmax()])
+ends = candidates[[first, second]]
+print(f"from a {int(digit[first])} (judge's confidence {confidence[first]:.2f}) to a {int(digit[second])} ({confidence[second]:.2f})")
 weights = torch.linspace(0, 1, 10).unsqueeze(1)
 with torch.no_grad():
     path = gan_generator((1 - weights) * ends[0] + weights * ends[1])
