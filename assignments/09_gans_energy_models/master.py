@@ -860,7 +860,8 @@ record(gan_confident_fraction=gan_confident)
 # line between two noise vectors `z0` and `z1` gives images that morph from one digit into the
 # other, passing through in-between shapes, rather than jumping. (Interpolating the *pixels*,
 # second row, only cross-fades the two images.) The end points are the two samples, among 64,
-# that the judge is most sure of, for two different digits.
+# that the judge is most sure of, for two different digits. In our run the line went from a 0
+# to a 5, through a 6-like shape; the pixel cross-fade shows both digits at once half-way.
 
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
@@ -872,11 +873,11 @@ others = (digit != digit[first]).nonzero().flatten()
 second = int(others[confidence[others].argmax()])
 ends = candidates[[first, second]]
 print(f"from a {int(digit[first])} (judge's confidence {confidence[first]:.2f}) to a {int(digit[second])} ({confidence[second]:.2f})")
-weights = torch.linspace(0, 1, 10).unsqueeze(1)
+weights = torch.linspace(0, 1, 11).unsqueeze(1)
 with torch.no_grad():
     path = gan_generator((1 - weights) * ends[0] + weights * ends[1])
     with_pixels = (1 - weights.reshape(-1, 1, 1, 1)) * path[0] + weights.reshape(-1, 1, 1, 1) * path[-1]
-show_images(torch.cat([path, with_pixels]), titles=[f"z {w:.1f}" for w in weights.flatten()] + [f"pixels {w:.1f}" for w in weights.flatten()], columns=10, shared_scale=True);
+show_images(torch.cat([path, with_pixels]), titles=[f"z {w:.1f}" for w in weights.flatten()] + [f"pixels {w:.1f}" for w in weights.flatten()], columns=11, shared_scale=True);
 
 # %% [markdown]
 # ### 7.3 An energy-based model on the digits
