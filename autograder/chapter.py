@@ -39,6 +39,7 @@ class CheckSpec:
     timeout_s: float
     cases: tuple[str, ...]
     outputs: tuple[OutputSpec, ...]
+    replaces: tuple[str, ...] = ()
 
 
 @dataclass
@@ -59,6 +60,7 @@ class ChapterPackage:
                 name=c["name"],
                 question=c["question"],
                 uses=tuple(c["uses"]),
+                replaces=tuple(c.get("replaces", ())),
                 timeout_s=float(c["timeout_s"]),
                 cases=tuple(c["cases"]),
                 outputs=tuple(

@@ -71,6 +71,11 @@ class Check:
         cases: input configurations, shown to the student in failure messages.
         outputs: the graded outputs.
         timeout_s: wall-clock seconds the child gets for all cases of this check.
+        replaces: names of the submission that the exercise swaps for the grader's own
+            (``kit.substituted``) whenever it runs the student's code: the forbidden-API scan
+            does not follow them from ``uses``, so a forbidden call inside one costs that
+            name's own items, not this check's. (Calls that still reach the student's version
+            are caught by the run-time trap.)
     """
 
     name: str
@@ -80,8 +85,11 @@ class Check:
     cases: tuple[Mapping[str, Any], ...]
     outputs: tuple[Output, ...]
     timeout_s: float = 10.0
+    replaces: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if set(self.replaces) & set(self.uses):
+            raise ValueError(f"check bug: {self.name} replaces a name it uses")
         seen: list[str] = []
         for output in self.outputs:
             unknown = [name for name in output.needs if name not in seen]

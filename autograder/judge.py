@@ -276,7 +276,9 @@ def grade(
         )
 
     scan = ForbiddenScan(loaded.cells, package.forbidden)
-    forbidden_hits = {check.index: scan.hits_for(check.uses) for check in package.checks}
+    forbidden_hits = {
+        check.index: scan.hits_for(check.uses, check.replaces) for check in package.checks
+    }
     to_run = {
         check.index: check.timeout_s for check in package.checks if not forbidden_hits[check.index]
     }

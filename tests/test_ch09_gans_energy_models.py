@@ -28,6 +28,7 @@ from solutions.ch09_gans_energy_models import (
     generator_loss,
     langevin_sample,
 )
+from student import seeding
 from tests.conftest import failed_items, notebook_with_extra_cell
 
 CHAPTER = "09_gans_energy_models"
@@ -126,10 +127,10 @@ def _torch_step(generator: nn.Module, discriminator: nn.Module, opt_g: Any, opt_
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_training_step_matches_the_bce_module_form_with_torch_sgd(momentum: float) -> None:
-    torch.manual_seed(0)
-    nets = (nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 4)).double(),
-            nn.Sequential(nn.Linear(4, 6), nn.LeakyReLU(0.2), nn.Linear(6, 1),
-                          nn.Flatten(0)).double())
+    with seeding.seeded(0):
+        nets = (nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 4)).double(),
+                nn.Sequential(nn.Linear(4, 6), nn.LeakyReLU(0.2), nn.Linear(6, 1),
+                              nn.Flatten(0)).double())
     copies = copy.deepcopy(nets)
     runs = []
     for (g, d), step in ((nets, gan_training_step), (copies, _torch_step)):
@@ -179,9 +180,9 @@ def _langevin_in_place(model: nn.Module, x: torch.Tensor, steps: int, step_size:
     (1, 0.1, 0.1, 0.03), (60, 10.0, 0.005, 0.03), (20, 0.5, 0.0, 1.0), (7, 0.05, 0.3, 0.2)])
 def test_langevin_matches_the_in_place_tutorial_form(steps: int, step_size: float,
                                                      noise_std: float, grad_clip: float) -> None:
-    torch.manual_seed(1)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.SiLU(), nn.Flatten(),
-                          nn.Linear(64, 1), nn.Flatten(0)).double()
+    with seeding.seeded(1):
+        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.SiLU(), nn.Flatten(),
+                              nn.Linear(64, 1), nn.Flatten(0)).double()
     start = 2 * torch.rand(5, 1, 4, 4, generator=seeded("x", steps), dtype=F64) - 1
     ours = langevin_sample(model, start, steps, step_size, noise_std,
                            seeded("noise", steps), grad_clip=grad_clip)
@@ -331,10 +332,9 @@ def generator_loss(fake_logits):
     results = grade_file(CHAPTER, notebook_with_extra_cell(CHAPTER, code,
                                                            tmp_path / f"{CHAPTER}.ipynb"))
     failed = failed_items(results)
-    # the training step calls generator_loss, so the static scan charges it too (the notebook
-    # says so), although the step is run with the grader's own losses
+    # the training step calls generator_loss, but it is run with the grader's own losses
+    # (its check replaces them), so only the loss's own items are lost
     assert {item.split(":")[0] for item in failed} == {"generator_loss",
-                                                       "generator_loss in float32",
-                                                       "gan_training_step"}
+                                                       "generator_loss in float32"}
     messages = [test["output"] for test in results["tests"] if test["status"] == "failed"]
     assert all("logsigmoid" in message for message in messages)

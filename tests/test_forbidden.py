@@ -44,3 +44,16 @@ def test_hits_name_the_call_and_its_cell():
 
 def test_chapters_without_a_forbidden_list_scan_nothing():
     assert ForbiddenScan([(1, HEADER + CASES[0][1])], ()).hits_for(("Linear",)) == []
+
+
+def test_a_name_the_check_replaces_is_not_followed_but_its_own_check_still_sees_it():
+    code = ("def loss(z):\n    return F.softmax(z, 0).sum()\n"
+            "def step(z):\n    return loss(z) * 2\n"
+            "def helper(z):\n    return F.softmax(z, 0)\n"
+            "def step_with_helper(z):\n    return loss(z) + helper(z).sum()\n")
+    scan = ForbiddenScan([(1, HEADER), (2, code)], FORBIDDEN)
+    assert scan.hits_for(("step",)) and scan.hits_for(("loss",))
+    assert scan.hits_for(("step",), ("loss",)) == []
+    # only the replaced name is skipped: another helper of the same check is still followed
+    assert scan.hits_for(("step_with_helper",), ("loss",)) == [
+        "torch.nn.functional.softmax (line 6) in code cell 2"]

@@ -90,6 +90,7 @@ def build_package(chapter: str, out: Path) -> dict:
                 "name": check.name,
                 "question": check.question,
                 "uses": list(check.uses),
+                "replaces": list(check.replaces),
                 "timeout_s": check.timeout_s,
                 "cases": [json.dumps(dict(case), sort_keys=True) for case in check.cases],
                 "outputs": [

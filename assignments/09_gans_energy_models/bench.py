@@ -2,19 +2,16 @@
 ``F.binary_cross_entropy_with_logits``, one GAN training step and one EBM training step of the
 notebook's networks, and the hidden checks run against the reference.
 
-Timings are medians of ``timeit.repeat`` (one call per repeat) on one thread; the two losses
-run forward + backward on (4096,) float32 logits. The EBM step is what the notebook's training
+Timings are medians on one thread (``tools.timing``); the two losses run forward + backward on
+(4096,) float32 logits, timed alternately. The EBM step is what the notebook's training
 repeats: 128 starting points from the replay buffer, 20 Langevin steps of the small CNN, a push,
 and one Adam step on the contrastive-divergence loss.
 """
 
 from __future__ import annotations
 
-import statistics
 import sys
-import timeit
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,15 +22,11 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from autograder.checks import load_checks_namespace, run_check  # noqa: E402
 from solutions import ch09_gans_energy_models as reference  # noqa: E402
+from student.seeding import seeded  # noqa: E402
+from tools.timing import hidden_checks_figure, median_seconds, one_thread, side_by_side  # noqa: E402
 
 REPEATS = 21
-
-
-def _median_ms(step: Callable[[], object], repeats: int = REPEATS) -> float:
-    step()  # warm-up
-    return 1e3 * statistics.median(timeit.repeat(step, number=1, repeat=repeats))
 
 
 def _bce(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -51,45 +44,40 @@ def _loss_step(
     return step
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Timings on one thread, so that a busy machine slows every measurement alike."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def bench() -> dict[str, str]:
-    with _one_thread():
+    with one_thread():
         generator = torch.Generator().manual_seed(0)
         real, fake = 5 * torch.randn(2, 4096, generator=generator)
-        ours = _median_ms(_loss_step(reference.discriminator_loss, real, fake))
-        theirs = _median_ms(_loss_step(_bce, real, fake))
+        ours, theirs = (
+            1e3 * seconds
+            for seconds in side_by_side(
+                _loss_step(reference.discriminator_loss, real, fake),
+                _loss_step(_bce, real, fake),
+                REPEATS,
+            )
+        )
         figures = {
             "discriminator loss fwd+bwd, (4096,) float32, 1 thread": f"reference {ours:.3f} ms, "
             f"F.binary_cross_entropy_with_logits {theirs:.3f} ms (ratio {ours / theirs:.2f}x)"
         }
 
-        torch.manual_seed(0)
-        gan_g = nn.Sequential(
-            nn.Linear(16, 128),
-            nn.LeakyReLU(0.2),
-            nn.Linear(128, 256),
-            nn.LeakyReLU(0.2),
-            nn.Linear(256, 64),
-            nn.Tanh(),
-        )
-        gan_d = nn.Sequential(
-            nn.Linear(64, 256),
-            nn.LeakyReLU(0.2),
-            nn.Linear(256, 128),
-            nn.LeakyReLU(0.2),
-            nn.Linear(128, 1),
-            nn.Flatten(0),
-        )
+        with seeded(0):  # the layers draw their initial weights from the global generator
+            gan_g = nn.Sequential(
+                nn.Linear(16, 128),
+                nn.LeakyReLU(0.2),
+                nn.Linear(128, 256),
+                nn.LeakyReLU(0.2),
+                nn.Linear(256, 64),
+                nn.Tanh(),
+            )
+            gan_d = nn.Sequential(
+                nn.Linear(64, 256),
+                nn.LeakyReLU(0.2),
+                nn.Linear(256, 128),
+                nn.LeakyReLU(0.2),
+                nn.Linear(128, 1),
+                nn.Flatten(0),
+            )
         opt_g = torch.optim.Adam(gan_g.parameters(), lr=1e-3, betas=(0.5, 0.999))
         opt_d = torch.optim.Adam(gan_d.parameters(), lr=1e-3, betas=(0.5, 0.999))
         images = 2 * torch.rand(64, 64, generator=generator) - 1
@@ -98,21 +86,24 @@ def bench() -> dict[str, str]:
             noise = torch.randn(64, 16, generator=generator)
             reference.gan_training_step(gan_g, gan_d, opt_g, opt_d, images, noise)
 
-        figures["GAN training step (batch 64, notebook's MLPs)"] = f"{_median_ms(gan_step):.2f} ms"
-
-        model = nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1),
-            nn.SiLU(),
-            nn.Conv2d(8, 16, 3, stride=2, padding=1),
-            nn.SiLU(),
-            nn.Conv2d(16, 32, 3, stride=2, padding=1),
-            nn.SiLU(),
-            nn.Flatten(),
-            nn.Linear(128, 64),
-            nn.SiLU(),
-            nn.Linear(64, 1),
-            nn.Flatten(0),
+        figures["GAN training step (batch 64, notebook's MLPs)"] = (
+            f"{1e3 * median_seconds(gan_step, REPEATS):.2f} ms"
         )
+
+        with seeded(1):
+            model = nn.Sequential(
+                nn.Conv2d(1, 8, 3, padding=1),
+                nn.SiLU(),
+                nn.Conv2d(8, 16, 3, stride=2, padding=1),
+                nn.SiLU(),
+                nn.Conv2d(16, 32, 3, stride=2, padding=1),
+                nn.SiLU(),
+                nn.Flatten(),
+                nn.Linear(128, 64),
+                nn.SiLU(),
+                nn.Linear(64, 1),
+                nn.Flatten(0),
+            )
         optimizer = torch.optim.Adam(model.parameters(), lr=2e-3, betas=(0.0, 0.999))
         buffer = reference.ReplayBuffer(4096, (1, 8, 8))
         digits = 2 * torch.rand(128, 1, 8, 8, generator=generator) - 1
@@ -128,15 +119,10 @@ def bench() -> dict[str, str]:
             optimizer.step()
 
         figures["EBM training step (128 chains x 20 Langevin steps, notebook's CNN)"] = (
-            f"{_median_ms(ebm_step, 9):.1f} ms"
+            f"{1e3 * median_seconds(ebm_step, 9):.1f} ms"
         )
 
-        path = REPO / "assignments" / "09_gans_energy_models" / "checks.py"
-        checks = load_checks_namespace(path.read_text(), str(path)).checks
-        checks_ms = _median_ms(
-            lambda: [run_check(c, reference, lambda *a: None) for c in checks], 5
-        )
-        figures["hidden checks against the reference (all cases)"] = f"{checks_ms:.0f} ms"
+        figures.update(hidden_checks_figure(Path(__file__).with_name("checks.py"), reference, 5))
         return figures
 
 

@@ -608,6 +608,7 @@ CHECKS = [
         name="gan_training_step",
         question="q2",
         uses=("gan_training_step",),
+        replaces=("discriminator_loss", "generator_loss"),
         exercise=exercise_training_step,
         cases=TRAINING_STEP_CASES,
         outputs=(

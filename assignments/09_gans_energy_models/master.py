@@ -41,8 +41,8 @@
 # 0 included, and a float32 check at +-100), and each function is called at least twice in a
 # row (the second call is graded). `gan_training_step` is graded with the grader's own
 # generator, discriminator, SGD optimizers and noise, and with the **grader's own**
-# `discriminator_loss` and `generator_loss` in place of yours (so a loss bug costs only the
-# loss items): call them by these names inside the step. `langevin_sample` is graded exactly
+# `discriminator_loss` and `generator_loss` in place of yours (so a loss bug, or a forbidden
+# call in a loss, costs only the loss items): call them by these names inside the step. `langevin_sample` is graded exactly
 # (the noise comes from the generator you are given) on the grader's score network, and on
 # what it leaves behind. The replay buffer is random: it is graded statistically (each test
 # misses a correct buffer with probability below 1e-9). Cells marked `# EXPERIMENT` are not
@@ -309,24 +309,28 @@ def gan_training_step(generator, discriminator, opt_g, opt_d, real, z):
 
 # %%
 import copy
-torch.manual_seed(0)
-test_generator = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 3)).double()
-test_discriminator = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 1), nn.Flatten(0)).double()
+from student.seeding import seeded
+with seeded(0):
+    test_generator = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 3)).double()
+    test_discriminator = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 1), nn.Flatten(0)).double()
 generator_before = copy.deepcopy(test_generator)
-losses = gan_training_step(test_generator, test_discriminator, torch.optim.SGD(test_generator.parameters(), lr=0.1), torch.optim.SGD(test_discriminator.parameters(), lr=0.1), torch.randn(6, 3, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64))
+data = torch.Generator().manual_seed(0)
+losses = gan_training_step(test_generator, test_discriminator, torch.optim.SGD(test_generator.parameters(), lr=0.1), torch.optim.SGD(test_discriminator.parameters(), lr=0.1), torch.randn(6, 3, dtype=torch.float64, generator=data), torch.randn(5, 2, dtype=torch.float64, generator=data))
 assert isinstance(losses, tuple) and len(losses) == 2 and all(isinstance(v, float) for v in losses), f"return (d_loss.item(), g_loss.item()), two Python floats; got {losses!r}"
 assert all(not torch.equal(a, b) for a, b in zip(test_generator.parameters(), generator_before.parameters())), "every parameter of the generator must be updated (opt_g.step(), through the discriminator)"
 
 # %%
 import copy
-torch.manual_seed(1)
-test_generator = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 3)).double()
-test_discriminator = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 1), nn.Flatten(0)).double()
+from student.seeding import seeded
+with seeded(1):
+    test_generator = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 3)).double()
+    test_discriminator = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 1), nn.Flatten(0)).double()
 for parameter in [*test_generator.parameters(), *test_discriminator.parameters()]:
     parameter.grad = torch.full_like(parameter, 1e6)  # stale gradients
 generator_before = copy.deepcopy(test_generator)
-z = torch.randn(5, 2, dtype=torch.float64)
-_, g_loss = gan_training_step(test_generator, test_discriminator, torch.optim.SGD(test_generator.parameters(), lr=0.1), torch.optim.SGD(test_discriminator.parameters(), lr=0.1), torch.randn(6, 3, dtype=torch.float64), z)
+data = torch.Generator().manual_seed(1)
+z = torch.randn(5, 2, dtype=torch.float64, generator=data)
+_, g_loss = gan_training_step(test_generator, test_discriminator, torch.optim.SGD(test_generator.parameters(), lr=0.1), torch.optim.SGD(test_discriminator.parameters(), lr=0.1), torch.randn(6, 3, dtype=torch.float64, generator=data), z)
 moved = max((a - b).abs().max().item() for a, b in zip(test_generator.parameters(), generator_before.parameters()))
 assert moved < 10, "a parameter moved by about 1e5: clear the gradients (zero_grad) right before each backward"
 with torch.no_grad():
@@ -764,6 +768,7 @@ import time
 from tqdm.auto import tqdm
 from student.data import load_digits_splits
 from student.plots import plot_curves, show_images
+from student.seeding import seeded
 
 notebook_started = time.perf_counter()
 torch.set_num_threads(1)
@@ -773,8 +778,8 @@ train_labels = torch.cat([digit_splits["train"].labels, digit_splits["val"].labe
 test_images, test_labels = digit_splits["test"].images * 2 - 1, digit_splits["test"].labels
 print("training images:", tuple(train_images.shape), "| test images:", tuple(test_images.shape))
 
-torch.manual_seed(0)
-judge = nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+with seeded(0):  # the layers draw their initial weights from the global generator
+    judge = nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
 judge_optimizer = torch.optim.Adam(judge.parameters(), lr=1e-3)
 data_generator = torch.Generator().manual_seed(0)
 for epoch in tqdm(range(30), desc="digit classifier"):
@@ -822,11 +827,11 @@ record(judge_confident_on_noise=confident_fraction(noise_images))
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
 LATENT, GAN_STEPS, GAN_BATCH = 16, 2000, 64
-torch.manual_seed(1)
-gan_generator = nn.Sequential(nn.Linear(LATENT, 128), nn.LeakyReLU(0.2), nn.Linear(128, 256), nn.LeakyReLU(0.2),
-                              nn.Linear(256, 64), nn.Tanh(), nn.Unflatten(1, (1, 8, 8)))
-gan_discriminator = nn.Sequential(nn.Flatten(), nn.Linear(64, 256), nn.LeakyReLU(0.2), nn.Linear(256, 128), nn.LeakyReLU(0.2),
-                                  nn.Linear(128, 1), nn.Flatten(0))
+with seeded(1):
+    gan_generator = nn.Sequential(nn.Linear(LATENT, 128), nn.LeakyReLU(0.2), nn.Linear(128, 256), nn.LeakyReLU(0.2),
+                                  nn.Linear(256, 64), nn.Tanh(), nn.Unflatten(1, (1, 8, 8)))
+    gan_discriminator = nn.Sequential(nn.Flatten(), nn.Linear(64, 256), nn.LeakyReLU(0.2), nn.Linear(256, 128), nn.LeakyReLU(0.2),
+                                      nn.Linear(128, 1), nn.Flatten(0))
 opt_generator = torch.optim.Adam(gan_generator.parameters(), lr=1e-3, betas=(0.5, 0.999))
 opt_discriminator = torch.optim.Adam(gan_discriminator.parameters(), lr=1e-3, betas=(0.5, 0.999))
 gan_data = torch.Generator().manual_seed(1)
@@ -898,12 +903,12 @@ show_images(torch.cat([path, with_pixels]), titles=[f"z {w:.1f}" for w in weight
 
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
-torch.manual_seed(2)
-energy_model = nn.Sequential(
-    nn.Conv2d(1, 8, 3, padding=1), nn.SiLU(),
-    nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.SiLU(),
-    nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.SiLU(),
-    nn.Flatten(), nn.Linear(128, 64), nn.SiLU(), nn.Linear(64, 1), nn.Flatten(0))
+with seeded(2):
+    energy_model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.SiLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.SiLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.SiLU(),
+        nn.Flatten(), nn.Linear(128, 64), nn.SiLU(), nn.Linear(64, 1), nn.Flatten(0))
 energy_optimizer = torch.optim.Adam(energy_model.parameters(), lr=2e-3, betas=(0.0, 0.999))
 ebm_data = torch.Generator().manual_seed(2)
 EBM_STEPS, EBM_BATCH, CHAIN_STEPS = 300, 128, 20
