@@ -1111,6 +1111,7 @@ from tqdm.auto import tqdm
 
 from student.data import load_digits_splits, minibatches
 from student.plots import plot_curves
+from student.seeding import seeded
 
 torch.set_num_threads(1)
 splits = load_digits_splits(seed=0)
@@ -1125,10 +1126,12 @@ class FromScratch(torch.autograd.Function):
     """Runs a hand-written layer inside autograd: forward(x) forward, backward(dy) backward."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, layer):
+    def forward(ctx, x, weight, bias, layer, generator):
         ctx.layer = layer
         if weight is not None:
             layer.weight, layer.bias = weight.detach(), bias.detach()
+        if generator is not None:  # a layer that draws (Dropout) draws from it
+            return layer.forward(x, generator=generator).to(x.dtype)
         return layer.forward(x).to(x.dtype)
 
     @staticmethod
@@ -1136,17 +1139,18 @@ class FromScratch(torch.autograd.Function):
         layer = ctx.layer
         dx = layer.backward(dy.contiguous()).to(dy.dtype)
         if ctx.needs_input_grad[1]:
-            return dx, layer.grad_weight.to(dy.dtype), layer.grad_bias.to(dy.dtype), None
-        return dx, None, None, None
+            return dx, layer.grad_weight.to(dy.dtype), layer.grad_bias.to(dy.dtype), None, None
+        return dx, None, None, None, None
 
 
 class Scratch(nn.Module):
     """nn.Module wrapper of a hand-written layer; its weight and bias become nn.Parameters and
-    module.train()/eval() reach the layer."""
+    module.train()/eval() reach the layer. A `generator`, if given, is passed to the layer's
+    forward (Dropout draws its masks from it)."""
 
-    def __init__(self, layer):
+    def __init__(self, layer, generator=None):
         super().__init__()
-        self.layer = layer
+        self.layer, self.generator = layer, generator
         if hasattr(layer, "weight"):
             self.weight = nn.Parameter(torch.as_tensor(layer.weight, dtype=torch.float32).clone())
             self.bias = nn.Parameter(torch.as_tensor(layer.bias, dtype=torch.float32).clone())
@@ -1155,7 +1159,7 @@ class Scratch(nn.Module):
 
     def forward(self, x):
         self.layer.train() if self.training else self.layer.eval()
-        return FromScratch.apply(x, self.weight, self.bias, self.layer)
+        return FromScratch.apply(x, self.weight, self.bias, self.layer, self.generator)
 
 
 def evaluate(model, x, y):
@@ -1180,8 +1184,11 @@ results = {}  # everything measured below, saved to a JSON file at the end
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
 def make_mlp(seed, hidden=128):
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+    # nn.Linear draws its initial weights from PyTorch's global generator; `seeded` seeds it
+    # only for the duration of the block (the kit never seeds it for good: whatever ran before
+    # or runs after would then depend on how many numbers were drawn in between)
+    with seeded(seed):
+        return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
 
 
 optimizers = {
@@ -1280,14 +1287,16 @@ small_x, small_y = train_x[subset], train_y[subset]
 
 
 def make_overfitting_net(seed, dropout=0.0):
-    torch.manual_seed(seed)
-    layers = [nn.Linear(64, 128), nn.ReLU()]
-    if dropout:
-        layers.append(Scratch(Dropout(dropout)))
-    layers += [nn.Linear(128, 128), nn.ReLU()]
-    if dropout:
-        layers.append(Scratch(Dropout(dropout)))
-    layers.append(nn.Linear(128, 10))
+    """Weights seeded with `seed`; the dropout masks come from a generator seeded with `seed`."""
+    masks = torch.Generator().manual_seed(seed)
+    with seeded(seed):
+        layers = [nn.Linear(64, 128), nn.ReLU()]
+        if dropout:
+            layers.append(Scratch(Dropout(dropout), generator=masks))
+        layers += [nn.Linear(128, 128), nn.ReLU()]
+        if dropout:
+            layers.append(Scratch(Dropout(dropout), generator=masks))
+        layers.append(nn.Linear(128, 10))
     return nn.Sequential(*layers)
 
 
@@ -1364,15 +1373,15 @@ fig.tight_layout()
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
 def make_deep(seed, batch_norm):
-    torch.manual_seed(seed)
     layers, width = [], 64
-    for _ in range(6):
-        layers.append(nn.Linear(width, 128))
-        if batch_norm:
-            layers.append(Scratch(BatchNorm1d(128)))
-        layers.append(nn.ReLU())
-        width = 128
-    layers.append(nn.Linear(128, 10))
+    with seeded(seed):
+        for _ in range(6):
+            layers.append(nn.Linear(width, 128))
+            if batch_norm:
+                layers.append(Scratch(BatchNorm1d(128)))
+            layers.append(nn.ReLU())
+            width = 128
+        layers.append(nn.Linear(128, 10))
     return nn.Sequential(*layers)
 
 
