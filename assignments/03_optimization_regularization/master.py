@@ -1126,12 +1126,10 @@ class FromScratch(torch.autograd.Function):
     """Runs a hand-written layer inside autograd: forward(x) forward, backward(dy) backward."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, layer, generator):
+    def forward(ctx, x, weight, bias, layer):
         ctx.layer = layer
         if weight is not None:
             layer.weight, layer.bias = weight.detach(), bias.detach()
-        if generator is not None:  # a layer that draws (Dropout) draws from it
-            return layer.forward(x, generator=generator).to(x.dtype)
         return layer.forward(x).to(x.dtype)
 
     @staticmethod
@@ -1139,18 +1137,17 @@ class FromScratch(torch.autograd.Function):
         layer = ctx.layer
         dx = layer.backward(dy.contiguous()).to(dy.dtype)
         if ctx.needs_input_grad[1]:
-            return dx, layer.grad_weight.to(dy.dtype), layer.grad_bias.to(dy.dtype), None, None
-        return dx, None, None, None, None
+            return dx, layer.grad_weight.to(dy.dtype), layer.grad_bias.to(dy.dtype), None
+        return dx, None, None, None
 
 
 class Scratch(nn.Module):
     """nn.Module wrapper of a hand-written layer; its weight and bias become nn.Parameters and
-    module.train()/eval() reach the layer. A `generator`, if given, is passed to the layer's
-    forward (Dropout draws its masks from it)."""
+    module.train()/eval() reach the layer."""
 
-    def __init__(self, layer, generator=None):
+    def __init__(self, layer):
         super().__init__()
-        self.layer, self.generator = layer, generator
+        self.layer = layer
         if hasattr(layer, "weight"):
             self.weight = nn.Parameter(torch.as_tensor(layer.weight, dtype=torch.float32).clone())
             self.bias = nn.Parameter(torch.as_tensor(layer.bias, dtype=torch.float32).clone())
@@ -1159,7 +1156,7 @@ class Scratch(nn.Module):
 
     def forward(self, x):
         self.layer.train() if self.training else self.layer.eval()
-        return FromScratch.apply(x, self.weight, self.bias, self.layer, self.generator)
+        return FromScratch.apply(x, self.weight, self.bias, self.layer)
 
 
 def evaluate(model, x, y):
@@ -1286,17 +1283,14 @@ subset = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(0)
 small_x, small_y = train_x[subset], train_y[subset]
 
 
-def make_overfitting_net(seed, dropout=0.0):
-    """Weights seeded with `seed`; the dropout masks come from a generator seeded with `seed`."""
-    masks = torch.Generator().manual_seed(seed)
-    with seeded(seed):
-        layers = [nn.Linear(64, 128), nn.ReLU()]
-        if dropout:
-            layers.append(Scratch(Dropout(dropout), generator=masks))
-        layers += [nn.Linear(128, 128), nn.ReLU()]
-        if dropout:
-            layers.append(Scratch(Dropout(dropout), generator=masks))
-        layers.append(nn.Linear(128, 10))
+def make_overfitting_net(dropout=0.0):
+    layers = [nn.Linear(64, 128), nn.ReLU()]
+    if dropout:
+        layers.append(Scratch(Dropout(dropout)))
+    layers += [nn.Linear(128, 128), nn.ReLU()]
+    if dropout:
+        layers.append(Scratch(Dropout(dropout)))
+    layers.append(nn.Linear(128, 10))
     return nn.Sequential(*layers)
 
 
@@ -1325,16 +1319,20 @@ def train_small(model, optimizer, steps=300, stopper=None, every=5):
     return history
 
 
-runs = {
-    "baseline": (make_overfitting_net(0), lambda m: Adam(list(m.parameters()), lr=3e-3), None),
-    "dropout 0.5": (make_overfitting_net(0, 0.5), lambda m: Adam(list(m.parameters()), lr=3e-3), None),
-    "AdamW, decay 2": (make_overfitting_net(0), lambda m: AdamW(list(m.parameters()), lr=3e-3, weight_decay=2.0), None),
-    "early stopping": (make_overfitting_net(0), lambda m: Adam(list(m.parameters()), lr=3e-3),
-                       EarlyStopping(patience=5, mode="min")),
+runs = {  # dropout probability, optimizer, early stopping
+    "baseline": (0.0, lambda m: Adam(list(m.parameters()), lr=3e-3), None),
+    "dropout 0.5": (0.5, lambda m: Adam(list(m.parameters()), lr=3e-3), None),
+    "AdamW, decay 2": (0.0, lambda m: AdamW(list(m.parameters()), lr=3e-3, weight_decay=2.0), None),
+    "early stopping": (0.0, lambda m: Adam(list(m.parameters()), lr=3e-3), EarlyStopping(patience=5, mode="min")),
 }
 results["overfitting"] = {}
-for name, (model, make_optimizer, stopper) in tqdm(runs.items(), desc="regularization"):
-    history = train_small(model, make_optimizer(model), stopper=stopper)
+for name, (dropout, make_optimizer, stopper) in tqdm(runs.items(), desc="regularization"):
+    # the initial weights, then your Dropout's masks (it is called without a generator here),
+    # come from PyTorch's global generator: build and train inside `seeded(0)`, which seeds it
+    # for this block only, so that every run starts from the same weights
+    with seeded(0):
+        model = make_overfitting_net(dropout)
+        history = train_small(model, make_optimizer(model), stopper=stopper)
     final_train_loss, _ = evaluate(model, small_x, small_y)
     final_val_loss, final_val_accuracy = evaluate(model, val_x, val_y)
     history["gap"] = final_val_loss - final_train_loss
