@@ -759,13 +759,10 @@ def make_encoder(width=16):
         nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
 
-# nn.Conv2d and nn.Linear draw their initial weights from PyTorch's global generator; `seeded`
-# seeds it for its block only, so that nothing else depends on how many numbers were drawn here
+# nn.Conv2d draws its initial weights from PyTorch's global generator; `seeded` seeds it for
+# its block only, so that nothing else depends on how many numbers were drawn here
 with seeded(0):
     encoder = make_encoder()
-with seeded(1):
-    random_encoder = make_encoder()  # never trained: the baseline
-    projection_head = ProjectionHead(64, 128, 32)  # SimCLR's head, trained with `encoder` below
 history = {"loss": [], "top-1 accuracy": [], "epoch": [], "test top-1": [], "alignment": [], "uniformity": []}
 
 # %% tags=["experiment"]
@@ -775,6 +772,9 @@ show_images(torch.cat([augment(unlabeled[:8], view_generator) for _ in range(3)]
 
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
+with seeded(1):
+    random_encoder = make_encoder()  # never trained: the baseline of section 8.2
+    projection_head = ProjectionHead(64, 128, 32)  # its nn.Linear layers draw from the same block
 model = SimCLR(encoder, projection_head)
 optimizer = torch.optim.Adam(model.parameters(), lr=3e-3, weight_decay=1e-5)
 generator = torch.Generator().manual_seed(0)
