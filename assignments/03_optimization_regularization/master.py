@@ -1111,6 +1111,7 @@ from tqdm.auto import tqdm
 
 from student.data import load_digits_splits, minibatches
 from student.plots import plot_curves
+from student.seeding import seeded
 
 torch.set_num_threads(1)
 splits = load_digits_splits(seed=0)
@@ -1180,8 +1181,11 @@ results = {}  # everything measured below, saved to a JSON file at the end
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
 def make_mlp(seed, hidden=128):
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+    # nn.Linear draws its initial weights from PyTorch's global generator; `seeded` seeds it
+    # only for the duration of the block (the kit never seeds it for good: whatever ran before
+    # or runs after would then depend on how many numbers were drawn in between)
+    with seeded(seed):
+        return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
 
 
 optimizers = {
@@ -1279,8 +1283,7 @@ subset = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(0)
 small_x, small_y = train_x[subset], train_y[subset]
 
 
-def make_overfitting_net(seed, dropout=0.0):
-    torch.manual_seed(seed)
+def make_overfitting_net(dropout=0.0):
     layers = [nn.Linear(64, 128), nn.ReLU()]
     if dropout:
         layers.append(Scratch(Dropout(dropout)))
@@ -1316,16 +1319,20 @@ def train_small(model, optimizer, steps=300, stopper=None, every=5):
     return history
 
 
-runs = {
-    "baseline": (make_overfitting_net(0), lambda m: Adam(list(m.parameters()), lr=3e-3), None),
-    "dropout 0.5": (make_overfitting_net(0, 0.5), lambda m: Adam(list(m.parameters()), lr=3e-3), None),
-    "AdamW, decay 2": (make_overfitting_net(0), lambda m: AdamW(list(m.parameters()), lr=3e-3, weight_decay=2.0), None),
-    "early stopping": (make_overfitting_net(0), lambda m: Adam(list(m.parameters()), lr=3e-3),
-                       EarlyStopping(patience=5, mode="min")),
+runs = {  # dropout probability, optimizer, early stopping
+    "baseline": (0.0, lambda m: Adam(list(m.parameters()), lr=3e-3), None),
+    "dropout 0.5": (0.5, lambda m: Adam(list(m.parameters()), lr=3e-3), None),
+    "AdamW, decay 2": (0.0, lambda m: AdamW(list(m.parameters()), lr=3e-3, weight_decay=2.0), None),
+    "early stopping": (0.0, lambda m: Adam(list(m.parameters()), lr=3e-3), EarlyStopping(patience=5, mode="min")),
 }
 results["overfitting"] = {}
-for name, (model, make_optimizer, stopper) in tqdm(runs.items(), desc="regularization"):
-    history = train_small(model, make_optimizer(model), stopper=stopper)
+for name, (dropout, make_optimizer, stopper) in tqdm(runs.items(), desc="regularization"):
+    # the initial weights, then your Dropout's masks (it is called without a generator here),
+    # come from PyTorch's global generator: build and train inside `seeded(0)`, which seeds it
+    # for this block only, so that every run starts from the same weights
+    with seeded(0):
+        model = make_overfitting_net(dropout)
+        history = train_small(model, make_optimizer(model), stopper=stopper)
     final_train_loss, _ = evaluate(model, small_x, small_y)
     final_val_loss, final_val_accuracy = evaluate(model, val_x, val_y)
     history["gap"] = final_val_loss - final_train_loss
@@ -1364,15 +1371,15 @@ fig.tight_layout()
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
 def make_deep(seed, batch_norm):
-    torch.manual_seed(seed)
     layers, width = [], 64
-    for _ in range(6):
-        layers.append(nn.Linear(width, 128))
-        if batch_norm:
-            layers.append(Scratch(BatchNorm1d(128)))
-        layers.append(nn.ReLU())
-        width = 128
-    layers.append(nn.Linear(128, 10))
+    with seeded(seed):
+        for _ in range(6):
+            layers.append(nn.Linear(width, 128))
+            if batch_norm:
+                layers.append(Scratch(BatchNorm1d(128)))
+            layers.append(nn.ReLU())
+            width = 128
+        layers.append(nn.Linear(128, 10))
     return nn.Sequential(*layers)
 
 

@@ -733,6 +733,7 @@ from tqdm.auto import tqdm
 from student.data import load_digits_splits, minibatches
 from student.plots import plot_curves
 from student.results import record
+from student.seeding import seeded
 
 splits = load_digits_splits(seed=0)
 train, val, test = splits["train"], splits["val"], splits["test"]
@@ -825,7 +826,9 @@ def gradient_norms(model):
 
 figure, axis = plt.subplots(figsize=(6, 3))
 for name, build in (("plain", plain_network), ("residual", residual_network)):
-    axis.semilogy(range(1, 14), gradient_norms(build()), marker="o", label=name)
+    with seeded(0):  # the classifier's nn.Linear draws from the global generator
+        model = build()
+    axis.semilogy(range(1, 14), gradient_norms(model), marker="o", label=name)
 axis.set_xlabel("3x3 convolution (1 = next to the input)")
 axis.set_ylabel("gradient norm at init")
 axis.legend()
@@ -834,8 +837,9 @@ plt.show()
 
 depth_results = {}
 for name, build in (("plain", plain_network), ("residual", residual_network)):
-    torch.manual_seed(0)
-    module = TrainingModule(build(), lr=1e-2, epochs=6)
+    with seeded(0):  # PyTorch's layers draw their initial weights from the global generator
+        model = build()
+    module = TrainingModule(model, lr=1e-2, epochs=6)
     module.fit(train, val, label=name)
     depth_results[name] = module
 plot_curves({name: m.history["train loss"] for name, m in depth_results.items()}, "training loss",
@@ -858,8 +862,9 @@ record(residual_minus_plain_final_loss=depth_results["residual"].history["train 
 # EXPERIMENT: not run by the grader
 rows = []
 for network_class in (SmallResNet, SmallGoogLeNet, SmallDenseNet):
-    torch.manual_seed(0)
-    module = TrainingModule(network_class(), lr=1e-2, epochs=12)
+    with seeded(0):
+        model = network_class()
+    module = TrainingModule(model, lr=1e-2, epochs=12)
     began = time.perf_counter()
     module.fit(train, val, label=network_class.__name__)
     seconds = time.perf_counter() - began

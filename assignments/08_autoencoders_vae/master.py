@@ -693,7 +693,7 @@ class Autoencoder(nn.Module):
 encoder = Encoder(5)
 shapes = {name: tuple(p.shape) for name, p in encoder.named_parameters()}
 assert shapes == {"conv1.weight": (8, 1, 3, 3), "conv1.bias": (8,), "conv2.weight": (16, 8, 3, 3), "conv2.bias": (16,), "fc.weight": (5, 256), "fc.bias": (5,)}, f"Encoder(5) parameters should be conv1 (8, 1, 3, 3), conv2 (16, 8, 3, 3), fc (5, 256) with biases; found {shapes}"
-assert encoder(torch.rand(3, 1, 8, 8)).shape == (3, 5), "Encoder(5) maps (3, 1, 8, 8) to (3, 5)"
+assert encoder(torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))).shape == (3, 5), "Encoder(5) maps (3, 1, 8, 8) to (3, 5)"
 
 # %%
 decoder = Decoder(4)
@@ -855,6 +855,7 @@ from tqdm.auto import tqdm
 
 from student.data import load_digits_splits, minibatches
 from student.plots import plot_curves, show_images
+from student.seeding import seeded
 
 torch.set_num_threads(1)
 digits = load_digits_splits(seed=0)
@@ -896,8 +897,8 @@ def train(model, step_loss, epochs, lr=3e-3, seed=0, data=None, label="training"
 started = time.perf_counter()
 autoencoders, ae_test_mse = {}, {}
 for latent in (2, 8, 32):
-    torch.manual_seed(0)
-    autoencoders[latent] = Autoencoder(latent)
+    with seeded(0):  # nn.Conv2d and nn.Linear draw their initial weights from the global generator
+        autoencoders[latent] = Autoencoder(latent)
     train(autoencoders[latent], lambda m, x, g: (m.loss(x),), epochs=12, lr=5e-3, label=f"AE latent {latent}")
     with torch.no_grad():
         ae_test_mse[latent] = autoencoders[latent].loss(test_x).item()
@@ -940,8 +941,8 @@ print(f"autoencoders trained in {time.perf_counter() - started:.1f} s")
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
 # The judge: a small CNN trained on the real training digits (torch.nn layers, not graded).
-torch.manual_seed(0)
-judge = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128, 10))
+with seeded(0):
+    judge = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128, 10))
 train(judge, lambda m, x, g: (F.cross_entropy(m(x[0]), x[1]),), epochs=30, data=(train_x, train_y), label="digit classifier")
 with torch.no_grad():
     judge_accuracy = (judge(test_x).argmax(dim=1) == test_y).float().mean().item()
@@ -971,8 +972,8 @@ def test_negative_elbo(model, draws=10):
 
 
 started = time.perf_counter()
-torch.manual_seed(0)
-vae8 = VAE(8)
+with seeded(0):
+    vae8 = VAE(8)
 vae8_history = train(vae8, vae_step(1.0), epochs=30, label="VAE latent 8")
 vae8_elbo = test_negative_elbo(vae8)
 print(f"VAE, 8 latent dimensions: test negative ELBO {vae8_elbo:.2f} nats per image ({time.perf_counter() - started:.1f} s)")
@@ -1006,8 +1007,8 @@ record(vae_confident_sample_fraction=vae_fraction)
 
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
-torch.manual_seed(0)
-vae2 = VAE(2)
+with seeded(0):
+    vae2 = VAE(2)
 train(vae2, vae_step(1.0), epochs=15, label="VAE latent 2")
 with torch.no_grad():
     _, test_mu, _ = vae2(test_x, torch.zeros(len(test_x), 2))
@@ -1027,8 +1028,8 @@ print(f"VAE, 2 latent dimensions: test negative ELBO {test_negative_elbo(vae2):.
 
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
-torch.manual_seed(0)
-vae8_beta4 = VAE(8)
+with seeded(0):
+    vae8_beta4 = VAE(8)
 beta4_history = train(vae8_beta4, vae_step(4.0), epochs=20, label="VAE latent 8, beta 4")
 with torch.no_grad():
     beta4_terms = vae8_beta4.loss(test_x, torch.zeros(len(test_x), 8))
