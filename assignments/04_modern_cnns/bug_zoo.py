@@ -225,20 +225,6 @@ class DenseLayer(DenseLayer):
         return torch.cat([x, new], dim=1)
 """,
     ),
-    Bug(
-        # torchvision is forbidden: the layer loses its items, but DenseBlock and SmallDenseNet
-        # are graded with probe blocks in its place (their checks replace the blocks), so they
-        # keep theirs
-        "dense layer: borrows torchvision's normalised convolution",
-        items("DenseLayer", *BLOCK_ITEMS),
-        """
-class DenseLayer(DenseLayer):
-    def __init__(self, in_channels, growth_rate, bn_size):
-        super().__init__(in_channels, growth_rate, bn_size)
-        from torchvision.ops import Conv2dNormActivation
-        self.conv2 = Conv2dNormActivation(bn_size * growth_rate, growth_rate, 3, bias=False)
-""",
-    ),
     # -------------------------------------------------------------------------- DenseBlock
     Bug(
         "dense block: every layer built for in_channels",

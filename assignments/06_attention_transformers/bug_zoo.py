@@ -169,17 +169,6 @@ BUGS = [
         attention(weights="torch.softmax(scores, dim=-1)"),
     ),
     Bug(
-        # the library's attention is forbidden: attention loses all its items, but the
-        # multi-head layer and the block run with the grader's own attention (their checks
-        # replace it), so they keep theirs
-        "attention output from the library's F.scaled_dot_product_attention",
-        SDPA_ALL,
-        attention(
-            after="return torch.nn.functional.scaled_dot_product_attention(q, k, v, "
-            "attn_mask=mask), weights"
-        ),
-    ),
-    Bug(
         "masked scores set to the smallest float (uniform fully masked rows)",
         items(SDPA, "fully_masked"),
         attention(masking="scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)"),

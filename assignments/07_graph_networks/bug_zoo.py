@@ -104,21 +104,6 @@ def degree(index, num_nodes, dtype=torch.float32):
     return torch.zeros(num_nodes).index_add_(0, index, torch.ones(len(index)))
 """,
     ),
-    Bug(
-        # torch.sparse is forbidden: a static hit costs the whole "graph basics" check (it
-        # grades add_self_loops and degree together), but gcn_normalization, the layers and the
-        # classifiers run with the grader's own degree (their checks replace it): they keep
-        # their items
-        "degree through a sparse incidence matrix (torch.sparse, forbidden)",
-        items("graph basics", "add_self_loops", "degree", "degree_default_dtype"),
-        """
-def degree(index, num_nodes, dtype=torch.float32):
-    ones = torch.ones(index.numel(), dtype=dtype)
-    rows = torch.stack([index, torch.arange(index.numel())])
-    incidence = torch.sparse_coo_tensor(rows, ones, (num_nodes, index.numel()))
-    return torch.sparse.mm(incidence, ones[:, None])[:, 0]
-""",
-    ),
     # ----------------------------------------------------------------- gcn_normalization
     Bug(
         "row normalisation 1/deg(target)",

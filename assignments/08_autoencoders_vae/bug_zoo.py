@@ -174,17 +174,6 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     return _conv_transpose2d(x, weight, None, stride, padding, output_padding)
 """,
     ),
-    Bug(
-        # the library's transposed convolution is forbidden: the function loses its items, but
-        # the decoder, the autoencoder and the VAE run with the grader's own conv_transpose2d
-        # (their checks replace it), so they keep theirs
-        "transposed convolution by the library's F.conv_transpose2d",
-        CONV_ALL,
-        """
-def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0):
-    return torch.nn.functional.conv_transpose2d(x, weight, bias, stride, padding, output_padding)
-""",
-    ),
     # ---------------------------------------------------------------------- reparameterize
     Bug(
         "reparameterize scales by exp(logvar)",

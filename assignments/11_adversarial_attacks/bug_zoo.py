@@ -173,22 +173,6 @@ def expected_max_change(dim, eps, weight_std):
             step="leaf + (-1.0 if targeted else 1.0) * eps * grad.sign()",
         ),
     ),
-    Bug(
-        # torchattacks is forbidden: fgsm loses all its items, but adversarial_training_step
-        # runs with the grader's own fgsm (its check replaces it), so it keeps its items
-        "fgsm by the library's torchattacks.FGSM",
-        items(
-            "fgsm", "x_adv", "x_adv_valid", "model_untouched", "mode_restored", "input_untouched"
-        ),
-        """
-def fgsm(model, x, y, eps, targeted=False, clamp=(0.0, 1.0)):
-    import torchattacks
-    attack = torchattacks.FGSM(model, eps=eps)
-    if targeted:
-        attack.set_mode_targeted_by_label()
-    return attack(x, y)
-""",
-    ),
     # ----------------------------------------------------------------------------- pgd
     Bug(
         "pgd projects around the current iterate",
