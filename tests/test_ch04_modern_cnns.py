@@ -12,6 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from autograder.checks import Namespace
 from autograder.kit import substituted
 from solutions import ch04_modern_cnns as ref
+from tests.conftest import failed_items, notebook_with_extra_cell
 
 DOUBLE = torch.float64
 
@@ -106,3 +107,23 @@ def test_substituted_restores_names_in_globals_and_modules():
         assert ref.ResidualBlock == "probe"
         raise RuntimeError
     assert ref.ResidualBlock.__name__ == "ResidualBlock"
+
+
+def test_forbidden_call_in_a_block_costs_only_the_block(grade_file, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    chapter = "04_modern_cnns"
+    code = """
+class DenseLayer(DenseLayer):
+    def __init__(self, in_channels, growth_rate, bn_size):
+        super().__init__(in_channels, growth_rate, bn_size)
+        from torchvision.ops import Conv2dNormActivation
+        self.conv2 = Conv2dNormActivation(bn_size * growth_rate, growth_rate, 3, bias=False)
+"""
+    results = grade_file(chapter, notebook_with_extra_cell(chapter, code,
+                                                           tmp_path / f"{chapter}.ipynb"))
+    failed = failed_items(results)
+    # DenseBlock and SmallDenseNet reach DenseLayer, but they are graded with probe blocks in
+    # its place (their checks replace the blocks), so only the layer's own items are lost
+    block_items = ("y_train", "grad_x", "grad_parameters", "running_stats", "y_eval", "param_count")
+    assert failed == {f"DenseLayer: {name}" for name in block_items}
+    messages = [test["output"] for test in results["tests"] if test["status"] == "failed"]
+    assert all("torchvision" in message for message in messages)

@@ -341,10 +341,14 @@ class TransformerEncoderBlock(TransformerEncoderBlock):
     results = grade_file(CHAPTER, notebook_with_extra_cell(CHAPTER, code,
                                                            tmp_path / f"{CHAPTER}.ipynb"))
     failed = failed_items(results)
+    # MultiHeadAttention calls the attention but runs with the grader's own (its check replaces
+    # it), so it keeps its items; the block loses its own for its TransformerEncoderLayer only
     assert {item.split(":")[0] for item in failed} == {"scaled_dot_product_attention",
-                                                       "MultiHeadAttention",
                                                        "TransformerEncoderBlock"}
     messages = [test["output"] for test in results["tests"] if test["status"] == "failed"]
+    block = [test["output"] for test in results["tests"]
+             if test["status"] == "failed" and "TransformerEncoderBlock:" in test["name"]]
+    assert not any("scaled_dot_product_attention" in m for m in block)
     assert all("uses API this chapter asks you to write yourself" in m for m in messages)
     assert any("torch.nn.functional.scaled_dot_product_attention" in m for m in messages)
     assert any("torch.nn.TransformerEncoderLayer" in m for m in messages)

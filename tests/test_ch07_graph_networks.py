@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from autograder.checks import load_checks_namespace, run_check
 from solutions import ch07_graph_networks as ref
 from student import seeding
+from tests.conftest import failed_items, notebook_with_extra_cell
 
 CHAPTER = "07_graph_networks"
 CHECKS_PATH = Path(__file__).resolve().parent.parent / "assignments" / CHAPTER / "checks.py"
@@ -218,3 +219,22 @@ def test_check_graphs_cover_the_promised_cases() -> None:
         seen["single"] |= bool((in_deg == 1).any())
         seen["empty"] |= edges.shape[1] == 0
     assert all(seen.values()), seen
+
+
+def test_forbidden_call_in_a_helper_costs_only_the_helper(grade_file, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code = """
+def degree(index, num_nodes, dtype=torch.float32):
+    ones = torch.ones(index.numel(), dtype=dtype)
+    rows = torch.stack([index, torch.arange(index.numel())])
+    incidence = torch.sparse_coo_tensor(rows, ones, (num_nodes, index.numel()))
+    return torch.sparse.mm(incidence, ones[:, None])[:, 0]
+"""
+    results = grade_file(CHAPTER, notebook_with_extra_cell(CHAPTER, code,
+                                                           tmp_path / f"{CHAPTER}.ipynb"))
+    failed = failed_items(results)
+    # torch.sparse is forbidden: "graph basics" grades add_self_loops and degree together and
+    # loses all its items; gcn_normalization, the layers and the classifiers run with the
+    # grader's own degree (their checks replace it) and keep theirs
+    assert {item.split(":")[0] for item in failed} == {"graph basics"}
+    messages = [test["output"] for test in results["tests"] if test["status"] == "failed"]
+    assert all("torch.sparse" in message for message in messages)

@@ -242,8 +242,9 @@ class Decoder(Decoder):
     results = grade_file(CHAPTER, notebook_with_extra_cell(CHAPTER, code,
                                                            tmp_path / f"{CHAPTER}.ipynb"))
     failed = failed_items(results)
-    assert {item.split(":")[0] for item in failed} == {"Decoder", "Autoencoder", "VAE",
-                                                       "VAE.sample"}
+    # the autoencoder and the VAE are graded with the grader's own decoder (their checks replace
+    # Decoder), so the forbidden layer costs only the decoder's items
+    assert {item.split(":")[0] for item in failed} == {"Decoder"}
     assert "conv_transpose2d: y" not in failed
     decoder_output = next(t["output"] for t in results["tests"] if "Decoder: logits" in t["name"])
     assert "torch.nn.ConvTranspose2d" in decoder_output

@@ -20,6 +20,7 @@ from torch import nn
 
 from autograder.checks import load_checks_namespace, run_check
 from solutions import ch11_adversarial_attacks as reference
+from tests.conftest import failed_items, notebook_with_extra_cell
 
 CHAPTER = "11_adversarial_attacks"
 CHECKS_PATH = Path(__file__).resolve().parent.parent / "assignments" / CHAPTER / "checks.py"
@@ -382,3 +383,22 @@ def test_hidden_checks_accept_a_correct_implementation_in_another_style():
             got = actual[key]
             assert got.shape == value.shape and got.dtype == value.dtype, (check.name, key)
             assert np.all(np.abs(got - value) <= atol + rtol * np.abs(value)), (check.name, key)
+
+
+def test_library_fgsm_costs_only_fgsm(grade_file, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code = """
+def fgsm(model, x, y, eps, targeted=False, clamp=(0.0, 1.0)):
+    import torchattacks
+    attack = torchattacks.FGSM(model, eps=eps)
+    if targeted:
+        attack.set_mode_targeted_by_label()
+    return attack(x, y)
+"""
+    results = grade_file(CHAPTER, notebook_with_extra_cell(CHAPTER, code,
+                                                           tmp_path / f"{CHAPTER}.ipynb"))
+    failed = failed_items(results)
+    # adversarial_training_step calls fgsm, but it runs with the grader's own (its check
+    # replaces it), so only fgsm's items are lost
+    assert {item.split(":")[0] for item in failed} == {"fgsm"}
+    messages = [test["output"] for test in results["tests"] if test["status"] == "failed"]
+    assert all("torchattacks" in message for message in messages)

@@ -14,7 +14,10 @@ notebook), then grades separately:
 
 Containers (``DenseBlock`` and the three networks) are graded with the grader's own probe
 blocks substituted for the student's (``kit.substituted``): a bug in a block costs only that
-block's items. The notebook says so where the students write the containers.
+block's items. The notebook says so where the students write the containers. These checks
+declare the blocks they replace (``Check.replaces``), so the forbidden-API scan does not charge
+a container for a forbidden call inside a block either. The substitution is in place while the
+container is built; its forward then runs the probe blocks it holds.
 """
 
 from __future__ import annotations
@@ -592,6 +595,7 @@ CHECKS = [
         name="DenseBlock",
         question="q3",
         uses=("DenseBlock",),
+        replaces=("DenseLayer",),
         exercise=exercise_dense_block,
         cases=DENSE_BLOCK_CASES,
         outputs=(
@@ -631,6 +635,7 @@ CHECKS = [
         name="SmallResNet",
         question="q4",
         uses=("SmallResNet",),
+        replaces=NETWORK_BLOCKS["SmallResNet"],
         exercise=make_network_exercise("SmallResNet"),
         cases=NETWORK_CASES,
         outputs=network_outputs("ResidualBlock"),
@@ -639,6 +644,7 @@ CHECKS = [
         name="SmallGoogLeNet",
         question="q4",
         uses=("SmallGoogLeNet",),
+        replaces=NETWORK_BLOCKS["SmallGoogLeNet"],
         exercise=make_network_exercise("SmallGoogLeNet"),
         cases=NETWORK_CASES,
         outputs=network_outputs("InceptionBlock"),
@@ -647,6 +653,7 @@ CHECKS = [
         name="SmallDenseNet",
         question="q4",
         uses=("SmallDenseNet",),
+        replaces=NETWORK_BLOCKS["SmallDenseNet"],
         exercise=make_network_exercise("SmallDenseNet"),
         cases=NETWORK_CASES,
         outputs=network_outputs("DenseBlock, TransitionLayer"),

@@ -16,7 +16,12 @@ defined here (exactly the documented behaviour), and puts the student's own back
 bug in attention therefore never costs the items of the multi-head layer or the block, and an
 unwritten ``MultiHeadAttention`` does not stop the block from being graded. A student who binds
 the names some other way (an alias, an inlined computation) is graded on that code instead;
-correct code gives the same numbers either way.
+correct code gives the same numbers either way. The multi-head layer and the block declare the
+names they replace (``Check.replaces``), so the forbidden-API scan does not charge them for a
+forbidden call inside the student's attention either (a call that still reaches the student's
+own version at run time is caught by the run-time trap). ``PositionalEncoding`` does not: its
+encoding is substituted only while the module is built, and a ``forward`` that computes the
+table on each call runs the student's own function.
 """
 
 import math
@@ -694,6 +699,7 @@ CHECKS = [
         name="MultiHeadAttention",
         question="q3",
         uses=("MultiHeadAttention",),
+        replaces=("scaled_dot_product_attention",),
         exercise=exercise_mha,
         cases=MHA_CASES,
         outputs=(
@@ -743,6 +749,8 @@ CHECKS = [
         name="PositionalEncoding",
         question="q4",
         uses=("PositionalEncoding",),
+        # no replaces: the encoding is substituted only while the module is built, and a
+        # forward that computes the table itself calls the student's own function
         exercise=exercise_positional_module,
         cases=POSITIONAL_CASES,
         outputs=(
@@ -766,6 +774,7 @@ CHECKS = [
         name="TransformerEncoderBlock",
         question="q5",
         uses=("TransformerEncoderBlock",),
+        replaces=("MultiHeadAttention", "scaled_dot_product_attention"),
         exercise=exercise_block,
         cases=BLOCK_CASES,
         outputs=(

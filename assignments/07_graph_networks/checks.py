@@ -7,7 +7,10 @@ its normalisation or its self-loops between calls is caught) and grades the seco
 output, the gradient with respect to the features and to every parameter, each as its own
 item. Layers and classifiers run with the grader's own helpers substituted for the student's
 (``add_self_loops``, ``degree``, ``gcn_normalization``, ``segment_softmax``, the pools, and the
-layers inside the classifiers), so a bug in a helper costs only the helper's items.
+layers inside the classifiers), so a bug in a helper costs only the helper's items. These checks
+declare the names they replace (``Check.replaces``), so the forbidden-API scan does not charge a
+layer or a classifier for a forbidden call inside a helper either. The pooling check grades the
+three pools together (each with the other two substituted), so it replaces none of them.
 
 Graphs cover isolated nodes, directed edges (in-degree differs from out-degree), nodes with a
 single neighbour, graphs without edges, edges in random order, and relabelled nodes (the
@@ -111,6 +114,10 @@ HELPERS = {
     "global_mean_pool": _mean_pool,
     "global_max_pool": _max_pool,
 }
+
+
+# the helpers a layer calls, replaced in the layer checks (the classifiers replace all of HELPERS)
+LAYER_HELPERS = ("add_self_loops", "degree", "gcn_normalization", "segment_softmax")
 
 
 class _ProbeGCN(nn.Module):
@@ -304,11 +311,7 @@ def make_layer_exercise(kind: str) -> Callable[..., None]:
         bias = case.get("bias", True)
         with substituted(
             api,
-            **{
-                k: v
-                for k, v in HELPERS.items()
-                if k in ("add_self_loops", "degree", "gcn_normalization", "segment_softmax")
-            },
+            **{k: v for k, v in HELPERS.items() if k in LAYER_HELPERS},
         ):
             if kind == "GCN":
                 layer = api.GCNLayer(c_in, c_out, bias=bias)
@@ -802,6 +805,7 @@ CHECKS = [
         name="gcn_normalization",
         question="q1",
         uses=("gcn_normalization",),
+        replaces=("add_self_loops", "degree"),
         exercise=exercise_normalization,
         cases=GRAPH_CASES,
         outputs=(
@@ -827,6 +831,7 @@ CHECKS = [
         name="GCNLayer",
         question="q2",
         uses=("GCNLayer",),
+        replaces=LAYER_HELPERS,
         exercise=make_layer_exercise("GCN"),
         cases=GCN_CASES,
         timeout_s=20.0,
@@ -843,6 +848,7 @@ CHECKS = [
         name="GCNLayer at scale",
         question="q2",
         uses=("GCNLayer",),
+        replaces=LAYER_HELPERS,
         exercise=make_scale_exercise("GCN"),
         cases=({"N": SCALE_N, "E": SCALE_E},),
         timeout_s=20.0,
@@ -869,6 +875,7 @@ CHECKS = [
         name="GATLayer",
         question="q4",
         uses=("GATLayer",),
+        replaces=LAYER_HELPERS,
         exercise=make_layer_exercise("GAT"),
         cases=GAT_CASES,
         timeout_s=20.0,
@@ -885,6 +892,7 @@ CHECKS = [
         name="GATLayer at scale",
         question="q4",
         uses=("GATLayer",),
+        replaces=LAYER_HELPERS,
         exercise=make_scale_exercise("GAT"),
         cases=({"N": SCALE_N, "E": SCALE_E},),
         timeout_s=20.0,
@@ -913,6 +921,7 @@ CHECKS = [
         name="node classifiers",
         question="q6",
         uses=("GCN", "GAT"),
+        replaces=("GCNLayer", "GATLayer", *HELPERS),
         exercise=exercise_node_models,
         cases=NODE_MODEL_CASES,
         outputs=(
@@ -938,6 +947,7 @@ CHECKS = [
         name="GraphClassifier",
         question="q6",
         uses=("GraphClassifier",),
+        replaces=("GCNLayer", *HELPERS),
         exercise=exercise_graph_classifier,
         cases=CLASSIFIER_CASES,
         outputs=(

@@ -18,6 +18,11 @@ so a broken ``conv_transpose2d`` or ``Encoder`` costs only its own items. In the
 ``sample_latent`` with the trusted ``reparameterize``. A student who calls other names of their
 own is graded with them. The one check that tests consistency between two functions on purpose
 ("KL vs Monte Carlo": the student's KL against the student's sampling) says so in its hint.
+These checks declare the names they replace (``Check.replaces``), so the forbidden-API scan
+does not charge a module for a forbidden call inside a replaced helper either (the decoder's
+``nn.ConvTranspose2d`` costs the decoder's items, not the autoencoder's or the VAE's). The
+``conv_transpose2d`` check replaces nothing: its first (warm-up) call runs outside the
+substitution, with the student's own ``conv_transpose_output_size``.
 
 Statistical items (``sample_latent``, ``VAE.sample``, "KL vs Monte Carlo") draw n = 50,000
 samples per tested coordinate from the student's code and bound the sample mean and the mean of
@@ -983,6 +988,7 @@ CHECKS = [
         name="sample_latent",
         question="q2",
         uses=("sample_latent",),
+        replaces=("reparameterize",),
         exercise=exercise_sample_latent,
         cases=SAMPLE_CASES,
         timeout_s=30.0,
@@ -1048,6 +1054,7 @@ CHECKS = [
         name="KL vs Monte Carlo",
         question="q3",
         uses=("kl_divergence", "sample_latent"),
+        replaces=("reparameterize",),
         exercise=exercise_kl_monte_carlo,
         cases=({"N": 3, "D": 3}, {"N": 1, "D": 3}),
         timeout_s=30.0,
@@ -1146,6 +1153,7 @@ CHECKS = [
         name="Decoder",
         question="q5",
         uses=("Decoder",),
+        replaces=("conv_transpose_output_size", "conv_transpose2d"),
         exercise=exercise_decoder,
         cases=MODULE_CASES,
         timeout_s=20.0,
@@ -1171,6 +1179,7 @@ CHECKS = [
         name="Autoencoder",
         question="q5",
         uses=("Autoencoder",),
+        replaces=MODEL_NAMES,
         exercise=exercise_autoencoder,
         cases=MODULE_CASES,
         timeout_s=20.0,
@@ -1210,6 +1219,7 @@ CHECKS = [
         name="VAE",
         question="q6",
         uses=("VAE",),
+        replaces=VAE_NAMES,
         exercise=exercise_vae,
         cases=VAE_CASES,
         timeout_s=20.0,
@@ -1281,6 +1291,7 @@ CHECKS = [
         name="VAE.sample",
         question="q6",
         uses=("VAE",),
+        replaces=VAE_NAMES,
         exercise=exercise_vae_sample,
         cases=({"latent": 2}, {"latent": 6}),
         timeout_s=30.0,

@@ -22,6 +22,8 @@ when the calls returned, so that a stub scores nothing.
 Dependencies removed: ``adversarial_training_step`` calls ``fgsm`` and ``train_patch`` calls
 ``apply_patch``; during those checks the student's global is replaced by the grader's trusted
 version (documented in the notebook), so an fgsm or apply_patch bug costs only its own items.
+Those two checks declare the name they replace (``Check.replaces``), so the forbidden-API scan
+does not charge them for a forbidden call inside the student's fgsm or apply_patch either.
 ``accuracy_under_attack`` receives a trusted attack that needs gradients (so a loop run under
 ``torch.no_grad()`` fails) and records the batches it is given.
 The patch check trains a small MLP on a seeded synthetic 10-class image set inside the check
@@ -782,6 +784,7 @@ CHECKS = [
         name="train_patch",
         question="q4",
         uses=("train_patch",),
+        replaces=("apply_patch",),
         exercise=exercise_train_patch,
         cases=({"mode": "train"},),
         timeout_s=60.0,
@@ -869,6 +872,7 @@ CHECKS = [
         name="adversarial_training_step",
         question="q6",
         uses=("adversarial_training_step",),
+        replaces=("fgsm",),
         exercise=exercise_training_step,
         cases=TRAINING_CASES,
         timeout_s=20.0,
