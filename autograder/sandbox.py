@@ -261,13 +261,20 @@ def _processes(uid: int | None, session: int) -> list[int]:
 
 def kill_processes_of(user: str) -> int:
     """SIGKILLs every process whose real uid is ``user``'s (root only; e.g. what a crashed
-    judge left behind). Returns how many were signalled."""
+    judge left behind), holding the user's lock (see :func:`_exclusive_use_of`), so that a
+    grading that uses the same user elsewhere is never hit mid-run: this waits for it to end.
+    Returns how many were signalled."""
     try:
         uid = pwd.getpwnam(user).pw_uid
     except KeyError:
         return 0
     if uid == 0:
         raise ValueError("refusing to kill root's processes")
+    with _exclusive_use_of(user):
+        return _kill_uid(uid)
+
+
+def _kill_uid(uid: int) -> int:
     killed = 0
     for _ in range(20):
         remaining = _processes(uid, session=-1)

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -246,3 +247,63 @@ def test_bad_input_gets_a_clear_message(arguments, message, tmp_path, capsys):
     argv = ["--chapter", CHAPTER] + [x for pair in base.items() for x in pair]
     assert grade_all.main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_two_batches_sharing_sandbox_users_never_kill_each_others_gradings(tmp_path):
+    """A batch that ends kills what is left of its sandbox users: it must wait for another
+    batch's grading that uses the same user (two instructors, or two test workers) instead of
+    killing it."""
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    notebook_with_extra_cell(CHAPTER, HANGS_IN_ONE_METHOD, slow / "loops.ipynb")
+    results: dict[str, dict] = {}
+
+    def run_slow() -> None:
+        results.update(grade_all.grade_batch(CHAPTER, grade_all.discover(slow),
+                                             tmp_path / "out-slow", jobs=1, progress=False))
+
+    thread = threading.Thread(target=run_slow)
+    thread.start()
+    user = f"{os.environ.get('KIT_SANDBOX_USER') or 'kitsandbox'}-w1"
+    deadline = time.monotonic() + 120
+    while _cpu_seconds(_user_processes(user)) < 1.0 and time.monotonic() < deadline:
+        time.sleep(0.1)  # until the slow batch's child spins in the check of Tanh
+    assert _user_processes(user), "the slow batch never started its child"
+    # another batch with the same users and nothing to grade starts and ends meanwhile
+    assert grade_all.grade_batch(CHAPTER, [], tmp_path / "out-empty", jobs=1,
+                                 progress=False) == {}
+    thread.join()
+    failed = {t["name"]: t["output"] for t in results["loops.ipynb"]["tests"]
+              if t["status"] != "passed"}
+    assert failed and all(name.startswith("q2 Tanh") for name in failed), failed
+    assert all("Time limit" in message for message in failed.values()), failed
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _user_processes(user: str) -> list[int]:
+    import pwd
+
+    try:
+        uid = pwd.getpwnam(user).pw_uid
+    except KeyError:
+        return []
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        line = next(x for x in status.splitlines() if x.startswith("Uid:"))
+        if int(line.split()[1]) == uid:
+            found.append(int(pid))
+    return found

@@ -267,8 +267,12 @@ class Grader:
         with zipfile.ZipFile(grader_zip) as archive:
             archive.extractall(self.source)
         self.idle: queue.Queue[Worker] = queue.Queue()
+        # Users of their own: kitsandbox-w1, -w2... or, where KIT_SANDBOX_USER names this
+        # process's user (the test suite's workers), <that user>-w1... Two batches that share
+        # users still grade correctly (gradings take turns on a user's lock), only slower.
+        base = os.environ.get("KIT_SANDBOX_USER") or "kitsandbox"
         self.workers = [
-            Worker(self.source, f"kitsandbox-w{index + 1}" if os.geteuid() == 0 else None)
+            Worker(self.source, f"{base}-w{index + 1}" if os.geteuid() == 0 else None)
             for index in range(workers)
         ]
         for worker in self.workers:
