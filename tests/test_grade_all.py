@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import notebook_with_extra_cell
 from tools import grade_all
+from tools.bench_class import ENDLESS_LOOP, MEMORY_BOMB
 from tools.build import DIST, REPO, grade_with_zip
 
 CHAPTER = "01_mlp_backprop"
@@ -29,19 +30,7 @@ class ReLU(ReLU):
     def backward(self, dupstream):
         return dupstream
 """
-MEMORY_BOMB = """
-class ReLU(ReLU):
-    def forward(self, x):
-        hoard = []
-        while True:
-            hoard.append(torch.ones(10 * 2**20, dtype=torch.uint8))
-"""
-HANGS_IN_ONE_METHOD = """
-class Tanh(Tanh):
-    def forward(self, x):
-        while True:
-            pass
-"""
+HANGS_IN_ONE_METHOD = ENDLESS_LOOP
 ENDS_THE_PROCESS = """
 import os
 class Sigmoid(Sigmoid):
