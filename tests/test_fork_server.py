@@ -111,3 +111,9 @@ def test_a_dead_server_is_restarted_and_one_that_cannot_start_gives_way_to_fresh
         monkeypatch.setattr(ForkServer, "start", cannot_start)
         assert "RANDOM" in run(config, LEAVES_TRACES)  # graded by a fresh child instead
         assert server.process is None
+
+
+def test_judge_and_child_agree_on_the_forked_protocol_descriptor():
+    from autograder import child, sandbox
+
+    assert child.FORKED_PROTO_FD == sandbox.FORKED_PROTO_FD
