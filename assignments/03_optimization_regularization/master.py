@@ -1170,6 +1170,24 @@ def evaluate(model, x, y):
     return loss, accuracy
 
 
+def train_epochs(model, optimizer, epochs, batch_size):
+    """Trains on the training set in mini-batches (the same shuffles for every model: the
+    order comes from a generator seeded 0); returns the mean training loss of each epoch."""
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    for epoch in range(epochs):
+        total = 0.0
+        for idx in minibatches(len(train_y), batch_size, generator):
+            loss = nn.functional.cross_entropy(model(train_x[idx]), train_y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            with torch.no_grad():
+                optimizer.step()
+            total += loss.item() * len(idx)
+        losses.append(total / len(train_y))
+    return losses
+
+
 results = {}  # everything measured below, saved to a JSON file at the end
 
 # %% [markdown]
@@ -1198,18 +1216,7 @@ results["optimizers"] = {}
 for name, make_optimizer in tqdm(optimizers.items(), desc="optimizers"):
     model = make_mlp(seed=0)
     optimizer = make_optimizer(list(model.parameters()))
-    generator = torch.Generator().manual_seed(0)
-    losses = []
-    for epoch in range(15):
-        total = 0.0
-        for idx in minibatches(len(train_y), 64, generator):
-            loss = nn.functional.cross_entropy(model(train_x[idx]), train_y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            with torch.no_grad():
-                optimizer.step()
-            total += loss.item() * len(idx)
-        losses.append(total / len(train_y))
+    losses = train_epochs(model, optimizer, epochs=15, batch_size=64)
     test_accuracy = evaluate(model, test_x, test_y)[1]
     results["optimizers"][name] = {"train_loss": losses, "test_accuracy": test_accuracy}
     print(f"{name:>15}: final training loss {losses[-1]:.4f}, test accuracy {test_accuracy:.3f}")
@@ -1387,18 +1394,7 @@ results["batch_norm"] = {}
 for name, batch_norm in tqdm((("plain", False), ("batch norm", True)), desc="batch norm"):
     model = make_deep(0, batch_norm)
     optimizer = SGD(list(model.parameters()), lr=0.02)
-    generator = torch.Generator().manual_seed(0)
-    losses = []
-    for epoch in range(4):
-        total = 0.0
-        for idx in minibatches(len(train_y), 32, generator):
-            loss = nn.functional.cross_entropy(model(train_x[idx]), train_y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            with torch.no_grad():
-                optimizer.step()
-            total += loss.item() * len(idx)
-        losses.append(total / len(train_y))
+    losses = train_epochs(model, optimizer, epochs=4, batch_size=32)
     test_accuracy = evaluate(model, test_x, test_y)[1]
     results["batch_norm"][name] = {"train_loss": losses, "test_accuracy": test_accuracy}
     print(f"{name:>10}: training loss per epoch {[round(v, 3) for v in losses]}, test accuracy {test_accuracy:.3f}")
