@@ -515,6 +515,20 @@ def exercise_multiply_adds(
     )
 
 
+def network_check(name: str, blocks: str) -> Check:
+    """A whole network, built from the grader's probe blocks (``blocks`` names the student's
+    blocks the probes stand in for, in the hints)."""
+    return Check(
+        name=name,
+        question="q4",
+        uses=(name,),
+        replaces=NETWORK_BLOCKS[name],
+        exercise=make_network_exercise(name),
+        cases=NETWORK_CASES,
+        outputs=network_outputs(blocks),
+    )
+
+
 CHECKS = [
     Check(
         name="ResidualBlock",
@@ -631,32 +645,13 @@ CHECKS = [
             "parameters.",
         ),
     ),
-    Check(
-        name="SmallResNet",
-        question="q4",
-        uses=("SmallResNet",),
-        replaces=NETWORK_BLOCKS["SmallResNet"],
-        exercise=make_network_exercise("SmallResNet"),
-        cases=NETWORK_CASES,
-        outputs=network_outputs("ResidualBlock"),
-    ),
-    Check(
-        name="SmallGoogLeNet",
-        question="q4",
-        uses=("SmallGoogLeNet",),
-        replaces=NETWORK_BLOCKS["SmallGoogLeNet"],
-        exercise=make_network_exercise("SmallGoogLeNet"),
-        cases=NETWORK_CASES,
-        outputs=network_outputs("InceptionBlock"),
-    ),
-    Check(
-        name="SmallDenseNet",
-        question="q4",
-        uses=("SmallDenseNet",),
-        replaces=NETWORK_BLOCKS["SmallDenseNet"],
-        exercise=make_network_exercise("SmallDenseNet"),
-        cases=NETWORK_CASES,
-        outputs=network_outputs("DenseBlock, TransitionLayer"),
+    *(
+        network_check(name, blocks)
+        for name, blocks in (
+            ("SmallResNet", "ResidualBlock"),
+            ("SmallGoogLeNet", "InceptionBlock"),
+            ("SmallDenseNet", "DenseBlock, TransitionLayer"),
+        )
     ),
     Check(
         name="count_parameters",
