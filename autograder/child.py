@@ -228,6 +228,48 @@ def drop_privileges(job: dict, protections: dict) -> None:
     os.chdir(job["workdir"])
 
 
+def prepare_file_confinement(job: dict, protections: dict) -> list[str] | None:
+    """As root, before the drop: finds the Python installation's folders (the sandbox user may
+    not be able to list them) and, where the kernel allows it, moves into a private mount
+    namespace with a fresh ``/proc`` that shows only the sandbox user's processes. Returns the
+    folders the child may read, or None when file confinement is not requested."""
+    if not job.get("confine_files"):
+        protections["files"] = "off (not requested)"
+        return None
+    from autograder import confinement
+
+    readable = confinement.python_installation([job["engine_root"]])
+    protections["proc"] = (
+        confinement.private_proc()
+        if os.geteuid() == 0
+        else "none (not root: no private mount namespace)"
+    )
+    return readable
+
+
+def seal_file_system(job: dict, protections: dict, readable: list[str] | None) -> None:
+    """Seals the child, as the sandbox user, into the Python installation (read) and its work
+    folder (read and write) with Landlock (``autograder/confinement.py``). Landlock binds the
+    calling thread and what it creates from then on, so a thread started earlier (a BLAS pool)
+    makes the confinement partial, and the report says so."""
+    if readable is None:
+        return
+    import time
+
+    from autograder import confinement
+
+    waited = time.monotonic() + 2.0
+    while confinement.threads() > 1 and time.monotonic() < waited:
+        time.sleep(0.01)
+    threads = confinement.threads()
+    state = confinement.confine(
+        readable, [job["workdir"]], whole_proc=protections["proc"].startswith("active")
+    )
+    if state.startswith("active") and threads > 1:
+        state = f"partial ({threads - 1} thread(s) started before it are not bound): {state}"
+    protections["files"] = state
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "serve":
         serve(int(sys.argv[2]), sys.argv[3])
@@ -251,7 +293,9 @@ def run_job(job: dict, preloaded: dict[str, float] | None) -> None:
     chapter = checks_api.load_checks_namespace(job["check_source"])
     forbidden = _forbidden_functions(list(chapter.forbidden)) if chapter.forbidden else {}
     trap_class = _make_trap(forbidden) if forbidden else None
+    readable = prepare_file_confinement(job, protections)
     drop_privileges(job, protections)
+    seal_file_system(job, protections, readable)
     _send(proto, {"ev": "ready", "protections": protections, "timings": timings})
     run_submission(job, proto, chapter, trap_class)
     proto.close()

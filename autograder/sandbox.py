@@ -81,6 +81,12 @@ class SandboxConfig:
 
     python: str = sys.executable
     isolate_network: bool = True
+    # Landlock (and, as root, a private /proc): the child reads only the Python installation
+    # and its work folder (``autograder/confinement.py``). ``KIT_CONFINE_FILES=off`` only to
+    # measure what it costs (make bench); the results then say DEGRADED.
+    confine_files: bool = field(
+        default_factory=lambda: os.environ.get("KIT_CONFINE_FILES", "on") != "off"
+    )
     drop_privileges: bool = True
     sandbox_user: str = field(
         default_factory=lambda: os.environ.get("KIT_SANDBOX_USER") or SANDBOX_USER
@@ -390,6 +396,7 @@ def child_job(
         uid=uid,
         gid=gid,
         isolate_network=config.isolate_network,
+        confine_files=config.confine_files,
         limits=config.limits,
         engine_root=ENGINE_ROOT,
     )
@@ -718,11 +725,17 @@ def protections_by_judge(
     child's start-up report (sent before any student code ran), and ``mode``, which is "full"
     only when every protection is active and names whatever is missing otherwise."""
     missing = []
+    files = str(child.get("files", "")) if child else ""
     if uid is None:
         why = "privilege drop is switched off" if os.geteuid() == 0 else "the grader is not root"
+        reach = (
+            "(Landlock still keeps it to its work folder and the Python installation)"
+            if files.startswith("active")
+            else "and can read and write what the grader can"
+        )
         missing.append(
-            f"{why}, so the child runs as the grader's own user and can read and "
-            f"write what the grader can; grade as root for isolation"
+            f"{why}, so the child runs as the grader's own user {reach}; "
+            f"grade as root for isolation"
         )
         cleanup = (
             "the child's session and descendants, and orphans adopted by the judge"
@@ -744,6 +757,12 @@ def protections_by_judge(
         network = str(child.get("network", ""))
         if config.isolate_network and not network.startswith("blocked"):
             missing.append(f"network {network or 'not reported'}")
+        if not files.startswith("active"):
+            missing.append(
+                f"file system not confined ({files or 'not reported'}): the submission can "
+                f"read whatever the sandbox user can, such as other submissions and a "
+                f"checkout that are readable by all (chmod 700 them)"
+            )
         if child.get("subreaper") is not True:
             missing.append("the child is not a subreaper")
     if not missing:
@@ -752,6 +771,9 @@ def protections_by_judge(
             if uid is not None
             else "full"
         )
+        mode += ", its files confined by Landlock"
+        if not str(child.get("proc", "")).startswith("active"):
+            mode += " (no private /proc: Landlock closes other processes' entries)"
         if child and "namespace" not in str(child.get("network", "")):
             mode += (
                 f"; network blocked by the seccomp filter alone (no network namespace: "

@@ -44,6 +44,14 @@ def reference_plus(snippet: str | None = None) -> Builder:
     return build
 
 
+def reference_free(snippet: str) -> Builder:
+    """A ``.py`` submission that is only the hostile snippet (no implementation of its own)."""
+    def build(context: RunContext) -> None:
+        text = expand((SUBMISSIONS / snippet).read_text(), context.substitutions)
+        (context.submission_dir / "submission.py").write_text(text)
+    return build
+
+
 def notebook(percent_file: str) -> Builder:
     """A notebook built from a percent-format file (``# %%`` cells)."""
     def build(context: RunContext) -> None:
@@ -135,7 +143,7 @@ def hostile_lines(run: Run) -> dict[str, str]:
 
 
 def nothing_read(run: Run, suite) -> None:
-    if suite.full_protection:
+    if suite.full_protection or str(run.protections.get("files", "")).startswith("active"):
         assert "hostile: read 0 of 12 secrets" in run.output, run.output
     else:  # what the DEGRADED report says is true: the child reads what the grader can
         assert "hostile: read 0 of" not in run.output, run.output
@@ -219,17 +227,29 @@ def grader_files_untouched(run: Run, suite) -> None:
     assert not (run.run_dir / "planted.txt").exists()
 
 
+def host_files_refused(run: Run, suite) -> None:
+    """Issue 25: nothing of the host beyond the Python installation and its work folder."""
+    if not str(run.protections.get("files", "")).startswith("active"):
+        return  # reported as unconfined (DEGRADED); nothing more to check
+    lines = hostile_lines(run)
+    for label in ("reference in a checkout", "grader zip", "write a shared folder"):
+        assert lines.get(label) == "REFUSED", (label, run.output)
+    assert "stolen" not in run.output
+    assert list((run.run_dir / "shared-writable").iterdir()) == []
+
+
 def forged_events_ignored(run: Run, suite) -> None:
     assert "FORGED" not in run.results_text
     assert run.seconds < 40, "a forged check_start extended a deadline"
 
 
 def daemon_did_not_outlive(run: Run, suite) -> None:
-    heartbeat = Path(f"/tmp/kit-hostile-heartbeat-{suite.grader.run_tag(run.run_dir)}")
     time.sleep(1.0)
     assert "FORGED" not in run.results_text
     assert "FORGED" not in (run.run_dir / "results" / "results.json").read_text()
-    if heartbeat.exists():  # the daemon ran; it must have stopped when grading ended
+    heartbeats = list(run.run_dir.glob("sandbox/*/work/kit-hostile-heartbeat"))
+    assert heartbeats, "the daemon never ran: the case tests nothing"
+    for heartbeat in heartbeats:  # it ran; it must have stopped when grading ended
         assert heartbeat.stat().st_mtime < run.ended_at + 0.3, "the daemon outlived grading"
 
 
@@ -353,6 +373,9 @@ CASES: list[Case] = [
          committed("case26_other_chapter.ipynb"),
          Expect({"*": "chapter 02_cnn_from_scratch, but this assignment is chapter "
                       f"{CHAPTER}"})),
+    Case("f1_host_files", "F1", "imports the reference from the checkout, reads dist/, "
+         "/proc of others, writes a shared folder", reference_free("case27_host_files.py"),
+         Expect({"*": NOT_FOUND}), check=host_files_refused),
     Case("e1_forged_protocol", "E1", "forged protocol events: protections, deadlines, reports",
          reference_plus("extra1_forged_protocol.py"),
          Expect({"Linear: *": TIME, "ReLU: y": "is wrong in"}), check=forged_events_ignored,

@@ -122,6 +122,20 @@ def notebook_json(cells: list[str], chapter: str = CHAPTER) -> str:
     }, indent=1)
 
 
+def _passed_through(*names: str) -> dict[str, str]:
+    """Grader settings the suite's own environment may set (to prove a case can fail)."""
+    return {name: os.environ[name] for name in names if name in os.environ}
+
+
+def host_substitutions(run_dir: Path) -> dict[str, str]:
+    """Places on the host a submission goes after (issue 25): the kit's checkout, and a
+    folder of the run's that every user may write, as a careless shared folder would be."""
+    writable = run_dir / "shared-writable"
+    writable.mkdir(exist_ok=True)
+    os.chmod(writable, 0o777)
+    return {"REPO": str(REPO), "WRITABLE_DIR": str(writable)}
+
+
 @dataclass
 class RunContext:
     """What a submission builder may use: where to write, and values for placeholders."""
@@ -489,14 +503,14 @@ class HostileGrader:
         run_dir = self._new_run_dir(name)
         context = RunContext(run_dir, run_dir / "submission", {
             "RUN_TAG": self.run_tag(run_dir), "MARKER": str(run_dir / "marker-unpickled"),
-            **self.listeners.substitutions})
+            **host_substitutions(run_dir), **self.listeners.substitutions})
         build(context)
         for path in context.submission_dir.rglob("*"):
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
         source, results_path = run_dir / "source", run_dir / "results" / "results.json"
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
                "PYTHONDONTWRITEBYTECODE": "1", "KIT_KEEP_WORKDIR_IN": str(run_dir / "sandbox"),
-               CANARY_ENV: self.canary}
+               CANARY_ENV: self.canary, **_passed_through("KIT_CONFINE_FILES")}
         if user is not None:
             env["KIT_SANDBOX_USER"] = user
         command = [sys.executable, "-m", "autograder.gradescope", "--source", str(source),

@@ -1,10 +1,11 @@
 # Starts a daemon (double fork, new session) meant to outlive grading: for 60 s it rewrites
-# results.json with a forged one and touches a heartbeat file the test watches.
+# results.json with a forged one and touches a heartbeat file the test watches (in its own work
+# folder, the one place it may write).
 # include: _hostile_helpers.py
 import json
 import time
 
-HEARTBEAT = "/tmp/kit-hostile-heartbeat-{{RUN_TAG}}"
+HEARTBEAT = os.path.join(os.getcwd(), "kit-hostile-heartbeat")
 FORGED = json.dumps({"score": 1000.0, "output": "FORGED-BY-DAEMON", "tests": []})
 
 if os.fork() == 0:
