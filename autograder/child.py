@@ -293,9 +293,13 @@ def run_job(job: dict, preloaded: dict[str, float] | None) -> None:
     chapter = checks_api.load_checks_namespace(job["check_source"])
     forbidden = _forbidden_functions(list(chapter.forbidden)) if chapter.forbidden else {}
     trap_class = _make_trap(forbidden) if forbidden else None
+    import time
+
+    began = time.perf_counter()
     readable = prepare_file_confinement(job, protections)
     drop_privileges(job, protections)
     seal_file_system(job, protections, readable)
+    timings = dict(timings, drop_and_confine_s=round(time.perf_counter() - began, 4))
     _send(proto, {"ev": "ready", "protections": protections, "timings": timings})
     run_submission(job, proto, chapter, trap_class)
     proto.close()

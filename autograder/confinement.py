@@ -110,6 +110,20 @@ def landlock_abi() -> int:
     return max(version, 0)
 
 
+def host_files_warning() -> str:
+    """One warning for an instructor grading on this machine, or "" where Landlock confines
+    the child. Without it a submission reads whatever the sandbox user may read."""
+    if landlock_abi() >= 1:
+        return ""
+    return (
+        "WARNING: this kernel has no Landlock (Linux 5.13+ with Landlock enabled), so the "
+        "grader cannot confine submissions to their own folder: each submission can read "
+        "every file that other users may read, classmates' submissions and the kit's "
+        "checkout included. Make them private before grading: chmod 700 the class folder "
+        "and the checkout (or grade on a machine with Landlock)."
+    )
+
+
 def python_installation(exclude: list[str]) -> list[str]:
     """Folders of the Python installation the child may read: the prefixes, the standard
     library and site-packages, minus any folder that holds one of ``exclude`` (the grader's

@@ -182,6 +182,11 @@ def test_protections_reported_truthfully(imitation):
     assert "seccomp filter alone" in protections["mode"], protections
     assert protections["python_files"].startswith("readable"), protections
     assert protections["user"] != "uid 0", protections
+    # Docker has no CAP_SYS_ADMIN: no private /proc, and Landlock alone confines the files
+    assert protections["proc"] == "none (unshare failed: errno 1)", protections
+    assert protections["files"].startswith("active: Landlock"), protections
+    assert "its own /proc entry" in protections["files"], protections
+    assert "no private /proc" in protections["mode"], protections
     printed = imitation["solution"]["process"].stdout
     assert "Protections:" in printed and "WARNING" not in imitation["solution"]["process"].stderr
 

@@ -65,7 +65,8 @@ def test_seccomp_filter_refuses_every_socket_but_unix():
 # -- truthful mode ---------------------------------------------------------------------------
 
 CHILD_FULL = {"network": "blocked (namespace + seccomp filter)", "network_namespace": "active",
-              "subreaper": True, "user": "uid 999"}
+              "subreaper": True, "user": "uid 999",
+              "files": "active: Landlock ABI 7, ...", "proc": "active: private mount namespace"}
 
 
 def test_mode_is_full_only_when_every_protection_is_active():
@@ -76,11 +77,18 @@ def test_mode_is_full_only_when_every_protection_is_active():
                         network_namespace="none (unshare failed: errno 1)")
     mode = protections_by_judge(config, 999, seccomp_only, "readable")["mode"]
     assert mode.startswith("full") and "seccomp filter alone" in mode and "errno 1" in mode
+    landlock_only = dict(CHILD_FULL, proc="none (unshare failed: errno 1)")
+    mode = protections_by_judge(config, 999, landlock_only, "readable")["mode"]
+    assert mode.startswith("full") and "no private /proc" in mode
     for child, python_files, phrase in [
             (dict(CHILD_FULL, network="NOT blocked: ..."), "readable", "network NOT blocked"),
             (CHILD_FULL, "NOT readable by the sandbox user: /root", "cannot import"),
             (dict(CHILD_FULL, user="uid 0 (no privilege drop)"), "readable", "privilege drop"),
             (dict(CHILD_FULL, subreaper=False), "readable", "subreaper"),
+            (dict(CHILD_FULL, files="none (Landlock is not available in this kernel)"),
+             "readable", "file system not confined (none (Landlock is not available"),
+            (dict(CHILD_FULL, files="partial (1 thread(s) ...): active: ..."), "readable",
+             "file system not confined (partial"),
             ({}, "readable", "never reported")]:
         mode = protections_by_judge(config, 999, child, python_files)["mode"]
         assert mode.startswith("DEGRADED") and phrase in mode, (phrase, mode)

@@ -74,7 +74,7 @@ class PeakRss:
 
 
 def grade_once(
-    grader_zip: Path, submission: Path, bytecode: bool = True
+    grader_zip: Path, submission: Path, bytecode: bool = True, confine_files: bool = True
 ) -> tuple[float, int, dict]:
     """(seconds, peak bytes of judge + child, results) for one Gradescope-style grading;
     ``bytecode=False`` makes the child ignore precompiled ``.pyc`` files (what a Python
@@ -102,6 +102,7 @@ def grade_once(
             env=dict(
                 os.environ,
                 KIT_CHILD_BYTECODE="on" if bytecode else "off",
+                KIT_CONFINE_FILES="on" if confine_files else "off",
                 KIT_SANDBOX_USER=BENCH_SANDBOX_USER,
             ),
         )
@@ -130,14 +131,42 @@ def chapter_hook(chapter: str) -> dict[str, str]:
     return load_chapter_module(chapter, "bench.py").bench()
 
 
-def _median_import(runs: list[tuple[float, int, dict]]) -> float:
-    """Median of the child's own measure of its ``import numpy, torch`` (seconds)."""
+def _median_child_timing(runs: list[tuple[float, int, dict]], name: str) -> float:
+    """Median of one of the child's own start-up timings (seconds), e.g. ``import_torch_s``
+    (its ``import numpy, torch``) or ``drop_and_confine_s``."""
     values = [
-        results.get("extra_data", {}).get("child_timings", {}).get("import_torch_s")
-        for _, _, results in runs
+        results.get("extra_data", {}).get("child_timings", {}).get(name) for _, _, results in runs
     ]
     values = [value for value in values if isinstance(value, float)]
     return statistics.median(values) if values else float("nan")
+
+
+def confinement_cost(runs: int) -> None:
+    """What the file-system confinement (Landlock, private /proc) adds to one grading:
+    chapter 01's solution graded with and without it, in turn, ``runs`` times each."""
+    chapter = "01_mlp_backprop"
+    grader_zip = DIST / "autograder" / f"{chapter}-autograder.zip"
+    solution = DIST / "solutions" / f"{chapter}-solution.ipynb"
+    confined: list[tuple[float, int, dict]] = []
+    open_: list[tuple[float, int, dict]] = []
+    for _ in range(runs):
+        confined.append(grade_once(grader_zip, solution, confine_files=True))
+        open_.append(grade_once(grader_zip, solution, confine_files=False))
+    with_s = statistics.median(seconds for seconds, _, _ in confined)
+    without_s = statistics.median(seconds for seconds, _, _ in open_)
+    step_with = _median_child_timing(confined, "drop_and_confine_s")
+    step_without = _median_child_timing(open_, "drop_and_confine_s")
+    mode = confined[0][2].get("extra_data", {}).get("protections", {}).get("files", "?")
+    print(f"\n== file-system confinement ({chapter}, {runs} gradings each, in turn)")
+    print(f"  confinement: {mode}")
+    print(
+        f"  child's privilege drop + confinement: median {step_with * 1000:.1f} ms "
+        f"(without confinement {step_without * 1000:.1f} ms; goal: < 50 ms added)"
+    )
+    print(
+        f"  whole grading: median {with_s:.2f} s confined, {without_s:.2f} s without "
+        f"(difference {1000 * (with_s - without_s):+.0f} ms, within the machine's noise)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,13 +200,17 @@ def main(argv: list[str] | None = None) -> int:
             f"(min {min(times):.2f}, max {max(times):.2f}; goal < 5 s; bytecode "
             f"precompiled)"
         )
-        print(f"  child's `import torch` (numpy included): median {_median_import(runs):.2f} s")
+        print(
+            f"  child's `import torch` (numpy included): median "
+            f"{_median_child_timing(runs, 'import_torch_s'):.2f} s"
+        )
         if not args.skip_no_bytecode:
             cold = [grade_once(grader_zip, solution, bytecode=False) for _ in range(args.runs)]
             print(
                 f"  without precompiled bytecode: grading median "
                 f"{statistics.median(seconds for seconds, _, _ in cold):.2f} s, "
-                f"child's `import torch` median {_median_import(cold):.2f} s"
+                f"child's `import torch` median "
+                f"{_median_child_timing(cold, 'import_torch_s'):.2f} s"
             )
         print(
             f"  peak RSS, judge + child: max {max(peaks) / 2**20:.0f} MiB "
@@ -188,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  solution notebook full execution: {notebook_seconds(chapter):.1f} s")
         for name, value in chapter_hook(chapter).items():
             print(f"  {name}: {value}")
+    if not args.chapters or "01_mlp_backprop" in args.chapters:
+        confinement_cost(max(args.runs, 7))
     print("\n== make grade-all: a class of chapter-01 submissions")
     sys.stdout.flush()
     subprocess.run(

@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from autograder.confinement import host_files_warning
 from autograder.sandbox import kill_processes_of
 from tools.build import DIST
 
@@ -548,6 +549,9 @@ def main(argv: list[str] | None = None) -> int:
             f"no submissions (.ipynb, .zip, .py or folders) in {args.submissions}", file=sys.stderr
         )
         return 2
+    warning = host_files_warning()
+    if warning:
+        print(warning, file=sys.stderr)
     out = args.out or Path("graded") / args.chapter
     began = time.perf_counter()
     results = grade_batch(args.chapter, submissions, out, args.jobs, args.force)

@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from autograder.confinement import host_files_warning
 from autograder.results import summary
 from tools.build import DIST, grade_with_zip
 
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.submission.exists():
         print(f"no such submission: {args.submission}", file=sys.stderr)
         return 2
+    warning = host_files_warning()
+    if warning:
+        print(warning, file=sys.stderr)
     results = grade_with_zip(grader_zip, args.submission.resolve())
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(results, indent=1))
