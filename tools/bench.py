@@ -165,7 +165,7 @@ def confinement_cost(runs: int) -> None:
     )
     print(
         f"  whole grading: median {with_s:.2f} s confined, {without_s:.2f} s without "
-        f"(difference {1000 * (with_s - without_s):+.0f} ms, within the machine's noise)"
+        f"(difference {1000 * (with_s - without_s):+.0f} ms)"
     )
 
 

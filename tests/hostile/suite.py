@@ -99,6 +99,8 @@ class Suite:
             assert protections["network"] == "blocked (namespace + seccomp filter)", protections
             assert protections["python_files"].startswith("readable"), protections
             assert protections["subreaper"] is True, protections
+            assert protections["files"].startswith("active: Landlock"), protections
+            assert protections["proc"].startswith("active: private mount namespace"), protections
         else:
             assert protections["mode"].startswith("DEGRADED"), protections
             assert "WARNING: DEGRADED" in run.stderr
