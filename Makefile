@@ -8,7 +8,7 @@ CHAPTERS := $(notdir $(patsubst %/master.py,%,$(wildcard assignments/*/master.py
 LINTED := autograder tools solutions student $(wildcard assignments/*/checks.py) \
   $(wildcard assignments/*/bug_zoo.py) $(wildcard assignments/*/bench.py)
 
-.PHONY: all build lint test grade grade-all bench clean
+.PHONY: all build lint test grade grade-all merge-grades image bench clean
 
 all: build
 
@@ -23,6 +23,7 @@ $(VENV)/.installed: requirements.txt
 
 build: $(VENV)/.installed
 	$(PY) -m tools.build $(CHAPTERS)
+	$(PY) -m tools.prairielearn $(CHAPTERS)
 
 # Style that enforces itself: ruff (lint and format) and mypy on the engine, the tools, the
 # references, the student package and every chapter's checks, bug zoo and bench (one mypy run
@@ -49,9 +50,24 @@ grade: $(VENV)/.installed
 
 grade-all: $(VENV)/.installed
 	@test -n "$(CHAPTER)" -a -n "$(SUBMISSIONS)" || \
-	  (echo "usage: make grade-all CHAPTER=<chapter> SUBMISSIONS=<folder> [OUT=<folder>] [JOBS=<n>] [FORCE=1]"; exit 2)
+	  (echo "usage: make grade-all CHAPTER=<chapter> SUBMISSIONS=<folder> [OUT=<folder>] [JOBS=<n>] [FORCE=1] [SHARD=i/N]"; exit 2)
 	$(PY) -m tools.grade_all --chapter "$(CHAPTER)" --submissions "$(SUBMISSIONS)" \
-	  $(if $(OUT),--out "$(OUT)") $(if $(JOBS),--jobs "$(JOBS)") $(if $(FORCE),--force)
+	  $(if $(OUT),--out "$(OUT)") $(if $(JOBS),--jobs "$(JOBS)") $(if $(FORCE),--force) \
+	  $(if $(SHARD),--shard "$(SHARD)")
+
+# The shards of one class (grade-all with SHARD=i/N on several machines), merged into one
+# scores.csv and report.html, identical to a single machine's.
+merge-grades: $(VENV)/.installed
+	@test -n "$(OUT)" -a -n "$(SHARDS)" || \
+	  (echo "usage: make merge-grades OUT=<folder> SHARDS=\"<shard OUT> <shard OUT> ...\""; exit 2)
+	$(PY) -m tools.merge_grades --out "$(OUT)" $(SHARDS)
+
+# The grader as a container image (deploy/Dockerfile: the environment of the grader zip's
+# setup.sh, the engine and the built grader zips), for a cluster or PrairieLearn. Needs Docker.
+IMAGE ?= course-kit-grader:latest
+image: build
+	@command -v docker >/dev/null || (echo "make image needs Docker (none on this machine)"; exit 2)
+	docker build -f deploy/Dockerfile -t "$(IMAGE)" .
 
 bench: build
 	$(PY) -m tools.bench

@@ -34,12 +34,11 @@ import nbformat
 
 from autograder.checks import load_checks_namespace
 from autograder.forbidden import RULES_MARKER, describe_rules
-from tools.chapter_package import REPO, build_package
+from tools.chapter_package import DIST, REPO, build_package
 from tools.figures import embed_figures
 from tools.leaks import scan_for_leaks
 from tools.public_tests import rewrite_public_tests
 
-DIST = REPO / "dist"
 BUILD = REPO / "build"
 FIXED_DATE = (2024, 1, 1, 0, 0, 0)
 MARKER_LINE = re.compile(r"^\s*(# (BEGIN|END) SOLUTION.*|\"\"\" # (BEGIN|END) PROMPT)\s*$")

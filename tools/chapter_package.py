@@ -20,6 +20,7 @@ import numpy as np
 from autograder.checks import array_file_name, load_checks_namespace, run_check
 
 REPO = Path(__file__).resolve().parent.parent
+DIST = REPO / "dist"  # what the build writes: student bundles, grader zips, solutions
 
 
 class BuildError(Exception):

@@ -55,7 +55,7 @@ from typing import IO
 
 from autograder.confinement import host_files_warning
 from autograder.sandbox import kill_processes_of
-from tools.build import DIST
+from tools.chapter_package import DIST
 
 SUBMISSION_SUFFIXES = (".ipynb", ".zip", ".py")
 # The engine caps one grading at 7 minutes; past this the grading process itself is stuck.
@@ -126,6 +126,26 @@ def discover(folder: Path) -> list[Submission]:
         keys.add(key)
         submissions.append(Submission(key, path))
     return submissions
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/N"`` -> (i, N), with 0 <= i < N (Kubernetes' and Slurm's indices start at 0)."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
+        raise ValueError(f"SHARD must be i/N with 0 <= i < N (e.g. 0/3, 1/3, 2/3), not {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def shard_of(key: str, shards: int) -> int:
+    """The shard (0 .. shards - 1) a submission belongs to: the first 8 bytes of the SHA-256
+    of its key, modulo ``shards``. It depends on the key alone, so every machine and every
+    rerun assigns each submission to the same shard, whatever else is in the class."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % shards
+
+
+def in_shard(submissions: list[Submission], shard: tuple[int, int]) -> list[Submission]:
+    index, shards = shard
+    return [submission for submission in submissions if shard_of(submission.key, shards) == index]
 
 
 def digest(path: Path) -> str:
@@ -531,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--force", action="store_true", help="regrade everything")
+    parser.add_argument(
+        "--shard", help="i/N: grade only this machine's share (merge with tools.merge_grades)"
+    )
     args = parser.parse_args(argv)
     grader_zip = DIST / "autograder" / f"{args.chapter}-autograder.zip"
     if not grader_zip.is_file():
@@ -549,6 +572,18 @@ def main(argv: list[str] | None = None) -> int:
             f"no submissions (.ipynb, .zip, .py or folders) in {args.submissions}", file=sys.stderr
         )
         return 2
+    if args.shard is not None:
+        try:
+            shard = parse_shard(args.shard)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        whole = len(submissions)
+        submissions = in_shard(submissions, shard)
+        print(f"shard {shard[0]}/{shard[1]}: {len(submissions)} of {whole} submissions")
+        if not submissions:
+            print("nothing to grade in this shard")
+            return 0
     warning = host_files_warning()
     if warning:
         print(warning, file=sys.stderr)
