@@ -12,6 +12,11 @@ Design facts:
   hand-built pairs are exact binary fractions (1/2, 1/3 ...), and an IoU equal to the NMS
   threshold is the same number in every implementation: the ``>`` against ``>=`` bug is
   exposed, and a correct implementation never fails by a rounding.
+* NMS thresholds are binary fractions (0.25, 0.5, 0.625, 0.75): an IoU of grid boxes is a
+  ratio of exact numbers, so it equals such a threshold only when it is exactly that number,
+  and every implementation's division then gives exactly the threshold. (A threshold of 0.3
+  is not a double: an IoU of exactly 3/10 rounds to the double 0.3 or not depending on how
+  it is computed.)
 * NMS ties: scores drawn from a few values so that equal scores are common; the rule (lower
   index first) is stated in the notebook. The NMS check runs with the grader's own
   ``box_iou`` in place of the student's, so an IoU bug costs only the IoU items.
@@ -221,9 +226,9 @@ NMS_CASES = (
     {"kind": "identical", "N": 5, "threshold": 0.5},
     {"kind": "threshold", "threshold": 0.5},
     {"kind": "clusters", "N": 12, "clusters": 3, "extent": 10, "threshold": 0.5},
-    {"kind": "ties", "N": 15, "clusters": 4, "extent": 12, "threshold": 0.3},
-    {"kind": "ties", "N": 20, "clusters": 3, "extent": 8, "threshold": 0.6},
-    {"kind": "clusters", "N": 40, "clusters": 6, "extent": 16, "threshold": 0.7},
+    {"kind": "ties", "N": 15, "clusters": 4, "extent": 12, "threshold": 0.25},
+    {"kind": "ties", "N": 20, "clusters": 3, "extent": 8, "threshold": 0.625},
+    {"kind": "clusters", "N": 40, "clusters": 6, "extent": 16, "threshold": 0.75},
 )
 
 
