@@ -78,16 +78,14 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
     their IoU is strictly greater than ``iou_threshold``.
     """
     order = torch.sort(scores, descending=True, stable=True).indices.tolist()
-    overlaps = box_iou(boxes, boxes)
+    overlapping = (box_iou(boxes, boxes) > iou_threshold).tolist()
     alive = [True] * len(order)
     keep: list[int] = []
     for index in order:
         if not alive[index]:
             continue
         keep.append(index)
-        for other in order:
-            if alive[other] and other != index and bool(overlaps[index, other] > iou_threshold):
-                alive[other] = False
+        alive = [a and not o for a, o in zip(alive, overlapping[index])]
     return torch.tensor(keep, dtype=torch.int64)
 
 
@@ -241,6 +239,7 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     """Replaces model.head (an nn.Linear) by a new trainable nn.Linear(in_features,
     num_classes) of the old head's dtype; returns the model."""
     old = model.head
+    assert isinstance(old, nn.Linear), "model.head must be an nn.Linear"
     model.head = nn.Linear(old.in_features, num_classes).to(old.weight.dtype)
     return model
 
@@ -310,7 +309,9 @@ class PatchEmbedding(nn.Module):
         patches = x.unfold(2, p, p).unfold(3, p, p)  # (N, C, H/p, W/p, p, p)
         patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(n, -1, c * p * p)
         weight = self.proj.weight.reshape(self.proj.out_channels, -1)
-        return patches @ weight.T + self.proj.bias
+        bias = self.proj.bias
+        assert bias is not None
+        return patches @ weight.T + bias
 
 
 class EncoderBlock(nn.Module):

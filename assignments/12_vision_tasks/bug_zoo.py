@@ -14,10 +14,12 @@ DISTILL_ALL = items("distillation_loss", "loss", "grad_student") | items(
 )
 
 
-def nms_code(order: str = "torch.sort(scores, descending=True, stable=True).indices.tolist()",
-             test: str = "ious[index] > iou_threshold",
-             skip: str = "if suppressed[index]:\n            continue",
-             result: str = "torch.tensor(keep, dtype=torch.int64)") -> str:
+def nms_code(
+    order: str = "torch.sort(scores, descending=True, stable=True).indices.tolist()",
+    test: str = "ious[index] > iou_threshold",
+    skip: str = "if suppressed[index]:\n            continue",
+    result: str = "torch.tensor(keep, dtype=torch.int64)",
+) -> str:
     """An nms written like the reference with one piece changed."""
     return f"""
 def nms(boxes, scores, iou_threshold):
@@ -34,17 +36,33 @@ def nms(boxes, scores, iou_threshold):
 
 
 NESTS = {
-    "cells_then_sizes": ("i in range(feature_h)", "j in range(feature_w)", "size in sizes",
-                         "ratio in ratios"),
-    "ratios_then_sizes": ("i in range(feature_h)", "j in range(feature_w)", "ratio in ratios",
-                          "size in sizes"),
-    "columns_first": ("j in range(feature_w)", "i in range(feature_h)", "size in sizes",
-                      "ratio in ratios"),
+    "cells_then_sizes": (
+        "i in range(feature_h)",
+        "j in range(feature_w)",
+        "size in sizes",
+        "ratio in ratios",
+    ),
+    "ratios_then_sizes": (
+        "i in range(feature_h)",
+        "j in range(feature_w)",
+        "ratio in ratios",
+        "size in sizes",
+    ),
+    "columns_first": (
+        "j in range(feature_w)",
+        "i in range(feature_h)",
+        "size in sizes",
+        "ratio in ratios",
+    ),
 }
 
 
-def anchors_code(loops: str = "cells_then_sizes", width: str = "size * math.sqrt(ratio)",
-                 height: str = "size / math.sqrt(ratio)", offset: str = "0.5") -> str:
+def anchors_code(
+    loops: str = "cells_then_sizes",
+    width: str = "size * math.sqrt(ratio)",
+    height: str = "size / math.sqrt(ratio)",
+    offset: str = "0.5",
+) -> str:
     """An anchor_boxes written with four nested loops; ``loops`` picks their order."""
     first, second, third, fourth = NESTS[loops]
     return f"""
@@ -61,11 +79,13 @@ def anchor_boxes(feature_h, feature_w, stride, sizes, ratios):
 """
 
 
-def distill_code(soft: str = "alpha * temperature ** 2 * kl",
-                 kl: str = "(teacher.exp() * (teacher - student)).sum(dim=1).mean()",
-                 student: str = "log_probabilities(student_logits / temperature)",
-                 hard: str = "log_probabilities(student_logits)",
-                 log_probabilities: str = "shifted - torch.log(torch.exp(shifted).sum(dim=1, keepdim=True))") -> str:
+def distill_code(
+    soft: str = "alpha * temperature ** 2 * kl",
+    kl: str = "(teacher.exp() * (teacher - student)).sum(dim=1).mean()",
+    student: str = "log_probabilities(student_logits / temperature)",
+    hard: str = "log_probabilities(student_logits)",
+    log_probabilities: str = "shifted - torch.log(torch.exp(shifted).sum(dim=1, keepdim=True))",
+) -> str:
     """A distillation_loss written like the reference with one expression changed."""
     return f"""
 def distillation_loss(student_logits, teacher_logits, labels, temperature=4.0, alpha=0.5):
@@ -188,14 +208,26 @@ def nms(boxes, scores, iou_threshold):
         nms_code(result="torch.tensor(keep)"),
     ),
     # ------------------------------------------------------------------ anchors, offsets
-    Bug("anchors: ratios outside sizes", items("anchor_boxes", "anchors"),
-        anchors_code(loops="ratios_then_sizes")),
-    Bug("anchors: cells column-major", items("anchor_boxes", "anchors"),
-        anchors_code(loops="columns_first")),
-    Bug("anchors: ratio read as height / width", items("anchor_boxes", "anchors"),
-        anchors_code(width="size / math.sqrt(ratio)", height="size * math.sqrt(ratio)")),
-    Bug("anchors: centres on the cell corner", items("anchor_boxes", "anchors"),
-        anchors_code(offset="0")),
+    Bug(
+        "anchors: ratios outside sizes",
+        items("anchor_boxes", "anchors"),
+        anchors_code(loops="ratios_then_sizes"),
+    ),
+    Bug(
+        "anchors: cells column-major",
+        items("anchor_boxes", "anchors"),
+        anchors_code(loops="columns_first"),
+    ),
+    Bug(
+        "anchors: ratio read as height / width",
+        items("anchor_boxes", "anchors"),
+        anchors_code(width="size / math.sqrt(ratio)", height="size * math.sqrt(ratio)"),
+    ),
+    Bug(
+        "anchors: centres on the cell corner",
+        items("anchor_boxes", "anchors"),
+        anchors_code(offset="0"),
+    ),
     Bug(
         "decode uses the anchor's width for the height",
         items("encode_decode", "decoded"),

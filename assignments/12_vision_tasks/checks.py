@@ -130,8 +130,12 @@ def trusted_box_area(boxes: torch.Tensor) -> torch.Tensor:
 
 def trusted_box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """The grader's IoU (a zero union gives 0)."""
-    inter_w = (torch.minimum(a[:, None, 2], b[None, :, 2]) - torch.maximum(a[:, None, 0], b[None, :, 0])).clamp(min=0)
-    inter_h = (torch.minimum(a[:, None, 3], b[None, :, 3]) - torch.maximum(a[:, None, 1], b[None, :, 1])).clamp(min=0)
+    inter_w = (
+        torch.minimum(a[:, None, 2], b[None, :, 2]) - torch.maximum(a[:, None, 0], b[None, :, 0])
+    ).clamp(min=0)
+    inter_h = (
+        torch.minimum(a[:, None, 3], b[None, :, 3]) - torch.maximum(a[:, None, 1], b[None, :, 1])
+    ).clamp(min=0)
     inter = inter_w * inter_h
     union = trusted_box_area(a)[:, None] + trusted_box_area(b)[None, :] - inter
     return torch.where(union > 0, inter / union.clamp(min=1e-300), torch.zeros_like(inter))
@@ -195,7 +199,12 @@ def nms_inputs(rng: torch.Generator, case: dict[str, Any]) -> tuple[torch.Tensor
     if kind == "threshold":
         # IoU exactly 1/2 between consecutive boxes; a >= suppresses, > keeps all of them
         boxes = torch.tensor(
-            [[0.0, 0.0, 2.0, 1.0], [0.0, 0.0, 1.0, 1.0], [5.0, 5.0, 7.0, 6.0], [5.0, 5.0, 6.0, 6.0]],
+            [
+                [0.0, 0.0, 2.0, 1.0],
+                [0.0, 0.0, 1.0, 1.0],
+                [5.0, 5.0, 7.0, 6.0],
+                [5.0, 5.0, 6.0, 6.0],
+            ],
             dtype=torch.float64,
         )
         return boxes, torch.tensor([0.9, 0.8, 0.3, 0.6], dtype=torch.float64)
@@ -297,7 +306,9 @@ ARITHMETIC_CASES = (
 )
 
 
-def conv_values(rng: torch.Generator, prefix: str, c_in: int, c_out: int, k: int) -> dict[str, torch.Tensor]:
+def conv_values(
+    rng: torch.Generator, prefix: str, c_in: int, c_out: int, k: int
+) -> dict[str, torch.Tensor]:
     scale = 1 / math.sqrt(c_in * k * k)
     return {
         f"{prefix}weight": scale * randn(rng, c_out, c_in, k, k),
@@ -428,7 +439,9 @@ def exercise_transfer(api: Any, case: dict[str, Any], rng: torch.Generator, out:
         head = model.head
         is_linear = isinstance(head, nn.Linear) and head is not old_head
         shaped = is_linear and tuple(head.weight.shape) == (case["new_classes"], case["features"])
-        shaped = shaped and head.bias is not None and tuple(head.bias.shape) == (case["new_classes"],)
+        shaped = (
+            shaped and head.bias is not None and tuple(head.bias.shape) == (case["new_classes"],)
+        )
         trainable = is_linear and all(p.requires_grad for p in head.parameters())
         dtype = is_linear and all(p.dtype == torch.float64 for p in head.parameters())
         kept = {id(p) for p in model.body.parameters()} == body and all(
@@ -437,7 +450,9 @@ def exercise_transfer(api: Any, case: dict[str, Any], rng: torch.Generator, out:
         kept = kept and all(
             torch.equal(model.state_dict()[k], v) for k, v in before.items() if k.startswith("body")
         )
-        owned = is_linear and {id(p) for p in head.parameters()} <= {id(p) for p in model.parameters()}
+        owned = is_linear and {id(p) for p in head.parameters()} <= {
+            id(p) for p in model.parameters()
+        }
         out["replace_head"] = flags(shaped, trainable, dtype, kept, owned, returned is model)
 
 
@@ -640,13 +655,41 @@ def exercise_vit(api: Any, case: dict[str, Any], rng: torch.Generator, out: Any)
 
 
 VIT_CASES = (
-    {"N": 1, "C": 1, "size": 4, "patch": 2, "dim": 4, "depth": 1, "heads": 1, "mlp": 6, "classes": 3},
-    {"N": 3, "C": 1, "size": 8, "patch": 2, "dim": 8, "depth": 2, "heads": 2, "mlp": 16, "classes": 10},
-    {"N": 2, "C": 2, "size": 6, "patch": 3, "dim": 6, "depth": 1, "heads": 3, "mlp": 5, "classes": 4},
+    {
+        "N": 1,
+        "C": 1,
+        "size": 4,
+        "patch": 2,
+        "dim": 4,
+        "depth": 1,
+        "heads": 1,
+        "mlp": 6,
+        "classes": 3,
+    },
+    {
+        "N": 3,
+        "C": 1,
+        "size": 8,
+        "patch": 2,
+        "dim": 8,
+        "depth": 2,
+        "heads": 2,
+        "mlp": 16,
+        "classes": 10,
+    },
+    {
+        "N": 2,
+        "C": 2,
+        "size": 6,
+        "patch": 3,
+        "dim": 6,
+        "depth": 1,
+        "heads": 3,
+        "mlp": 5,
+        "classes": 4,
+    },
 )
 
-
-FLAG_TOL = {"rtol": 0.0, "atol": 0.0}
 
 CHECKS = [
     Check(
@@ -696,7 +739,8 @@ CHECKS = [
             Output(
                 "keep",
                 points=2,
-                **FLAG_TOL,
+                rtol=0.0,
+                atol=0.0,
                 hint="int64 indices of the kept boxes, highest score first (a stable "
                 "descending sort: equal scores keep the lower index first); a kept box "
                 "suppresses the later ones whose IoU with it is strictly GREATER than "
@@ -754,14 +798,16 @@ CHECKS = [
         outputs=(
             Output(
                 "output_size",
-                **FLAG_TOL,
+                rtol=0.0,
+                atol=0.0,
                 hint="floor((in + 2 padding - dilation (kernel - 1) - 1) / stride) + 1: a "
                 "dilated kernel spans dilation * (kernel - 1) + 1 pixels; use // and "
                 "return an int.",
             ),
             Output(
                 "receptive_field",
-                **FLAG_TOL,
+                rtol=0.0,
+                atol=0.0,
                 hint="Start at 1 with a jump of 1; each layer adds dilation * (kernel - 1) "
                 "* jump, then jump *= stride (the stride counts from the next layer on).",
             ),
@@ -835,14 +881,16 @@ CHECKS = [
         outputs=(
             Output(
                 "freeze",
-                **FLAG_TOL,
+                rtol=0.0,
+                atol=0.0,
                 hint="Flags [every parameter, submodules included, has requires_grad False; "
                 "values unchanged; the module itself is returned]: loop over "
                 "module.parameters() and call requires_grad_(False).",
             ),
             Output(
                 "replace_head",
-                **FLAG_TOL,
+                rtol=0.0,
+                atol=0.0,
                 hint="Flags [new head of shape (num_classes, in_features) with a bias; it is "
                 "trainable; same dtype as the old head; the body is untouched and stays "
                 "frozen; the head is a submodule (model.head = ...); the model is "
