@@ -7,6 +7,7 @@ matrix); and the hidden checks accept a correct implementation written in anothe
 torchvision is not a dependency: where it happens to be installed, NMS and IoU are also compared
 with ``torchvision.ops``.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -15,14 +16,13 @@ import zlib
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autograder.checks import load_checks_namespace, run_check
 from solutions import ch12_vision_tasks as reference
+from tests.conftest import assert_checks_accept
 
 CHAPTER = "12_vision_tasks"
 CHECKS_PATH = Path(__file__).resolve().parent.parent / "assignments" / CHAPTER / "checks.py"
@@ -64,11 +64,13 @@ def test_box_iou_equals_exact_fractions(n, m, extent):
     a, b = half_grid_boxes(rng, n, extent), half_grid_boxes(rng, m, extent)
     iou = reference.box_iou(a, b)
     assert iou.shape == (n, m) and torch.isfinite(iou).all()
-    expected = torch.tensor([[float(exact_iou(p, q)) for q in b.tolist()] for p in a.tolist()],
-                            dtype=F64).reshape(n, m)
+    expected = torch.tensor(
+        [[float(exact_iou(p, q)) for q in b.tolist()] for p in a.tolist()], dtype=F64
+    ).reshape(n, m)
     torch.testing.assert_close(iou, expected, rtol=1e-15, atol=0.0)
-    torch.testing.assert_close(reference.box_area(a),
-                               (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), rtol=0, atol=0)
+    torch.testing.assert_close(
+        reference.box_area(a), (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), rtol=0, atol=0
+    )
 
 
 def argmax_nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> list[int]:
@@ -80,8 +82,11 @@ def argmax_nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> l
     while remaining:
         best = max(remaining, key=lambda i: (scores[i].item(), -i))
         keep.append(best)
-        remaining = [i for i in remaining
-                     if i != best and exact_iou(rows[best], rows[i]) <= Fraction(threshold)]
+        remaining = [
+            i
+            for i in remaining
+            if i != best and exact_iou(rows[best], rows[i]) <= Fraction(threshold)
+        ]
     return keep
 
 
@@ -107,9 +112,14 @@ def test_nms_equals_torchvision_where_it_is_installed():
         torch.testing.assert_close(reference.box_iou(boxes, boxes), ops.box_iou(boxes, boxes))
 
 
-@pytest.mark.parametrize("h,w,stride,sizes,ratios", [
-    (1, 1, 8, [8.0], [1.0]), (3, 4, 4, [2.0, 5.0], [0.5, 1.0, 2.0]), (2, 5, 2.5, [3.0], [0.3, 3.0]),
-])
+@pytest.mark.parametrize(
+    "h,w,stride,sizes,ratios",
+    [
+        (1, 1, 8, [8.0], [1.0]),
+        (3, 4, 4, [2.0, 5.0], [0.5, 1.0, 2.0]),
+        (2, 5, 2.5, [3.0], [0.3, 3.0]),
+    ],
+)
 def test_anchor_order_and_shapes_follow_the_documented_index(h, w, stride, sizes, ratios):
     anchors = reference.anchor_boxes(h, w, stride, sizes, ratios)
     assert anchors.shape == (h * w * len(sizes) * len(ratios), 4) and anchors.dtype == F64
@@ -128,21 +138,32 @@ def test_encode_and_decode_are_inverse(n):
     corner = torch.rand(n, 2, generator=rng, dtype=F64) * 30 - 5
     boxes = torch.cat([corner, corner + torch.exp(torch.randn(n, 2, generator=rng, dtype=F64))], 1)
     corner = torch.rand(n, 2, generator=rng, dtype=F64) * 30 - 5
-    anchors = torch.cat([corner, corner + torch.exp(torch.randn(n, 2, generator=rng, dtype=F64))], 1)
+    anchors = torch.cat(
+        [corner, corner + torch.exp(torch.randn(n, 2, generator=rng, dtype=F64))], 1
+    )
     offsets = reference.encode_boxes(boxes, anchors)
     torch.testing.assert_close(reference.decode_boxes(offsets, anchors), boxes)
-    torch.testing.assert_close(reference.encode_boxes(anchors, anchors), torch.zeros(n, 4, dtype=F64))
+    torch.testing.assert_close(
+        reference.encode_boxes(anchors, anchors), torch.zeros(n, 4, dtype=F64)
+    )
     back = reference.encode_boxes(reference.decode_boxes(offsets, anchors), anchors)
     torch.testing.assert_close(back, offsets)
 
 
-@pytest.mark.parametrize("size,k,stride,padding,dilation", list(itertools.product(
-    [5, 8, 13], [1, 2, 3, 5], [1, 2, 3], [0, 1, 2], [1, 2, 3])))
+@pytest.mark.parametrize(
+    "size,k,stride,padding,dilation",
+    list(itertools.product([5, 8, 13], [1, 2, 3, 5], [1, 2, 3], [0, 1, 2], [1, 2, 3])),
+)
 def test_output_size_matches_conv2d(size, k, stride, padding, dilation):
     if dilation * (k - 1) + 1 > size + 2 * padding:
         return
-    out = F.conv2d(torch.zeros(1, 1, size, size), torch.zeros(1, 1, k, k), stride=stride,
-                   padding=padding, dilation=dilation)
+    out = F.conv2d(
+        torch.zeros(1, 1, size, size),
+        torch.zeros(1, 1, k, k),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+    )
     assert reference.dilated_conv_output_size(size, k, stride, padding, dilation) == out.shape[-1]
 
 
@@ -161,20 +182,30 @@ def measured_receptive_field(layers: list[tuple[int, int, int]]) -> int:
     return int(columns.max() - columns.min() + 1)
 
 
-@pytest.mark.parametrize("layers", [
-    [(3, 1, 1)], [(3, 1, 1), (3, 1, 2), (3, 1, 4)], [(3, 2, 1), (3, 1, 2)], [(2, 2, 1)] * 3,
-    [(5, 1, 3), (3, 2, 2), (1, 1, 1), (3, 1, 1)], [(7, 3, 2), (3, 2, 1)],
-])
+@pytest.mark.parametrize(
+    "layers",
+    [
+        [(3, 1, 1)],
+        [(3, 1, 1), (3, 1, 2), (3, 1, 4)],
+        [(3, 2, 1), (3, 1, 2)],
+        [(2, 2, 1)] * 3,
+        [(5, 1, 3), (3, 2, 2), (1, 1, 1), (3, 1, 1)],
+        [(7, 3, 2), (3, 2, 1)],
+    ],
+)
 def test_receptive_field_matches_autograd(layers):
     assert reference.receptive_field(layers) == measured_receptive_field(layers)
 
 
-@pytest.mark.parametrize("c_in,c_out,dilation,hw", [(1, 2, 1, (5, 5)), (3, 4, 2, (7, 6)), (2, 2, 4, (9, 12))])
+@pytest.mark.parametrize(
+    "c_in,c_out,dilation,hw", [(1, 2, 1, (5, 5)), (3, 4, 2, (7, 6)), (2, 2, 4, (9, 12))]
+)
 def test_dilated_block_is_relu_of_a_dilated_conv2d(c_in, c_out, dilation, hw):
     block = reference.DilatedConvBlock(c_in, c_out, dilation).double()
     x = torch.randn(2, c_in, *hw, generator=seeded("block", dilation), dtype=F64)
-    expected = F.relu(F.conv2d(x, block.conv.weight, block.conv.bias, padding=dilation,
-                               dilation=dilation))
+    expected = F.relu(
+        F.conv2d(x, block.conv.weight, block.conv.bias, padding=dilation, dilation=dilation)
+    )
     torch.testing.assert_close(block(x), expected)
     assert block(x).shape[-2:] == hw
 
@@ -185,20 +216,28 @@ def test_fcn_keeps_the_resolution_and_starts_bilinear():
     up = reference.Upsample2x(1).double()
     x = torch.rand(1, 1, 4, 4, generator=seeded("up"), dtype=F64)
     inner = up(x)[..., 1:-1, 1:-1]  # away from the border, bilinear interpolation exactly
-    expected = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)[..., 1:-1, 1:-1]
+    expected = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)[
+        ..., 1:-1, 1:-1
+    ]
     torch.testing.assert_close(inner, expected)
 
 
-@pytest.mark.parametrize("classes,present", [(2, [0, 1]), (6, [1, 4]), (10, list(range(10))), (4, [3])])
+@pytest.mark.parametrize(
+    "classes,present", [(2, [0, 1]), (6, [1, 4]), (10, list(range(10))), (4, [3])]
+)
 def test_metrics_equal_a_confusion_matrix(classes, present):
     rng = seeded("metrics", classes)
     palette = torch.tensor(present)
     target = palette[torch.randint(0, len(present), (3, 5, 7), generator=rng)]
-    pred = torch.where(torch.rand(3, 5, 7, generator=rng) < 0.7, target,
-                       palette[torch.randint(0, len(present), (3, 5, 7), generator=rng)])
+    pred = torch.where(
+        torch.rand(3, 5, 7, generator=rng) < 0.7,
+        target,
+        palette[torch.randint(0, len(present), (3, 5, 7), generator=rng)],
+    )
     confusion = torch.zeros(classes, classes, dtype=F64)
-    confusion.index_put_((target.flatten(), pred.flatten()), torch.ones(pred.numel(), dtype=F64),
-                         accumulate=True)
+    confusion.index_put_(
+        (target.flatten(), pred.flatten()), torch.ones(pred.numel(), dtype=F64), accumulate=True
+    )
     inter = confusion.diagonal()
     union = confusion.sum(0) + confusion.sum(1) - inter
     expected = (inter[union > 0] / union[union > 0]).mean().item()
@@ -206,18 +245,28 @@ def test_metrics_equal_a_confusion_matrix(classes, present):
     assert math.isclose(reference.pixel_accuracy(pred, target), (inter.sum() / pred.numel()).item())
 
 
-@pytest.mark.parametrize("n,k,temperature,alpha", [
-    (1, 2, 1.0, 0.5), (4, 5, 4.0, 0.5), (8, 10, 2.0, 0.0), (6, 3, 4.0, 1.0), (16, 7, 8.0, 0.3),
-])
+@pytest.mark.parametrize(
+    "n,k,temperature,alpha",
+    [
+        (1, 2, 1.0, 0.5),
+        (4, 5, 4.0, 0.5),
+        (8, 10, 2.0, 0.0),
+        (6, 3, 4.0, 1.0),
+        (16, 7, 8.0, 0.3),
+    ],
+)
 def test_distillation_equals_kl_div_and_cross_entropy(n, k, temperature, alpha):
     rng = seeded("distill", n, k, temperature)
     student = (3 * torch.randn(n, k, generator=rng, dtype=F64)).requires_grad_(True)
     teacher = 3 * torch.randn(n, k, generator=rng, dtype=F64)
     labels = torch.randint(0, k, (n,), generator=rng)
     ours = reference.distillation_loss(student, teacher, labels, temperature, alpha)
-    kl = F.kl_div(F.log_softmax(student / temperature, dim=1),
-                  F.log_softmax(teacher / temperature, dim=1), reduction="batchmean",
-                  log_target=True)
+    kl = F.kl_div(
+        F.log_softmax(student / temperature, dim=1),
+        F.log_softmax(teacher / temperature, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    )
     theirs = alpha * temperature**2 * kl + (1 - alpha) * F.cross_entropy(student, labels)
     torch.testing.assert_close(ours, theirs)
     (grad_ours,) = torch.autograd.grad(ours, student)
@@ -234,14 +283,19 @@ def test_distillation_is_finite_at_saturated_float32_logits():
         loss = reference.distillation_loss(student, teacher, labels, temperature, 0.5)
         (grad,) = torch.autograd.grad(loss, student)
         assert torch.isfinite(loss) and torch.isfinite(grad).all()
-        exact = reference.distillation_loss(student.double(), teacher.double(), labels, temperature, 0.5)
+        exact = reference.distillation_loss(
+            student.double(), teacher.double(), labels, temperature, 0.5
+        )
         torch.testing.assert_close(loss.double(), exact, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 3, 4, 5), (3, 8, 2, 7)])
 def test_gram_and_style_losses_equal_einsum_and_mse(shape):
     rng = seeded("gram", shape)
-    a, b = torch.randn(*shape, generator=rng, dtype=F64), torch.randn(*shape, generator=rng, dtype=F64)
+    a, b = (
+        torch.randn(*shape, generator=rng, dtype=F64),
+        torch.randn(*shape, generator=rng, dtype=F64),
+    )
     n, c, h, w = shape
     gram = torch.einsum("nchw,ndhw->ncd", a, a) / (c * h * w)
     torch.testing.assert_close(reference.gram_matrix(a), gram)
@@ -250,7 +304,9 @@ def test_gram_and_style_losses_equal_einsum_and_mse(shape):
     torch.testing.assert_close(reference.content_loss(a, b), F.mse_loss(a, b))
 
 
-@pytest.mark.parametrize("size,patch,channels,dim", [(4, 2, 1, 3), (6, 3, 3, 5), (8, 2, 2, 4), (6, 1, 1, 2)])
+@pytest.mark.parametrize(
+    "size,patch,channels,dim", [(4, 2, 1, 3), (6, 3, 3, 5), (8, 2, 2, 4), (6, 1, 1, 2)]
+)
 def test_patch_embedding_three_ways_agree(size, patch, channels, dim):
     rng = seeded("patch", size, patch)
     embed = reference.PatchEmbedding(size, patch, channels, dim).double()
@@ -284,7 +340,7 @@ def test_vit_equals_a_hand_written_forward():
     torch.testing.assert_close(model(x), expected)
 
 
-ALTERNATIVE = '''
+ALTERNATIVE = """
 import itertools
 
 
@@ -435,7 +491,8 @@ class PatchEmbedding(nn.Module):
 
 
 class ViT(nn.Module):
-    def __init__(self, image_size, patch_size, in_channels, dim, depth, heads, mlp_dim, num_classes):
+    def __init__(self, image_size, patch_size, in_channels, dim, depth, heads, mlp_dim,
+                 num_classes):
         super().__init__()
         self.patch_embed = PatchEmbedding(image_size, patch_size, in_channels, dim)
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
@@ -453,30 +510,19 @@ class ViT(nn.Module):
         for block in self.blocks:
             t = block(t)
         return self.head(self.norm(t)[:, 0, :])
-'''
+"""
 
 
 def test_hidden_checks_accept_a_correct_implementation_in_another_style():
     """Loops, einsum, bincount, logsumexp, F.unfold, F.mse_loss, module.requires_grad_:
     every output within tolerance on every case."""
-    checks = load_checks_namespace(CHECKS_PATH.read_text(), str(CHECKS_PATH)).checks
-    namespace: dict = {"math": math, "torch": torch, "nn": nn, "F": F,
-                       "Upsample2x": reference.Upsample2x, "EncoderBlock": reference.EncoderBlock}
+    namespace: dict = {
+        "math": math,
+        "torch": torch,
+        "nn": nn,
+        "F": F,
+        "Upsample2x": reference.Upsample2x,
+        "EncoderBlock": reference.EncoderBlock,
+    }
     exec(compile(ALTERNATIVE, "<alternative>", "exec"), namespace)  # noqa: S102 - test code
-    for check in checks:
-        expected: dict = {}
-        actual: dict = {}
-        report_ref = run_check(check, reference,
-                               lambda c, o, a, store=expected: store.__setitem__((c, o), a))
-        report = run_check(check, namespace,
-                           lambda c, o, a, store=actual: store.__setitem__((c, o), a))
-        assert all(case["error"] is None for case in report_ref["cases"])
-        for case in report["cases"]:
-            assert case["error"] is None and not case["modified"], (check.name, case)
-        tolerances = {o.name: (o.rtol, o.atol) for o in check.outputs}
-        assert expected.keys() == actual.keys(), check.name
-        for key, value in expected.items():
-            rtol, atol = tolerances[key[1]]
-            got = actual[key]
-            assert got.shape == value.shape and got.dtype == value.dtype, (check.name, key)
-            assert np.all(np.abs(got - value) <= atol + rtol * np.abs(value)), (check.name, key)
+    assert_checks_accept(CHECKS_PATH, reference, namespace)

@@ -9,6 +9,23 @@ def items(check: str, *outputs: str) -> set[str]:
     return {f"{check}: {output}" for output in outputs}
 
 
+def iou_code(
+    clamp: str = ".clamp(min=0)",
+    union: str = "box_area(a)[:, None] + box_area(b)[None, :] - inter",
+    result: str = "torch.where(union > 0, inter / torch.where(union > 0, union, 1.0), 0.0)",
+) -> str:
+    """A broadcast box_iou with one piece changed."""
+    return f"""
+def box_iou(a, b):
+    right = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    left = torch.maximum(a[:, None, :2], b[None, :, :2])
+    sides = (right - left){clamp}
+    inter = sides[..., 0] * sides[..., 1]
+    union = {union}
+    return {result}
+"""
+
+
 DISTILL_ALL = items("distillation_loss", "loss", "grad_student") | items(
     "distillation_loss in float32", "loss", "grad_student"
 )
@@ -136,40 +153,16 @@ def box_area(boxes):
     return (boxes[:, 2:] - boxes[:, :2]).prod(dim=1, keepdim=True)
 """,
     ),
-    Bug(
-        "IoU without the clamp on the intersection",
-        items("box_iou", "iou"),
-        """
-def box_iou(a, b):
-    width = torch.minimum(a[:, None, 2], b[None, :, 2]) - torch.maximum(a[:, None, 0], b[None, :, 0])
-    height = torch.minimum(a[:, None, 3], b[None, :, 3]) - torch.maximum(a[:, None, 1], b[None, :, 1])
-    inter = width * height
-    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
-    return torch.where(union > 0, inter / torch.where(union > 0, union, 1.0), 0.0)
-""",
-    ),
+    Bug("IoU without the clamp on the intersection", items("box_iou", "iou"), iou_code(clamp="")),
     Bug(
         "IoU's union counts the intersection twice",
         items("box_iou", "iou"),
-        """
-def box_iou(a, b):
-    width = (torch.minimum(a[:, None, 2], b[None, :, 2]) - torch.maximum(a[:, None, 0], b[None, :, 0])).clamp(min=0)
-    height = (torch.minimum(a[:, None, 3], b[None, :, 3]) - torch.maximum(a[:, None, 1], b[None, :, 1])).clamp(min=0)
-    inter = width * height
-    union = box_area(a)[:, None] + box_area(b)[None, :]
-    return torch.where(union > 0, inter / torch.where(union > 0, union, 1.0), 0.0)
-""",
+        iou_code(union="box_area(a)[:, None] + box_area(b)[None, :]"),
     ),
     Bug(
         "IoU of two zero-area boxes is NaN",
         items("box_iou", "iou"),
-        """
-def box_iou(a, b):
-    width = (torch.minimum(a[:, None, 2], b[None, :, 2]) - torch.maximum(a[:, None, 0], b[None, :, 0])).clamp(min=0)
-    height = (torch.minimum(a[:, None, 3], b[None, :, 3]) - torch.maximum(a[:, None, 1], b[None, :, 1])).clamp(min=0)
-    inter = width * height
-    return inter / (box_area(a)[:, None] + box_area(b)[None, :] - inter)
-""",
+        iou_code(result="inter / union"),
     ),
     # -------------------------------------------------------------------------------- nms
     Bug(
