@@ -23,6 +23,7 @@ from torch import nn
 
 from solutions import ch12_vision_tasks as reference
 from tests.conftest import assert_checks_accept
+from tools.timing import one_thread
 
 CHAPTER = "12_vision_tasks"
 CHECKS_PATH = Path(__file__).resolve().parent.parent / "assignments" / CHAPTER / "checks.py"
@@ -30,11 +31,10 @@ F64 = torch.float64
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def single_thread():
+    """Tiny tensors: one thread, as in the sandboxed child."""
+    with one_thread():
+        yield
 
 
 def seeded(*parts: object) -> torch.Generator:

@@ -118,6 +118,20 @@ def distillation_loss(student_logits, teacher_logits, labels, temperature=4.0, a
 """
 
 
+def unfold_code(permutation: str) -> str:
+    """A forward_unfold whose patches are permuted by ``permutation`` before flattening (the
+    correct one is 0, 2, 3, 1, 4, 5)."""
+    return f"""
+class PatchEmbedding(PatchEmbedding):
+    def forward_unfold(self, x):
+        p = self.patch_size
+        n, c, h, w = x.shape
+        patches = x.unfold(2, p, p).unfold(3, p, p).permute({permutation})
+        patches = patches.reshape(n, -1, c * p * p)
+        return patches @ self.proj.weight.reshape(self.proj.out_channels, -1).T + self.proj.bias
+"""
+
+
 def vit_forward(body: str) -> str:
     lines = "\n".join("        " + line for line in body.strip("\n").splitlines())
     return f"""
@@ -554,26 +568,12 @@ def content_loss(generated, content):
     Bug(
         "unfolded patches in column-major order",
         items("PatchEmbedding", "tokens_unfold"),
-        """
-class PatchEmbedding(PatchEmbedding):
-    def forward_unfold(self, x):
-        p = self.patch_size
-        n, c, h, w = x.shape
-        patches = x.unfold(2, p, p).unfold(3, p, p).permute(0, 3, 2, 1, 4, 5).reshape(n, -1, c * p * p)
-        return patches @ self.proj.weight.reshape(self.proj.out_channels, -1).T + self.proj.bias
-""",
+        unfold_code("0, 3, 2, 1, 4, 5"),
     ),
     Bug(
         "unfolded patches flattened as (p, p, C)",
         items("PatchEmbedding", "tokens_unfold"),
-        """
-class PatchEmbedding(PatchEmbedding):
-    def forward_unfold(self, x):
-        p = self.patch_size
-        n, c, h, w = x.shape
-        patches = x.unfold(2, p, p).unfold(3, p, p).permute(0, 2, 3, 4, 5, 1).reshape(n, -1, c * p * p)
-        return patches @ self.proj.weight.reshape(self.proj.out_channels, -1).T + self.proj.bias
-""",
+        unfold_code("0, 2, 3, 4, 5, 1"),
     ),
     Bug(
         "conv tokens reshaped without the transpose",
