@@ -21,7 +21,9 @@ Design facts:
   index first) is stated in the notebook. The NMS check runs with the grader's own
   ``box_iou`` in place of the student's, so an IoU bug costs only the IoU items.
 * The FCN check substitutes the grader's ``DilatedConvBlock`` and ``Upsample2x``, the ViT
-  check the grader's ``PatchEmbedding`` and ``EncoderBlock``, the style check the grader's
+  check probes of its own for ``PatchEmbedding`` (unfold and a linear map) and
+  ``EncoderBlock`` (a hand-written attention and a tanh MLP, so that the class token's output
+  depends on every patch), the style check the grader's
   ``gram_matrix``; the notebook says so where those classes are written.
 * Distillation at T = 1 hides a missing T^2; alpha 0 and 1 isolate each term; float32
   logits of +-100 make ``log(softmax(...))`` give -inf and the loss NaN.
@@ -33,6 +35,7 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from autograder.checks import Check, Output
@@ -600,30 +603,36 @@ PATCH_CASES = (
 )
 
 
-class TrustedPatchEmbedding(nn.Module):
+class ProbePatchEmbedding(nn.Module):
+    """The grader's patch embedding for the ViT check: F.unfold and a linear map held as
+    ``weight`` (dim, C p p) and ``bias`` (dim,); row-major tokens like the documented one."""
+
     def __init__(self, image_size: int, patch_size: int, in_channels: int, dim: int):
         super().__init__()
-        self.proj = nn.Conv2d(in_channels, dim, patch_size, stride=patch_size)
+        self.patch_size = patch_size
+        self.weight = nn.Parameter(torch.zeros(dim, in_channels * patch_size * patch_size))
+        self.bias = nn.Parameter(torch.zeros(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x).flatten(2).transpose(1, 2)
+        columns = F.unfold(x, self.patch_size, stride=self.patch_size)
+        return columns.transpose(1, 2) @ self.weight.T + self.bias
 
 
-class TrustedEncoderBlock(nn.Module):
-    """The given block, the grader's copy: post-norm attention and MLP."""
+class ProbeEncoderBlock(nn.Module):
+    """The grader's encoder block for the ViT check: one hand-written attention that mixes
+    the tokens, then a tanh MLP, each with a residual connection (``heads`` is ignored)."""
 
     def __init__(self, dim: int, heads: int, mlp_dim: int):
         super().__init__()
-        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.norm1 = nn.LayerNorm(dim)
-        self.fc1 = nn.Linear(dim, mlp_dim)
-        self.fc2 = nn.Linear(mlp_dim, dim)
-        self.norm2 = nn.LayerNorm(dim)
+        self.qkv = nn.Parameter(torch.zeros(dim, 3 * dim))
+        self.expand = nn.Parameter(torch.zeros(dim, mlp_dim))
+        self.reduce = nn.Parameter(torch.zeros(mlp_dim, dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        attended, _ = self.attn(x, x, x, need_weights=False)
-        x = self.norm1(x + attended)
-        return self.norm2(x + self.fc2(torch.relu(self.fc1(x))))
+        q, k, v = (x @ self.qkv).chunk(3, dim=-1)
+        weights = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(x.shape[-1]), dim=-1)
+        x = x + weights @ v
+        return x + torch.tanh(x @ self.expand) @ self.reduce
 
 
 def exercise_vit(api: Any, case: dict[str, Any], rng: torch.Generator, out: Any) -> None:
@@ -633,7 +642,8 @@ def exercise_vit(api: Any, case: dict[str, Any], rng: torch.Generator, out: Any)
     out.watch(x=x)
     tokens = (size // p) ** 2 + 1
     values = {
-        **conv_values(rng, "patch_embed.proj.", c, dim, p),
+        "patch_embed.weight": randn(rng, dim, c * p * p) / p,
+        "patch_embed.bias": 0.3 * randn(rng, dim),
         "cls_token": randn(rng, 1, 1, dim),
         "pos_embedding": randn(rng, 1, tokens, dim),
         "norm.weight": 1 + 0.2 * randn(rng, dim),
@@ -641,11 +651,11 @@ def exercise_vit(api: Any, case: dict[str, Any], rng: torch.Generator, out: Any)
         "head.weight": randn(rng, k, dim) / math.sqrt(dim),
         "head.bias": 0.2 * randn(rng, k),
     }
-    template = TrustedEncoderBlock(dim, heads, mlp)
+    template = ProbeEncoderBlock(dim, heads, mlp)
     for i in range(depth):
         for name, param in template.named_parameters():
-            values[f"blocks.{i}.{name}"] = 0.3 * randn(rng, *param.shape)
-    replacements = {"PatchEmbedding": TrustedPatchEmbedding, "EncoderBlock": TrustedEncoderBlock}
+            values[f"blocks.{i}.{name}"] = randn(rng, *param.shape) / math.sqrt(param.shape[0])
+    replacements = {"PatchEmbedding": ProbePatchEmbedding, "EncoderBlock": ProbeEncoderBlock}
     with substituted(api, **replacements), out.part("logits"):
         model = api.ViT(size, p, c, dim, depth, heads, mlp, k).double()
         assign_parameters(model, values)
