@@ -132,12 +132,19 @@ class PatchEmbedding(PatchEmbedding):
 """
 
 
-def vit_forward(body: str) -> str:
-    lines = "\n".join("        " + line for line in body.strip("\n").splitlines())
+def vit_forward(
+    positions: str = "tokens + self.pos_embedding",
+    pooled: str = "self.norm(tokens[:, 0])",
+) -> str:
+    """A ViT whose forward has one piece changed."""
     return f"""
 class ViT(ViT):
     def forward(self, x):
-{lines}
+        tokens = torch.cat((self.cls_token.expand(len(x), 1, -1), self.patch_embed(x)), dim=1)
+        tokens = {positions}
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.head({pooled})
 """
 
 
@@ -613,33 +620,12 @@ class ViT(ViT):
     Bug(
         "ViT head on the mean of the tokens",
         items("ViT", "logits"),
-        vit_forward("""
-tokens = torch.cat((self.cls_token.expand(len(x), 1, -1), self.patch_embed(x)), dim=1)
-tokens = tokens + self.pos_embedding
-for block in self.blocks:
-    tokens = block(tokens)
-return self.head(self.norm(tokens).mean(dim=1))
-"""),
+        vit_forward(pooled="self.norm(tokens).mean(dim=1)"),
     ),
     Bug(
         "ViT without the position embedding",
         items("ViT", "logits"),
-        vit_forward("""
-tokens = torch.cat((self.cls_token.expand(len(x), 1, -1), self.patch_embed(x)), dim=1)
-for block in self.blocks:
-    tokens = block(tokens)
-return self.head(self.norm(tokens[:, 0]))
-"""),
+        vit_forward(positions="tokens"),
     ),
-    Bug(
-        "ViT without the final norm",
-        items("ViT", "logits"),
-        vit_forward("""
-tokens = torch.cat((self.cls_token.expand(len(x), 1, -1), self.patch_embed(x)), dim=1)
-tokens = tokens + self.pos_embedding
-for block in self.blocks:
-    tokens = block(tokens)
-return self.head(tokens[:, 0])
-"""),
-    ),
+    Bug("ViT without the final norm", items("ViT", "logits"), vit_forward(pooled="tokens[:, 0]")),
 ]
