@@ -49,8 +49,8 @@
 # the box operations are yours.
 #
 # **Other rules the grader enforces.** Never change an input tensor in place (`x += ...`,
-# `boxes[:, 0] = ...`, an in-place method such as `scores.sort_()` on a tensor you were
-# given): every output recorded after an input changed fails. Nothing may carry over from one
+# `boxes[:, 0] = ...`, an in-place method such as `boxes.clamp_(min=0)` on a tensor you
+# were given): every output recorded after an input changed fails. Nothing may carry over from one
 # call to the next. Where the grader gives a class its own parts in place of yours, build and
 # call them by their names (`DilatedConvBlock(...)`, `PatchEmbedding(...)`) and never test
 # `isinstance` against your own classes.
@@ -91,7 +91,8 @@ from torch import nn
 # `box_iou(a, b)` compares every box of `a` (`(N, 4)`) with every box of `b` (`(M, 4)`) and
 # returns the `(N, M)` matrix. Broadcasting does it without loops: `a[:, None, :2]` is
 # `(N, 1, 2)`, `b[None, :, :2]` is `(1, M, 2)`, and `torch.maximum` of the two is `(N, M, 2)`.
-# Loops are fine too. Results keep the boxes' dtype.
+# Loops are fine too. Results keep the boxes' dtype. `torchvision` (its `box_area`,
+# `box_iou`, `nms`) is on the forbidden list above: write these yourself.
 #
 # The grader runs your `box_iou` with its own `box_area`, so you may call `box_area` inside.
 
@@ -187,6 +188,7 @@ assert value.shape == (1, 1) and value.item() == 0.0, "two zero-area boxes have 
 # box does not suppress others.
 #
 # The grader runs your `nms` with its own `box_iou` in place of yours: call `box_iou`.
+# (`torchvision.ops.nms` is forbidden, like the rest of `torchvision`.)
 
 # %% [raw]
 # # BEGIN QUESTION
