@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from solutions import ch12_vision_tasks as reference
-from tests.conftest import assert_checks_accept
+from tests.conftest import assert_checks_accept, failed_items, notebook_with_extra_cell
 from tools.timing import one_thread
 
 CHAPTER = "12_vision_tasks"
@@ -526,3 +526,22 @@ def test_hidden_checks_accept_a_correct_implementation_in_another_style():
     }
     exec(compile(ALTERNATIVE, "<alternative>", "exec"), namespace)  # noqa: S102 - test code
     assert_checks_accept(CHECKS_PATH, reference, namespace)
+
+
+def test_library_losses_in_distillation_cost_only_its_items(grade_file, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code = """
+def distillation_loss(student_logits, teacher_logits, labels, temperature=4.0, alpha=0.5):
+    soft = F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
+                    F.softmax(teacher_logits / temperature, dim=1), reduction="batchmean")
+    hard = F.cross_entropy(student_logits, labels)
+    return alpha * temperature ** 2 * soft + (1 - alpha) * hard
+"""
+    path = notebook_with_extra_cell(CHAPTER, code, tmp_path / f"{CHAPTER}.ipynb")
+    results = grade_file(CHAPTER, path)
+    failed = failed_items(results)
+    assert {item.split(":")[0] for item in failed} == {
+        "distillation_loss",
+        "distillation_loss in float32",
+    }
+    messages = [test["output"] for test in results["tests"] if test["status"] == "failed"]
+    assert all("kl_div" in message or "cross_entropy" in message for message in messages)

@@ -244,7 +244,7 @@ def nms(boxes, scores, iou_threshold):
     ),
     Bug(
         "decode uses the anchor's width for the height",
-        items("encode_decode", "decoded"),
+        items("encode_decode", "decoded", "round_trip"),
         """
 def decode_boxes(offsets, anchors):
     wa, ha = anchors[:, 2] - anchors[:, 0], anchors[:, 3] - anchors[:, 1]
@@ -256,7 +256,7 @@ def decode_boxes(offsets, anchors):
     ),
     Bug(
         "decode scales linearly instead of exp",
-        items("encode_decode", "decoded"),
+        items("encode_decode", "decoded", "round_trip"),
         """
 def decode_boxes(offsets, anchors):
     wa, ha = anchors[:, 2] - anchors[:, 0], anchors[:, 3] - anchors[:, 1]
@@ -268,7 +268,7 @@ def decode_boxes(offsets, anchors):
     ),
     Bug(
         "encode divides the y offset by the anchor's width",
-        items("encode_decode", "offsets"),
+        items("encode_decode", "offsets", "round_trip"),
         """
 def encode_boxes(boxes, anchors):
     wa, ha = anchors[:, 2] - anchors[:, 0], anchors[:, 3] - anchors[:, 1]
@@ -280,7 +280,7 @@ def encode_boxes(boxes, anchors):
     ),
     Bug(
         "encode offsets from the corner, not the centre",
-        items("encode_decode", "offsets"),
+        items("encode_decode", "offsets", "round_trip"),
         """
 def encode_boxes(boxes, anchors):
     wa, ha = anchors[:, 2] - anchors[:, 0], anchors[:, 3] - anchors[:, 1]

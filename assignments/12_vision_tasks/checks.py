@@ -279,6 +279,8 @@ def exercise_offsets(api: Any, case: dict[str, Any], rng: torch.Generator, out: 
     with out.part("decoded"):
         api.decode_boxes(-offsets, anchors)
         out["decoded"] = api.decode_boxes(offsets, anchors)
+    with out.part("round_trip"):
+        out["round_trip"] = api.decode_boxes(api.encode_boxes(boxes, anchors), anchors)
 
 
 OFFSET_CASES = ({"N": 1}, {"N": 7}, {"N": 40, "noncontiguous": True})
@@ -796,6 +798,16 @@ CHECKS = [
                 hint="decode_boxes inverts encode_boxes: cx = cxa + tx wa, cy = cya + ty ha, "
                 "w = wa exp(tw), h = ha exp(th) (height from th and the anchor's HEIGHT), "
                 "then corners cx -+ w / 2, cy -+ h / 2.",
+            ),
+            Output(
+                "round_trip",
+                points=0.5,
+                rtol=1e-7,
+                atol=1e-9,
+                needs=("offsets", "decoded"),
+                hint="decode_boxes(encode_boxes(boxes, anchors), anchors) must give the boxes "
+                "back: the two functions are inverses, centre offsets scaled by the anchor's "
+                "size and log-size ratios.",
             ),
         ),
     ),

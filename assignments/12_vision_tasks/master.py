@@ -277,7 +277,7 @@ assert empty.shape == (0,) and empty.dtype == torch.int64, "an empty input gives
 # %% [raw]
 # # BEGIN QUESTION
 # name: q3
-# points: 3
+# points: 3.5
 
 # %% [raw]
 # # BEGIN SOLUTION
