@@ -1035,7 +1035,8 @@ assert model(torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0)))
 # **mAP@0.5**: detections of all test canvases sorted by score; one is a true positive if its
 # IoU with a not yet matched digit of its canvas is at least 0.5; the average precision is the
 # area under the precision-recall curve (precision made non-increasing). With a single class,
-# the mAP is this AP. In our run (25 epochs, about 5 s) the detector reached an **mAP@0.5 of
+# the mAP is this AP. In our run (25 epochs, 5 to 14 s of training depending on the load of
+# the machine) the detector reached an **mAP@0.5 of
 # 0.98**.
 
 # %% tags=["experiment"]
