@@ -92,3 +92,30 @@ def proof_for():
         return cache[chapter]
 
     return get
+
+
+def assert_checks_accept(checks_path: Path, reference: object, namespace: dict) -> None:
+    """Every hidden check of ``checks_path`` run on ``namespace`` (a correct implementation
+    written in another style) gives, on every case, no error, no modified input, and outputs
+    of the reference's shape and dtype within each output's tolerance."""
+    import numpy as np
+
+    from autograder.checks import load_checks_namespace, run_check
+
+    for check in load_checks_namespace(checks_path.read_text(), str(checks_path)).checks:
+        expected: dict = {}
+        actual: dict = {}
+        report_ref = run_check(check, reference,
+                               lambda c, o, a, store=expected: store.__setitem__((c, o), a))
+        report = run_check(check, namespace,
+                           lambda c, o, a, store=actual: store.__setitem__((c, o), a))
+        assert all(case["error"] is None for case in report_ref["cases"]), check.name
+        for case in report["cases"]:
+            assert case["error"] is None and not case["modified"], (check.name, case)
+        tolerances = {o.name: (o.rtol, o.atol) for o in check.outputs}
+        assert expected.keys() == actual.keys(), check.name
+        for key, value in expected.items():
+            rtol, atol = tolerances[key[1]]
+            got = actual[key]
+            assert got.shape == value.shape and got.dtype == value.dtype, (check.name, key)
+            assert np.all(np.abs(got - value) <= atol + rtol * np.abs(value)), (check.name, key)
