@@ -233,7 +233,7 @@ assert bpe.merges == [("a", "a"), ("aa", "a")], f"merges are replaced left to ri
 # %% [raw]
 # # BEGIN QUESTION
 # name: q2
-# points: 2
+# points: 2.5
 
 # %% [raw]
 # # BEGIN SOLUTION
@@ -778,7 +778,7 @@ class TransformerEncoderBlock(nn.Module):
 # %% [raw]
 # # BEGIN QUESTION
 # name: q8
-# points: 3
+# points: 3.5
 
 # %% [raw]
 # # BEGIN SOLUTION
@@ -878,7 +878,7 @@ assert value.shape == () and abs(value.item() - expected) < 1e-12, f"the mean cr
 # %% [raw]
 # # BEGIN QUESTION
 # name: q9
-# points: 3
+# points: 3.5
 
 # %% [raw]
 # # BEGIN SOLUTION
