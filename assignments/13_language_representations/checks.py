@@ -823,6 +823,7 @@ CHECKS = [
         name="Encoder",
         question="q8",
         uses=("Encoder",),
+        replaces=("TransformerEncoderBlock",),
         exercise=exercise_encoder,
         cases=ENCODER_CASES,
         outputs=(
