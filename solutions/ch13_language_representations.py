@@ -317,8 +317,9 @@ class Encoder(nn.Module):
 def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """logits (N, L, V), labels (N, L) (-100 where not predicted) -> 0-dim mean cross-entropy
     over the labelled positions."""
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                           ignore_index=IGNORE)
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE
+    )
 
 
 class PairClassifier(nn.Module):
@@ -350,5 +351,3 @@ def fine_tune_step(
     loss.backward()
     optimizer.step()
     return loss.item()
-
-

@@ -26,8 +26,8 @@ singular    0.30     ``the S eats F`` | ``a COLOUR S eats F`` | ``the S sleeps``
 plural      0.25     ``two PL eat F`` | ``many COLOUR PL eat F`` | ``the PL sleep``
 ==========  =======  ==================================================================
 
-with ``C`` a country, ``K`` *its* capital, ``L`` *its* language, ``P`` a person, ``S`` / ``PL`` the singular and
-plural of one animal and ``F`` *that animal's* food.
+with ``C`` a country, ``K`` *its* capital, ``L`` *its* language, ``P`` a person, ``S`` /
+``PL`` the singular and plural of one animal and ``F`` *that animal's* food.
 
 Sentence pairs for the entailment-style task (:func:`generate_pairs`) come from the same
 words: ``a = P is in K`` with ``b = P is in C``, or ``a = two PL eat F`` with
@@ -53,7 +53,14 @@ CAPITALS: tuple[tuple[str, str], ...] = (
 )
 # The language spoken in each country, in the order of CAPITALS.
 LANGUAGES: tuple[str, ...] = (
-    "french", "italian", "spanish", "japanese", "arabic", "quechua", "swahili", "norwegian",
+    "french",
+    "italian",
+    "spanish",
+    "japanese",
+    "arabic",
+    "quechua",
+    "swahili",
+    "norwegian",
 )
 ANIMALS: tuple[tuple[str, str, str], ...] = (
     ("cat", "cats", "fish"),
@@ -105,15 +112,24 @@ def _sentence(rule: str, generator: torch.Generator) -> list[str]:
                 f"{city} is the capital of {country}",
                 f"{city} is a big city in {country}",
             ][form].split()
-        return [f"{person} speaks {language} in {city}",
-                f"{person} speaks {language} in {country}", f"{person} flew to {city}"][form].split()
+        return [
+            f"{person} speaks {language} in {city}",
+            f"{person} speaks {language} in {country}",
+            f"{person} flew to {city}",
+        ][form].split()
     singular, plural, food = _pick(ANIMALS, generator)
     colour = _pick(COLOURS, generator)
     if rule == "singular":
-        return [f"the {singular} eats {food}", f"a {colour} {singular} eats {food}",
-                f"the {singular} sleeps"][form].split()
-    return [f"two {plural} eat {food}", f"many {colour} {plural} eat {food}",
-            f"the {plural} sleep"][form].split()
+        return [
+            f"the {singular} eats {food}",
+            f"a {colour} {singular} eats {food}",
+            f"the {singular} sleeps",
+        ][form].split()
+    return [
+        f"two {plural} eat {food}",
+        f"many {colour} {plural} eat {food}",
+        f"the {plural} sleep",
+    ][form].split()
 
 
 def generate_corpus(num_sentences: int, generator: torch.Generator) -> list[list[str]]:

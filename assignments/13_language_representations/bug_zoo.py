@@ -17,8 +17,11 @@ CLASSIFIER = items("fine-tuning", "logits", "grad_head", "grad_encoder")
 STEP = items("fine-tuning", "step_losses", "params_after_steps")
 
 
-def fit_choosing(choice: str, count_line: str = "pairs[pair] = pairs.get(pair, 0) + count",
-                 reset: str = "self.merges = []") -> str:
+def fit_choosing(
+    choice: str,
+    count_line: str = "pairs[pair] = pairs.get(pair, 0) + count",
+    reset: str = "self.merges = []",
+) -> str:
     """A BytePairEncoding whose fit picks the pair with ``choice`` (or counts otherwise)."""
     return f"""
 class BytePairEncoding(BytePairEncoding):
@@ -45,11 +48,14 @@ class BytePairEncoding(BytePairEncoding):
 MOST_FREQUENT = "min(pairs, key=lambda pair: (-pairs[pair], pair))"
 
 
-def mask_code(selection: str = "torch.rand(ids.shape, generator=generator)",
-              action: str = "torch.rand(ids.shape, generator=generator)",
-              selected: str = "(selection < mask_prob) & (ids >= NUM_SPECIAL)",
-              low: str = "NUM_SPECIAL", thresholds: tuple[str, str] = ("0.8", "0.9"),
-              labels: str = "torch.where(selected, ids, torch.full_like(ids, -100))") -> str:
+def mask_code(
+    selection: str = "torch.rand(ids.shape, generator=generator)",
+    action: str = "torch.rand(ids.shape, generator=generator)",
+    selected: str = "(selection < mask_prob) & (ids >= NUM_SPECIAL)",
+    low: str = "NUM_SPECIAL",
+    thresholds: tuple[str, str] = ("0.8", "0.9"),
+    labels: str = "torch.where(selected, ids, torch.full_like(ids, -100))",
+) -> str:
     """A mask_tokens written like the reference with one piece changed."""
     return f"""
 def mask_tokens(ids, generator, vocab_size, mask_prob=0.15):
@@ -64,9 +70,11 @@ def mask_tokens(ids, generator, vocab_size, mask_prob=0.15):
 """
 
 
-def pack_code(truncate: str = "a.pop() if len(a) > len(b) else b.pop()",
-              segments: str = "[0] * (len(a) + 2) + [1] * (len(b) + 1)",
-              mask: str = "[True] * len(tokens) + [False] * pad") -> str:
+def pack_code(
+    truncate: str = "a.pop() if len(a) > len(b) else b.pop()",
+    segments: str = "[0] * (len(a) + 2) + [1] * (len(b) + 1)",
+    mask: str = "[True] * len(tokens) + [False] * pad",
+) -> str:
     """A pack_pairs written like the reference with one piece changed."""
     return f"""
 def pack_pairs(pairs, max_len):
@@ -86,9 +94,12 @@ def pack_pairs(pairs, max_len):
 """
 
 
-def skipgram_loss(positive: str = "-torch.logaddexp(torch.zeros_like(pos), -pos)",
-                  negative: str = "-torch.logaddexp(torch.zeros_like(neg), neg).sum(dim=1)",
-                  reduce: str = ".mean()", negatives: str = "self.context(negatives)") -> str:
+def skipgram_loss(
+    positive: str = "-torch.logaddexp(torch.zeros_like(pos), -pos)",
+    negative: str = "-torch.logaddexp(torch.zeros_like(neg), neg).sum(dim=1)",
+    reduce: str = ".mean()",
+    negatives: str = "self.context(negatives)",
+) -> str:
     """A SkipGramNS whose loss is written with one term changed."""
     return f"""
 class SkipGramNS(SkipGramNS):
@@ -131,14 +142,26 @@ def fine_tune_step(model, optimizer, batch, labels):
 
 BUGS = [
     # ---------------------------------------------------------------------------- BPE
-    Bug("BPE merges the first pair found instead of the most frequent",
-        items("BytePairEncoding", "merges"), fit_choosing("next(iter(pairs))")),
-    Bug("BPE breaks ties by the largest pair", items("BytePairEncoding", "merges"),
-        fit_choosing("max(pairs, key=lambda pair: (pairs[pair], pair))")),
-    Bug("BPE counts each distinct word once", items("BytePairEncoding", "merges"),
-        fit_choosing(MOST_FREQUENT, count_line="pairs[pair] = pairs.get(pair, 0) + 1")),
-    Bug("BPE keeps the merges of an earlier fit", items("BytePairEncoding", "merges"),
-        fit_choosing(MOST_FREQUENT, reset="self.merges = getattr(self, 'merges', [])")),
+    Bug(
+        "BPE merges the first pair found instead of the most frequent",
+        items("BytePairEncoding", "merges"),
+        fit_choosing("next(iter(pairs))"),
+    ),
+    Bug(
+        "BPE breaks ties by the largest pair",
+        items("BytePairEncoding", "merges"),
+        fit_choosing("max(pairs, key=lambda pair: (pairs[pair], pair))"),
+    ),
+    Bug(
+        "BPE counts each distinct word once",
+        items("BytePairEncoding", "merges"),
+        fit_choosing(MOST_FREQUENT, count_line="pairs[pair] = pairs.get(pair, 0) + 1"),
+    ),
+    Bug(
+        "BPE keeps the merges of an earlier fit",
+        items("BytePairEncoding", "merges"),
+        fit_choosing(MOST_FREQUENT, reset="self.merges = getattr(self, 'merges', [])"),
+    ),
     Bug(
         "BPE encode merges the leftmost known pair first instead of following the merge order",
         items("BytePairEncoding", "encode"),
@@ -157,107 +180,182 @@ class BytePairEncoding(BytePairEncoding):
         return symbols
 """,
     ),
-    Bug("BPE decode puts spaces between tokens", items("BytePairEncoding", "decode"), """
+    Bug(
+        "BPE decode puts spaces between tokens",
+        items("BytePairEncoding", "decode"),
+        """
 class BytePairEncoding(BytePairEncoding):
     def decode(self, tokens):
         return " ".join(tokens)
-"""),
+""",
+    ),
     # --------------------------------------------------------------------- vocabulary
-    Bug("vocabulary puts <unk> before <pad>", items("vocabulary", "itos", "counts"), """
+    Bug(
+        "vocabulary puts <unk> before <pad>",
+        items("vocabulary", "itos", "counts"),
+        """
 _build_vocab = build_vocab
 def build_vocab(tokens, min_count=1):
     itos, counts = _build_vocab(tokens, min_count)
     return [itos[1], itos[0]] + itos[2:], torch.cat([counts[1:2], counts[:1], counts[2:]])
-"""),
-    Bug("vocabulary keeps only words seen more than min_count times",
-        items("vocabulary", "itos", "counts"), """
+""",
+    ),
+    Bug(
+        "vocabulary keeps only words seen more than min_count times",
+        items("vocabulary", "itos", "counts"),
+        """
 _build_vocab = build_vocab
 def build_vocab(tokens, min_count=1):
     return _build_vocab(tokens, min_count + 1)
-"""),
-    Bug("vocabulary gives <unk> a count of 0", items("vocabulary", "counts"), """
+""",
+    ),
+    Bug(
+        "vocabulary gives <unk> a count of 0",
+        items("vocabulary", "counts"),
+        """
 _build_vocab = build_vocab
 def build_vocab(tokens, min_count=1):
     itos, counts = _build_vocab(tokens, min_count)
     return itos, torch.cat([counts[:1], torch.zeros(1, dtype=torch.int64), counts[2:]])
-"""),
-    Bug("subsampling returns the probability of keeping", items("vocabulary", "discard"), """
+""",
+    ),
+    Bug(
+        "subsampling returns the probability of keeping",
+        items("vocabulary", "discard"),
+        """
 _subsample = subsample_probability
 def subsample_probability(counts, total, t=1e-4):
     return torch.where(counts > 0, 1 - _subsample(counts, total, t), torch.zeros(len(counts), dtype=torch.float64))
-"""),
-    Bug("subsampling without the clamp at 0", items("vocabulary", "discard"), """
+""",
+    ),
+    Bug(
+        "subsampling without the clamp at 0",
+        items("vocabulary", "discard"),
+        """
 def subsample_probability(counts, total, t=1e-4):
     f = counts.double() / total
     return torch.where(counts > 0, 1 - torch.sqrt(t / f), torch.zeros_like(f))
-"""),
-    Bug("subsampling uses the count as the frequency", items("vocabulary", "discard"), """
+""",
+    ),
+    Bug(
+        "subsampling uses the count as the frequency",
+        items("vocabulary", "discard"),
+        """
 _subsample = subsample_probability
 def subsample_probability(counts, total, t=1e-4):
     return _subsample(counts, 1, t)
-"""),
+""",
+    ),
     # ----------------------------------------------------------------- skip-gram data
-    Bug("skip-gram window includes the centre word", items("skip-gram data", "pairs"), """
+    Bug(
+        "skip-gram window includes the centre word",
+        items("skip-gram data", "pairs"),
+        """
 def skipgram_pairs(sequence, window):
     rows = [[int(sequence[i]), int(sequence[j])] for i in range(len(sequence))
             for j in range(max(0, i - window), min(len(sequence), i + window + 1))]
     return torch.tensor(rows, dtype=torch.int64).reshape(-1, 2)
-"""),
-    Bug("skip-gram window stops one word short on the right", items("skip-gram data", "pairs"),
+""",
+    ),
+    Bug(
+        "skip-gram window stops one word short on the right",
+        items("skip-gram data", "pairs"),
         """
 def skipgram_pairs(sequence, window):
     rows = [[int(sequence[i]), int(sequence[j])] for i in range(len(sequence))
             for j in range(max(0, i - window), min(len(sequence), i + window)) if j != i]
     return torch.tensor(rows, dtype=torch.int64).reshape(-1, 2)
-"""),
-    Bug("skip-gram window wraps around the sentence", items("skip-gram data", "pairs"), """
+""",
+    ),
+    Bug(
+        "skip-gram window wraps around the sentence",
+        items("skip-gram data", "pairs"),
+        """
 def skipgram_pairs(sequence, window):
     n = len(sequence)
     rows = [[int(sequence[i]), int(sequence[j % n])] for i in range(n)
             for j in range(i - window, i + window + 1) if j != i and j % n != i]
     return torch.tensor(rows, dtype=torch.int64).reshape(-1, 2)
-"""),
-    Bug("noise distribution without the 0.75 power", items("skip-gram data", "noise"), """
+""",
+    ),
+    Bug(
+        "noise distribution without the 0.75 power",
+        items("skip-gram data", "noise"),
+        """
 def negative_sampling_distribution(counts, power=0.75):
     return counts.double() / counts.sum()
-"""),
-    Bug("noise distribution ignores the power argument", items("skip-gram data", "noise"), """
+""",
+    ),
+    Bug(
+        "noise distribution ignores the power argument",
+        items("skip-gram data", "noise"),
+        """
 def negative_sampling_distribution(counts, power=0.75):
     weights = counts.double() ** 0.75
     return weights / weights.sum()
-"""),
-    Bug("noise distribution gives unseen words weight 0 ** 0 = 1", items("skip-gram data", "noise"),
+""",
+    ),
+    Bug(
+        "noise distribution gives unseen words weight 0 ** 0 = 1",
+        items("skip-gram data", "noise"),
         """
 def negative_sampling_distribution(counts, power=0.75):
     weights = counts.double() ** power
     return weights / weights.sum()
-"""),
+""",
+    ),
     # --------------------------------------------------------------------- SkipGramNS
-    Bug("negative term with the wrong sign", SKIPGRAM_64 | SKIPGRAM_32,
-        skipgram_loss(negative="-torch.logaddexp(torch.zeros_like(neg), -neg).sum(dim=1)")),
-    Bug("negative term as log(1 - sigmoid), which overflows in float32", SKIPGRAM_32,
-        skipgram_loss(positive="torch.log(torch.sigmoid(pos))",
-                      negative="torch.log(1 - torch.sigmoid(neg)).sum(dim=1)")),
-    Bug("one embedding table shared by centre and context words", SKIPGRAM_64 | SKIPGRAM_32, """
+    Bug(
+        "negative term with the wrong sign",
+        SKIPGRAM_64 | SKIPGRAM_32,
+        skipgram_loss(negative="-torch.logaddexp(torch.zeros_like(neg), -neg).sum(dim=1)"),
+    ),
+    Bug(
+        "negative term as log(1 - sigmoid), which overflows in float32",
+        SKIPGRAM_32,
+        skipgram_loss(
+            positive="torch.log(torch.sigmoid(pos))",
+            negative="torch.log(1 - torch.sigmoid(neg)).sum(dim=1)",
+        ),
+    ),
+    Bug(
+        "one embedding table shared by centre and context words",
+        SKIPGRAM_64 | SKIPGRAM_32,
+        """
 class SkipGramNS(SkipGramNS):
     def __init__(self, vocab_size, dim):
         super().__init__(vocab_size, dim)
         self.context = self.center
-"""),
-    Bug("skip-gram loss summed over the batch", SKIPGRAM_64 | SKIPGRAM_32,
-        skipgram_loss(reduce=".sum()")),
-    Bug("noise words equal to the context word dropped", SKIPGRAM_64 | SKIPGRAM_32,
-        skipgram_loss(negatives="self.context(negatives) * (negatives != context[:, None])[..., None]")),
+""",
+    ),
+    Bug(
+        "skip-gram loss summed over the batch",
+        SKIPGRAM_64 | SKIPGRAM_32,
+        skipgram_loss(reduce=".sum()"),
+    ),
+    Bug(
+        "noise words equal to the context word dropped",
+        SKIPGRAM_64 | SKIPGRAM_32,
+        skipgram_loss(
+            negatives="self.context(negatives) * (negatives != context[:, None])[..., None]"
+        ),
+    ),
     # ------------------------------------------------------------------- word vectors
-    Bug("analogy may return a query word", items("word vectors", "analogy"), """
+    Bug(
+        "analogy may return a query word",
+        items("word vectors", "analogy"),
+        """
 class WordVectors(WordVectors):
     def analogy(self, a, b, c):
         unit = self.vectors / self.vectors.norm(dim=1, keepdim=True)
         i = [self.words.index(w) for w in (a, b, c)]
         sims = cosine_similarity_matrix((unit[i[1]] - unit[i[0]] + unit[i[2]])[None], self.vectors)[0]
         return self.words[int(sims.argmax())]
-"""),
-    Bug("analogy adds the raw vectors without normalising them", items("word vectors", "analogy"),
+""",
+    ),
+    Bug(
+        "analogy adds the raw vectors without normalising them",
+        items("word vectors", "analogy"),
         """
 class WordVectors(WordVectors):
     def analogy(self, a, b, c):
@@ -266,38 +364,66 @@ class WordVectors(WordVectors):
         sims = cosine_similarity_matrix((v[i[1]] - v[i[0]] + v[i[2]])[None], v)[0].clone()
         sims[i] = -math.inf
         return self.words[int(sims.argmax())]
-"""),
-    Bug("nearest includes the word itself", items("word vectors", "nearest"), """
+""",
+    ),
+    Bug(
+        "nearest includes the word itself",
+        items("word vectors", "nearest"),
+        """
 class WordVectors(WordVectors):
     def nearest(self, word, k):
         i = self.words.index(word)
         sims = cosine_similarity_matrix(self.vectors[i:i + 1], self.vectors)[0]
         return [self.words[j] for j in torch.argsort(sims, descending=True)[:k].tolist()]
-"""),
-    Bug("nearest ranks by dot product", items("word vectors", "nearest"), """
+""",
+    ),
+    Bug(
+        "nearest ranks by dot product",
+        items("word vectors", "nearest"),
+        """
 class WordVectors(WordVectors):
     def nearest(self, word, k):
         i = self.words.index(word)
         sims = (self.vectors @ self.vectors[i]).clone()
         sims[i] = -math.inf
         return [self.words[j] for j in torch.argsort(sims, descending=True)[:k].tolist()]
-"""),
-    Bug("cosine similarity normalises only a", items("word vectors", "cosine"), """
+""",
+    ),
+    Bug(
+        "cosine similarity normalises only a",
+        items("word vectors", "cosine"),
+        """
 def cosine_similarity_matrix(a, b):
     return (a / a.norm(dim=1, keepdim=True)) @ b.T
-"""),
-    Bug("cosine similarity normalises over the wrong axis", items("word vectors", "cosine"), """
+""",
+    ),
+    Bug(
+        "cosine similarity normalises over the wrong axis",
+        items("word vectors", "cosine"),
+        """
 def cosine_similarity_matrix(a, b):
     return F.normalize(a, dim=0) @ F.normalize(b, dim=0).T
-"""),
+""",
+    ),
     # -------------------------------------------------------------------- mask_tokens
-    Bug("masking may select special tokens", items("mask_tokens", "inputs", "labels"),
-        mask_code(selected="selection < mask_prob")),
-    Bug("80/10/10 random tokens drawn from the specials too", items("mask_tokens", "inputs"),
-        mask_code(low="0")),
-    Bug("labels set on unmasked positions", items("mask_tokens", "labels"),
-        mask_code(labels="ids.clone()")),
-    Bug("80/10/10 draws in the wrong order", items("mask_tokens", "inputs", "labels"),
+    Bug(
+        "masking may select special tokens",
+        items("mask_tokens", "inputs", "labels"),
+        mask_code(selected="selection < mask_prob"),
+    ),
+    Bug(
+        "80/10/10 random tokens drawn from the specials too",
+        items("mask_tokens", "inputs"),
+        mask_code(low="0"),
+    ),
+    Bug(
+        "labels set on unmasked positions",
+        items("mask_tokens", "labels"),
+        mask_code(labels="ids.clone()"),
+    ),
+    Bug(
+        "80/10/10 draws in the wrong order",
+        items("mask_tokens", "inputs", "labels"),
         """
 _mask_tokens = mask_tokens
 def mask_tokens(ids, generator, vocab_size, mask_prob=0.15):
@@ -308,85 +434,146 @@ def mask_tokens(ids, generator, vocab_size, mask_prob=0.15):
     inputs = torch.where(selected & (action < 0.8), torch.full_like(ids, MASK), ids)
     swap = selected & (action >= 0.8) & (action < 0.9)
     return torch.where(swap, random, inputs), torch.where(selected, ids, torch.full_like(ids, -100))
-"""),
-    Bug("80/10/10 with the keep and random branches swapped", items("mask_tokens", "inputs"),
-        mask_code(thresholds=("0.8", "1.0"))),
+""",
+    ),
+    Bug(
+        "80/10/10 with the keep and random branches swapped",
+        items("mask_tokens", "inputs"),
+        mask_code(thresholds=("0.8", "1.0")),
+    ),
     # --------------------------------------------------------------------- pack_pairs
-    Bug("segment ids off by one at the separator", items("pack_pairs", "segment_ids"),
-        pack_code(segments="[0] * (len(a) + 1) + [1] * (len(b) + 2)")),
-    Bug("truncation removes from a on a tie", items("pack_pairs", "input_ids", "segment_ids"),
-        pack_code(truncate="a.pop() if len(a) >= len(b) else b.pop()")),
-    Bug("truncation always shortens a first", items("pack_pairs", "input_ids", "segment_ids"),
-        pack_code(truncate="a.pop() if a else b.pop()")),
-    Bug("attention mask True on the padding too", items("pack_pairs", "attention_mask"),
-        pack_code(mask="[True] * max_len")),
+    Bug(
+        "segment ids off by one at the separator",
+        items("pack_pairs", "segment_ids"),
+        pack_code(segments="[0] * (len(a) + 1) + [1] * (len(b) + 2)"),
+    ),
+    Bug(
+        "truncation removes from a on a tie",
+        items("pack_pairs", "input_ids", "segment_ids"),
+        pack_code(truncate="a.pop() if len(a) >= len(b) else b.pop()"),
+    ),
+    Bug(
+        "truncation always shortens a first",
+        items("pack_pairs", "input_ids", "segment_ids"),
+        pack_code(truncate="a.pop() if a else b.pop()"),
+    ),
+    Bug(
+        "attention mask True on the padding too",
+        items("pack_pairs", "attention_mask"),
+        pack_code(mask="[True] * max_len"),
+    ),
     # ------------------------------------------------------------------------ Encoder
-    Bug("encoder without the segment embedding", ENCODER, encoder_forward("""
+    Bug(
+        "encoder without the segment embedding",
+        ENCODER,
+        encoder_forward("""
 positions = torch.arange(input_ids.shape[1])
 h = self.token_embedding(input_ids) + self.position_embedding(positions)
 for block in self.blocks:
     h = block(h, attention_mask[:, None, None, :])
 return h
-""")),
-    Bug("encoder positions start at 1", ENCODER, encoder_forward(f"""
+"""),
+    ),
+    Bug(
+        "encoder positions start at 1",
+        ENCODER,
+        encoder_forward(f"""
 positions = torch.arange(1, input_ids.shape[1] + 1).clamp(max=self.position_embedding.num_embeddings - 1)
 h = {EMBED} + self.position_embedding(positions)
 for block in self.blocks:
     h = block(h, attention_mask[:, None, None, :])
 return h
-""")),
-    Bug("encoder does not pass the mask to the blocks", ENCODER, encoder_forward(f"""
+"""),
+    ),
+    Bug(
+        "encoder does not pass the mask to the blocks",
+        ENCODER,
+        encoder_forward(f"""
 h = {EMBED} + self.position_embedding(torch.arange(input_ids.shape[1]))
 for block in self.blocks:
     h = block(h)
 return h
-""")),
-    Bug("encoder applies the blocks in reverse order", ENCODER, encoder_forward(f"""
+"""),
+    ),
+    Bug(
+        "encoder applies the blocks in reverse order",
+        ENCODER,
+        encoder_forward(f"""
 h = {EMBED} + self.position_embedding(torch.arange(input_ids.shape[1]))
 for block in reversed(self.blocks):
     h = block(h, attention_mask[:, None, None, :])
 return h
-""")),
+"""),
+    ),
     # ----------------------------------------------------------------------- mlm_loss
-    Bug("masked-LM loss summed instead of averaged", MLM, """
+    Bug(
+        "masked-LM loss summed instead of averaged",
+        MLM,
+        """
 def mlm_loss(logits, labels):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), reduction="sum")
-"""),
-    Bug("masked-LM loss averaged over every position", MLM, """
+""",
+    ),
+    Bug(
+        "masked-LM loss averaged over every position",
+        MLM,
+        """
 def mlm_loss(logits, labels):
     total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), reduction="sum")
     return total / labels.numel()
-"""),
-    Bug("masked-LM loss on probabilities (softmax twice)", MLM, """
+""",
+    ),
+    Bug(
+        "masked-LM loss on probabilities (softmax twice)",
+        MLM,
+        """
 def mlm_loss(logits, labels):
     return F.cross_entropy(torch.softmax(logits, dim=-1).reshape(-1, logits.shape[-1]), labels.reshape(-1))
-"""),
+""",
+    ),
     # --------------------------------------------------------------------- fine-tuning
-    Bug("classifier reads the last position instead of <cls>", CLASSIFIER,
-        classifier_forward("h[:, -1]")),
+    Bug(
+        "classifier reads the last position instead of <cls>",
+        CLASSIFIER,
+        classifier_forward("h[:, -1]"),
+    ),
     Bug("classifier averages every position", CLASSIFIER, classifier_forward("h.mean(dim=1)")),
-    Bug("classifier reads the first sequence for the whole batch", CLASSIFIER,
-        classifier_forward("h[0].expand(len(h), -1)")),
-    Bug("fine-tuning step without zero_grad", STEP, step_code("""
+    Bug(
+        "classifier reads the first sequence for the whole batch",
+        CLASSIFIER,
+        classifier_forward("h[0].expand(len(h), -1)"),
+    ),
+    Bug(
+        "fine-tuning step without zero_grad",
+        STEP,
+        step_code("""
 model.train()
 loss = F.cross_entropy(model(*batch), labels)
 loss.backward()
 optimizer.step()
 return loss.item()
-""")),
-    Bug("fine-tuning step without model.train()", STEP, step_code("""
+"""),
+    ),
+    Bug(
+        "fine-tuning step without model.train()",
+        STEP,
+        step_code("""
 optimizer.zero_grad()
 loss = F.cross_entropy(model(*batch), labels)
 loss.backward()
 optimizer.step()
 return loss.item()
-""")),
-    Bug("fine-tuning step returns the loss after the step", items("fine-tuning", "step_losses"),
+"""),
+    ),
+    Bug(
+        "fine-tuning step returns the loss after the step",
+        items("fine-tuning", "step_losses"),
         step_code("""
 model.train()
 optimizer.zero_grad()
 F.cross_entropy(model(*batch), labels).backward()
 optimizer.step()
 return F.cross_entropy(model(*batch), labels).item()
-""")),
+"""),
+    ),
 ]

@@ -109,11 +109,20 @@ def indices_of(answers: list[Any], words: list[str], what: str) -> torch.Tensor:
     return torch.tensor(found, dtype=torch.int64)
 
 
+def record_joined_grads(out: Any, name: str, params: list[torch.Tensor]) -> None:
+    """Records the flattened gradients of ``params``, joined, once every one has arrived."""
+    grads = [p.grad for p in params]
+    if all(g is not None for g in grads):
+        out[name] = torch.cat([g.flatten() for g in grads if g is not None])
+
+
 def random_words(rng: torch.Generator, n: int, alphabet: str, longest: int) -> list[str]:
     lengths = randint(rng, longest, n) + 1
     letters = randint(rng, len(alphabet), n, longest)
-    return ["".join(alphabet[int(k)] for k in row[: int(length)])
-            for row, length in zip(letters, lengths)]
+    return [
+        "".join(alphabet[int(k)] for k in row[: int(length)])
+        for row, length in zip(letters, lengths)
+    ]
 
 
 # ---------------------------------------------------------------- q1: BytePairEncoding
@@ -236,8 +245,9 @@ def exercise_vocabulary(api: Any, case: dict[str, Any], rng: torch.Generator, ou
         out["counts"] = word_counts
     with out.part("discard"):
         api.subsample_probability(counts.flip(0), int(counts.sum()) + 3, t=0.3)
-        out["discard"] = api.subsample_probability(counts, int(counts.sum()) + case["extra"],
-                                                   t=case["t"])
+        out["discard"] = api.subsample_probability(
+            counts, int(counts.sum()) + case["extra"], t=case["t"]
+        )
 
 
 VOCABULARY_CASES = (
@@ -250,8 +260,7 @@ VOCABULARY_CASES = (
 
 
 # --------------------------------- q3: skipgram_pairs, negative_sampling_distribution
-def exercise_skipgram_data(api: Any, case: dict[str, Any], rng: torch.Generator,
-                           out: Any) -> None:
+def exercise_skipgram_data(api: Any, case: dict[str, Any], rng: torch.Generator, out: Any) -> None:
     sequence = randint(rng, case["V"], case["L"]) + NUM_SPECIAL
     counts = randint(rng, 50, case["V"]) * (uniform(rng, case["V"]) > -0.6)
     counts[0] = 0
@@ -325,8 +334,7 @@ SKIPGRAM_CASES = (
 )
 SKIPGRAM_FLOAT32_CASES = (
     {"V": 6, "D": 3, "B": 4, "K": 2, "saturated": True, "float32": True},
-    {"V": 12, "D": 5, "B": 10, "K": 4, "saturated": True, "float32": True,
-     "collide": True},
+    {"V": 12, "D": 5, "B": 10, "K": 4, "saturated": True, "float32": True, "collide": True},
 )
 
 LOSS_HINT = (
@@ -348,8 +356,7 @@ def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a / a.norm(dim=1, keepdim=True)) @ (b / b.norm(dim=1, keepdim=True)).T
 
 
-def exercise_word_vectors(api: Any, case: dict[str, Any], rng: torch.Generator,
-                          out: Any) -> None:
+def exercise_word_vectors(api: Any, case: dict[str, Any], rng: torch.Generator, out: Any) -> None:
     v, d = case["V"], case["D"]
     vectors = randn(rng, v, d) * torch.exp(uniform(rng, v, 1, low=-1.5, high=1.5))
     a, b = randn(rng, case["M"], d) * 3, randn(rng, case["N"], d) * 0.2
@@ -358,8 +365,10 @@ def exercise_word_vectors(api: Any, case: dict[str, Any], rng: torch.Generator,
     out.watch(vectors=vectors, a=a, b=b)
     words = [f"w{i}" for i in range(v)]
     queries = [words[int(i)] for i in randint(rng, v, case["queries"])]
-    triples = [tuple(words[int(i)] for i in torch.randperm(v, generator=rng)[:3])
-               for _ in range(case["queries"])]
+    triples = [
+        tuple(words[int(i)] for i in torch.randperm(v, generator=rng)[:3])
+        for _ in range(case["queries"])
+    ]
     with out.part("cosine"):
         api.cosine_similarity_matrix(b, a)
         out["cosine"] = api.cosine_similarity_matrix(a, b)
@@ -368,12 +377,14 @@ def exercise_word_vectors(api: Any, case: dict[str, Any], rng: torch.Generator,
         with out.part("nearest"):
             for word in queries:
                 table.nearest(word, 1)
-            found = []
+            found: list[Any] = []
             for word in queries:
                 answer = table.nearest(word, case["k"])
                 if not isinstance(answer, (list, tuple)) or len(answer) != case["k"]:
-                    raise TypeError(f"nearest(word, {case['k']}) must return a list of "
-                                    f"{case['k']} words, got {answer!r:.80}")
+                    raise TypeError(
+                        f"nearest(word, {case['k']}) must return a list of "
+                        f"{case['k']} words, got {answer!r:.80}"
+                    )
                 found.extend(answer)
             out["nearest"] = indices_of(found, words, "nearest")
         with out.part("analogy"):
@@ -404,8 +415,7 @@ def bert_ids(rng: torch.Generator, n: int, length: int, vocab: int) -> torch.Ten
     return ids
 
 
-def exercise_mask_tokens(api: Any, case: dict[str, Any], rng: torch.Generator,
-                         out: Any) -> None:
+def exercise_mask_tokens(api: Any, case: dict[str, Any], rng: torch.Generator, out: Any) -> None:
     n, length, vocab = case["N"], case["L"], case["V"]
     if case.get("all_special"):
         ids = randint(rng, NUM_SPECIAL, n, length)
@@ -416,8 +426,9 @@ def exercise_mask_tokens(api: Any, case: dict[str, Any], rng: torch.Generator,
     kwargs = {} if case["p"] is None else {"mask_prob": case["p"]}
     with out.part("inputs", "labels"):
         api.mask_tokens(ids.flip(1), torch.Generator().manual_seed(seeds[0]), vocab, **kwargs)
-        inputs, labels = api.mask_tokens(ids, torch.Generator().manual_seed(seeds[1]), vocab,
-                                         **kwargs)
+        inputs, labels = api.mask_tokens(
+            ids, torch.Generator().manual_seed(seeds[1]), vocab, **kwargs
+        )
         out["inputs"] = inputs
         out["labels"] = labels
 
@@ -466,8 +477,7 @@ class _ProbeBlock(nn.Module):
     """The grader's block: tanh(x @ weight + mean of x over the keys the mask allows).
     Same constructor and call as TransformerEncoderBlock; mask broadcastable to (N, 1, L, L)."""
 
-    def __init__(self, d_model: int, num_heads: int, dim_feedforward: int,
-                 dropout: float = 0.0):
+    def __init__(self, d_model: int, num_heads: int, dim_feedforward: int, dropout: float = 0.0):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(d_model, d_model))
 
@@ -481,8 +491,12 @@ class _ProbeBlock(nn.Module):
         return torch.tanh(x @ self.weight + context)
 
 
-def encoder_inputs(rng: torch.Generator, n: int, length: int, vocab: int,
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def encoder_inputs(
+    rng: torch.Generator,
+    n: int,
+    length: int,
+    vocab: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Packed-looking ids, segments and masks (N, L), with padding."""
     ids = bert_ids(rng, n, length, vocab)
     mask = ids != 0
@@ -490,7 +504,7 @@ def encoder_inputs(rng: torch.Generator, n: int, length: int, vocab: int,
     for row in range(n):
         used = int(mask[row].sum())
         first_sep = int((ids[row, :used] == 3).nonzero()[0])
-        segments[row, first_sep + 1:used] = 1
+        segments[row, first_sep + 1 : used] = 1
     return ids, segments, mask
 
 
@@ -509,8 +523,11 @@ def exercise_encoder(api: Any, case: dict[str, Any], rng: torch.Generator, out: 
     with substituted(api, TransformerEncoderBlock=_ProbeBlock):
         encoder = api.Encoder(vocab, d, 2, 4 * d, layers, max_len)
     assign_parameters(encoder, values, {"position_embedding.weight": "(max_len, d_model)"})
-    tables = [encoder.token_embedding.weight, encoder.segment_embedding.weight,
-              encoder.position_embedding.weight]
+    tables = [
+        encoder.token_embedding.weight,
+        encoder.segment_embedding.weight,
+        encoder.position_embedding.weight,
+    ]
     blocks = [getattr(encoder.blocks, str(i)).weight for i in range(layers)]
     with out.part("h", "grad_embeddings", "grad_blocks"):
         with torch.no_grad():
@@ -518,11 +535,8 @@ def exercise_encoder(api: Any, case: dict[str, Any], rng: torch.Generator, out: 
         h = encoder(ids, segments, mask)
         out["h"] = h
         (h * weights).sum().backward()
-    grads = [p.grad for p in tables]
-    if all(g is not None for g in grads):
-        out["grad_embeddings"] = torch.cat([g.flatten() for g in grads])
-    if all(p.grad is not None for p in blocks):
-        out["grad_blocks"] = torch.cat([p.grad.flatten() for p in blocks])
+    record_joined_grads(out, "grad_embeddings", tables)
+    record_joined_grads(out, "grad_blocks", blocks)
 
 
 ENCODER_CASES = (
@@ -568,11 +582,15 @@ class _ProbeEncoder(nn.Module):
         self.shift = nn.Parameter(randn(rng, d))
         self.step = nn.Parameter(randn(rng, d))
 
-    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor,
-                attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, segment_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1], dtype=F64)[None, :, None]
-        return torch.tanh(self.table[input_ids] + 0.3 * positions * self.shift
-                          + segment_ids[..., None].to(F64) * self.step)
+        return torch.tanh(
+            self.table[input_ids]
+            + 0.3 * positions * self.shift
+            + segment_ids[..., None].to(F64) * self.step
+        )
 
 
 class _ModeModel(nn.Module):
@@ -584,19 +602,20 @@ class _ModeModel(nn.Module):
         self.weight = nn.Parameter(randn(rng, vocab, classes))
         self.bias = nn.Parameter(randn(rng, classes))
 
-    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor,
-                attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, segment_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
         counts = torch.nn.functional.one_hot(input_ids, self.weight.shape[0]).to(F64)
         features = (counts * attention_mask[..., None].to(F64)).sum(dim=1)
         logits = features @ self.weight + self.bias
         if self.training:
             logits = logits + torch.nn.functional.one_hot(
-                torch.zeros(len(logits), dtype=torch.int64), logits.shape[1]).to(F64)
+                torch.zeros(len(logits), dtype=torch.int64), logits.shape[1]
+            ).to(F64)
         return logits
 
 
-def exercise_fine_tuning(api: Any, case: dict[str, Any], rng: torch.Generator,
-                         out: Any) -> None:
+def exercise_fine_tuning(api: Any, case: dict[str, Any], rng: torch.Generator, out: Any) -> None:
     n, length, vocab, d, classes = case["N"], case["L"], case["V"], case["d"], case["C"]
     ids, segments, mask = encoder_inputs(rng, n, length, vocab)
     labels = randint(rng, classes, n)
@@ -612,12 +631,8 @@ def exercise_fine_tuning(api: Any, case: dict[str, Any], rng: torch.Generator,
         logits = model(ids, segments, mask)
         out["logits"] = logits
         (logits * weights).sum().backward()
-        head_grads = [model.head.weight.grad, model.head.bias.grad]
-        if all(g is not None for g in head_grads):
-            out["grad_head"] = torch.cat([g.flatten() for g in head_grads])
-        encoder_grads = [p.grad for p in (encoder.table, encoder.shift, encoder.step)]
-        if all(g is not None for g in encoder_grads):
-            out["grad_encoder"] = torch.cat([g.flatten() for g in encoder_grads])
+        record_joined_grads(out, "grad_head", [model.head.weight, model.head.bias])
+        record_joined_grads(out, "grad_encoder", list(encoder.parameters()))
     probe = _ModeModel(rng, vocab, classes)
     probe.eval()
     for p in probe.parameters():  # stale gradients that a step must clear first
@@ -628,12 +643,15 @@ def exercise_fine_tuning(api: Any, case: dict[str, Any], rng: torch.Generator,
         for batch in ((ids.flip(0), segments.flip(0), mask.flip(0)), (ids, segments, mask)):
             value = api.fine_tune_step(probe, optimizer, batch, labels)
             if isinstance(value, bool) or not isinstance(value, float):
-                raise TypeError(f"fine_tune_step returned a {type(value).__name__}; "
-                                f"return the loss as a Python float (loss.item())")
+                raise TypeError(
+                    f"fine_tune_step returned a {type(value).__name__}; "
+                    f"return the loss as a Python float (loss.item())"
+                )
             losses.append(value)
         out["step_losses"] = torch.tensor(losses, dtype=F64)
-        out["params_after_steps"] = torch.cat([probe.weight.detach().flatten(),
-                                               probe.bias.detach().flatten()])
+        out["params_after_steps"] = torch.cat(
+            [probe.weight.detach().flatten(), probe.bias.detach().flatten()]
+        )
 
 
 FINE_TUNING_CASES = (
@@ -729,10 +747,22 @@ CHECKS = [
         cases=SKIPGRAM_CASES,
         outputs=(
             Output("loss", atol=1e-10, hint=LOSS_HINT),
-            Output("grad_center", points=0.5, rtol=1e-6, atol=1e-10,
-                   hint=GRADIENT_HINT.format(what="self.center"), needs=("loss",)),
-            Output("grad_context", points=0.5, rtol=1e-6, atol=1e-10,
-                   hint=GRADIENT_HINT.format(what="self.context"), needs=("loss",)),
+            Output(
+                "grad_center",
+                points=0.5,
+                rtol=1e-6,
+                atol=1e-10,
+                hint=GRADIENT_HINT.format(what="self.center"),
+                needs=("loss",),
+            ),
+            Output(
+                "grad_context",
+                points=0.5,
+                rtol=1e-6,
+                atol=1e-10,
+                hint=GRADIENT_HINT.format(what="self.context"),
+                needs=("loss",),
+            ),
         ),
     ),
     Check(
@@ -757,8 +787,7 @@ CHECKS = [
             Output(
                 "cosine",
                 atol=1e-12,
-                hint="(M, N) = a_i . b_j / (||a_i|| ||b_j||): normalise the rows of both "
-                "a and b.",
+                hint="(M, N) = a_i . b_j / (||a_i|| ||b_j||): normalise the rows of both a and b.",
             ),
             Output(
                 "nearest",
@@ -833,10 +862,18 @@ CHECKS = [
                 "position_embedding(0 .. L-1), then every block in order, each called as "
                 "block(h, attention_mask[:, None, None, :]).",
             ),
-            Output("grad_embeddings", points=0.5, needs=("h",),
-                   hint=GRADIENT_HINT.format(what="the three embedding tables")),
-            Output("grad_blocks", points=0.5, needs=("h",),
-                   hint=GRADIENT_HINT.format(what="the blocks")),
+            Output(
+                "grad_embeddings",
+                points=0.5,
+                needs=("h",),
+                hint=GRADIENT_HINT.format(what="the three embedding tables"),
+            ),
+            Output(
+                "grad_blocks",
+                points=0.5,
+                needs=("h",),
+                hint=GRADIENT_HINT.format(what="the blocks"),
+            ),
         ),
     ),
     Check(
@@ -852,8 +889,13 @@ CHECKS = [
                 hint="The mean, over the labelled positions only (label != -100), of the "
                 "cross-entropy of each position's logits over the vocabulary.",
             ),
-            Output("grad_logits", points=0.5, atol=1e-10, needs=("loss",),
-                   hint=GRADIENT_HINT.format(what="the logits")),
+            Output(
+                "grad_logits",
+                points=0.5,
+                atol=1e-10,
+                needs=("loss",),
+                hint=GRADIENT_HINT.format(what="the logits"),
+            ),
         ),
     ),
     Check(
@@ -869,10 +911,18 @@ CHECKS = [
                 hint="head (nn.Linear(d_model, num_classes), stored as self.head) applied to "
                 "the encoder's output at position 0 only, h[:, 0].",
             ),
-            Output("grad_head", points=0.5, needs=("logits",),
-                   hint=GRADIENT_HINT.format(what="the head")),
-            Output("grad_encoder", points=0.5, needs=("logits",),
-                   hint=GRADIENT_HINT.format(what="the encoder (stored as self.encoder)")),
+            Output(
+                "grad_head",
+                points=0.5,
+                needs=("logits",),
+                hint=GRADIENT_HINT.format(what="the head"),
+            ),
+            Output(
+                "grad_encoder",
+                points=0.5,
+                needs=("logits",),
+                hint=GRADIENT_HINT.format(what="the encoder (stored as self.encoder)"),
+            ),
             Output(
                 "step_losses",
                 points=0.5,

@@ -91,7 +91,9 @@ NUM_SPECIAL = 5
 #   left. A second call to `fit` starts from scratch. Return `self`.
 # * `encode(word)`: start from the characters of `word` and apply the learned merges **in the
 #   order they were learned**, each one left to right over the whole word. Characters never
-#   seen in training stay single-character tokens. Returns a list of strings.
+#   seen in training stay single-character tokens. Returns a list of strings. Read the merges
+#   from `self.merges` only: the grader grades `encode` with merges it sets there itself, so
+#   that a mistake in `fit` does not cost the `encode` item too.
 # * `decode(tokens)`: the string the tokens spell; `decode(encode(w)) == w` for every `w`.
 #
 # **Worked example.** `words = ["low", "low", "lower", "newest"]`. The pair counts: `(l, o)` 3,
@@ -416,11 +418,9 @@ class SkipGramNS(nn.Module):
     def __init__(self, vocab_size, dim):
         super().__init__()
         # BEGIN SOLUTION NO PROMPT
-        self.center = nn.Embedding(vocab_size, dim)
-        self.context = nn.Embedding(vocab_size, dim)
-        with torch.no_grad():
-            self.center.weight.uniform_(-0.5 / dim, 0.5 / dim)
-            self.context.weight.zero_()
+        self.center, self.context = nn.Embedding(vocab_size, dim), nn.Embedding(vocab_size, dim)
+        nn.init.uniform_(self.center.weight, -0.5 / dim, 0.5 / dim)
+        nn.init.zeros_(self.context.weight)
         # END SOLUTION
         """ # BEGIN PROMPT
         raise NotImplementedError("SkipGramNS.__init__")
