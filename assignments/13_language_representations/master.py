@@ -39,7 +39,8 @@
 # those parts by their names and never test `isinstance` against your own classes. Cells marked
 # `# EXPERIMENT` are not run by the grader.
 #
-# {{FORBIDDEN_RULES}}
+# **Forbidden functions.** The list the grader enforces is stated in section 4, where it
+# matters (the skip-gram loss); it holds for all the code you submit.
 #
 # **Other rules the grader enforces.** Never change an input in place (a tensor you were given,
 # or a list: `x[...] = ...`, `x += ...`, `list.pop()` on the caller's list): every output
@@ -398,8 +399,9 @@ assert torch.allclose(negative_sampling_distribution(torch.tensor([1, 4]), power
 # `sigmoid(x)` rounds to exactly 1 in float32 for `x` above about 17, so `log(1 - sigmoid(x))`
 # becomes `log(0) = -inf`; and `exp(-x)` overflows for very negative `x`. Write it from the
 # logits: `log(1 + exp(-x)) = max(-x, 0) + log1p(exp(-|x|))`, or `torch.logaddexp(0, -x)`.
-# The grader uses dot products of +-50 in float32. (`F.logsigmoid`, `F.softplus` and the binary
-# cross-entropies are forbidden here: see the rules above.)
+# The grader uses dot products of +-50 in float32.
+#
+# {{FORBIDDEN_RULES}}
 #
 # The constructor initialises `center` uniformly in `[-0.5 / dim, 0.5 / dim)` and `context` at
 # zero, as word2vec does (not graded: the grader sets both tables itself).
