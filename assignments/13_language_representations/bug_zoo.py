@@ -132,11 +132,20 @@ class PairClassifier(PairClassifier):
 """
 
 
-def step_code(body: str) -> str:
-    lines = "\n".join("    " + line for line in body.strip("\n").splitlines())
+def step_code(
+    train: str = "model.train()",
+    clear: str = "optimizer.zero_grad()",
+    result: str = "loss.item()",
+) -> str:
+    """A fine_tune_step written like the reference with one line changed."""
     return f"""
 def fine_tune_step(model, optimizer, batch, labels):
-{lines}
+    {train}
+    {clear}
+    loss = F.cross_entropy(model(*batch), labels)
+    loss.backward()
+    optimizer.step()
+    return {result}
 """
 
 
@@ -543,37 +552,11 @@ def mlm_loss(logits, labels):
         CLASSIFIER,
         classifier_forward("h[0].expand(len(h), -1)"),
     ),
-    Bug(
-        "fine-tuning step without zero_grad",
-        STEP,
-        step_code("""
-model.train()
-loss = F.cross_entropy(model(*batch), labels)
-loss.backward()
-optimizer.step()
-return loss.item()
-"""),
-    ),
-    Bug(
-        "fine-tuning step without model.train()",
-        STEP,
-        step_code("""
-optimizer.zero_grad()
-loss = F.cross_entropy(model(*batch), labels)
-loss.backward()
-optimizer.step()
-return loss.item()
-"""),
-    ),
+    Bug("fine-tuning step without zero_grad", STEP, step_code(clear="pass")),
+    Bug("fine-tuning step without model.train()", STEP, step_code(train="pass")),
     Bug(
         "fine-tuning step returns the loss after the step",
         items("fine-tuning", "step_losses"),
-        step_code("""
-model.train()
-optimizer.zero_grad()
-F.cross_entropy(model(*batch), labels).backward()
-optimizer.step()
-return F.cross_entropy(model(*batch), labels).item()
-"""),
+        step_code(result="F.cross_entropy(model(*batch), labels).item()"),
     ),
 ]

@@ -76,6 +76,11 @@ GRADIENT_HINT = (
 )
 
 
+def gradient_output(name: str, what: str, needs: tuple[str, ...], **closeness: float) -> Output:
+    """A half-point gradient item whose hint points at a broken path from ``what``."""
+    return Output(name, points=0.5, needs=needs, hint=GRADIENT_HINT.format(what=what), **closeness)
+
+
 # ------------------------------------------------------------------- strings as tensors
 def strings_tensor(strings: Any, width: int, what: str) -> torch.Tensor:
     """(n, width) int64: each string's character codes, padded with -1."""
@@ -747,22 +752,8 @@ CHECKS = [
         cases=SKIPGRAM_CASES,
         outputs=(
             Output("loss", atol=1e-10, hint=LOSS_HINT),
-            Output(
-                "grad_center",
-                points=0.5,
-                rtol=1e-6,
-                atol=1e-10,
-                hint=GRADIENT_HINT.format(what="self.center"),
-                needs=("loss",),
-            ),
-            Output(
-                "grad_context",
-                points=0.5,
-                rtol=1e-6,
-                atol=1e-10,
-                hint=GRADIENT_HINT.format(what="self.context"),
-                needs=("loss",),
-            ),
+            gradient_output("grad_center", "self.center", ("loss",), rtol=1e-6, atol=1e-10),
+            gradient_output("grad_context", "self.context", ("loss",), rtol=1e-6, atol=1e-10),
         ),
     ),
     Check(
@@ -862,18 +853,8 @@ CHECKS = [
                 "position_embedding(0 .. L-1), then every block in order, each called as "
                 "block(h, attention_mask[:, None, None, :]).",
             ),
-            Output(
-                "grad_embeddings",
-                points=0.5,
-                needs=("h",),
-                hint=GRADIENT_HINT.format(what="the three embedding tables"),
-            ),
-            Output(
-                "grad_blocks",
-                points=0.5,
-                needs=("h",),
-                hint=GRADIENT_HINT.format(what="the blocks"),
-            ),
+            gradient_output("grad_embeddings", "the three embedding tables", ("h",)),
+            gradient_output("grad_blocks", "the blocks", ("h",)),
         ),
     ),
     Check(
@@ -889,13 +870,7 @@ CHECKS = [
                 hint="The mean, over the labelled positions only (label != -100), of the "
                 "cross-entropy of each position's logits over the vocabulary.",
             ),
-            Output(
-                "grad_logits",
-                points=0.5,
-                atol=1e-10,
-                needs=("loss",),
-                hint=GRADIENT_HINT.format(what="the logits"),
-            ),
+            gradient_output("grad_logits", "the logits", ("loss",), atol=1e-10),
         ),
     ),
     Check(
@@ -911,18 +886,8 @@ CHECKS = [
                 hint="head (nn.Linear(d_model, num_classes), stored as self.head) applied to "
                 "the encoder's output at position 0 only, h[:, 0].",
             ),
-            Output(
-                "grad_head",
-                points=0.5,
-                needs=("logits",),
-                hint=GRADIENT_HINT.format(what="the head"),
-            ),
-            Output(
-                "grad_encoder",
-                points=0.5,
-                needs=("logits",),
-                hint=GRADIENT_HINT.format(what="the encoder (stored as self.encoder)"),
-            ),
+            gradient_output("grad_head", "the head", ("logits",)),
+            gradient_output("grad_encoder", "the encoder (stored as self.encoder)", ("logits",)),
             Output(
                 "step_losses",
                 points=0.5,
