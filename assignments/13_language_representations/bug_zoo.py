@@ -49,18 +49,17 @@ MOST_FREQUENT = "min(pairs, key=lambda pair: (-pairs[pair], pair))"
 
 
 def mask_code(
-    selection: str = "torch.rand(ids.shape, generator=generator)",
-    action: str = "torch.rand(ids.shape, generator=generator)",
+    draws: str = "selection, action",
     selected: str = "(selection < mask_prob) & (ids >= NUM_SPECIAL)",
     low: str = "NUM_SPECIAL",
     thresholds: tuple[str, str] = ("0.8", "0.9"),
     labels: str = "torch.where(selected, ids, torch.full_like(ids, -100))",
 ) -> str:
-    """A mask_tokens written like the reference with one piece changed."""
+    """A mask_tokens written like the reference with one piece changed (``draws``: the names
+    the first and the second torch.rand draw go to)."""
     return f"""
 def mask_tokens(ids, generator, vocab_size, mask_prob=0.15):
-    selection = {selection}
-    action = {action}
+    {draws} = (torch.rand(ids.shape, generator=generator) for _ in range(2))
     random = torch.randint({low}, vocab_size, ids.shape, generator=generator)
     selected = {selected}
     inputs = torch.where(selected & (action < {thresholds[0]}), torch.full_like(ids, MASK), ids)
@@ -433,17 +432,7 @@ def cosine_similarity_matrix(a, b):
     Bug(
         "80/10/10 draws in the wrong order",
         items("mask_tokens", "inputs", "labels"),
-        """
-_mask_tokens = mask_tokens
-def mask_tokens(ids, generator, vocab_size, mask_prob=0.15):
-    action = torch.rand(ids.shape, generator=generator)
-    selection = torch.rand(ids.shape, generator=generator)
-    random = torch.randint(NUM_SPECIAL, vocab_size, ids.shape, generator=generator)
-    selected = (selection < mask_prob) & (ids >= NUM_SPECIAL)
-    inputs = torch.where(selected & (action < 0.8), torch.full_like(ids, MASK), ids)
-    swap = selected & (action >= 0.8) & (action < 0.9)
-    return torch.where(swap, random, inputs), torch.where(selected, ids, torch.full_like(ids, -100))
-""",
+        mask_code(draws="action, selection"),
     ),
     Bug(
         "80/10/10 with the keep and random branches swapped",
