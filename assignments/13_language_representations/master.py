@@ -883,7 +883,9 @@ assert value.shape == () and abs(value.item() - expected) < 1e-12, f"the mean cr
 # `fine_tune_step(model, optimizer, batch, labels)` does one training step: put the model in
 # training mode, clear the gradients, compute the cross-entropy of `model(*batch)` (batch is the
 # tuple `(input_ids, segment_ids, attention_mask)`) against `labels (N,)`, back-propagate, take
-# the optimizer step, and return the loss (computed before the step) as a Python float.
+# the optimizer step, and return the loss (computed before the step) as a Python float. Use only
+# the optimizer's `zero_grad()` and `step()`: the grader passes its own plain SGD object with
+# these two methods (in the experiments it is a `torch.optim.Adam`).
 
 # %% [raw]
 # # BEGIN QUESTION
