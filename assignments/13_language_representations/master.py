@@ -1166,10 +1166,11 @@ record(experiments_seconds=time.perf_counter() - started)
 
 # %% [markdown]
 # ### 10.3 What we measured
-# In our run of this notebook (the kit's test machine, 2 cores shared with other jobs, one
-# thread; 52 s for the whole notebook, 37 s for the experiments):
+# In our runs of this notebook (the kit's 2-core test machine, one thread: 18 s for the whole
+# notebook and 12 s for the experiments when the machine was quiet, 52 s and 37 s while other
+# jobs shared it; the figures were the same in every run):
 #
-# | word2vec (24 dimensions, 6 epochs, 8 s) | trained | random vectors |
+# | word2vec (24 dimensions, 6 epochs, 2 to 8 s) | trained | random vectors |
 # |---|---|---|
 # | purity of the 3 nearest neighbours | 0.87 | 0.06 |
 # | analogies country -> capital (56) | 0.98 | 0.00 |
