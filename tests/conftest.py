@@ -94,6 +94,13 @@ def proof_for():
     return get
 
 
+def _saver(into: dict):
+    """A check's ``save(case, output, array)`` that keeps the arrays in ``into``."""
+    def save(case: int, output: str, array) -> None:
+        into[(case, output)] = array
+    return save
+
+
 def assert_checks_accept(checks_path: Path, reference: object, namespace: dict) -> None:
     """Every hidden check of ``checks_path`` run on ``namespace`` (a correct implementation
     written in another style) gives, on every case, no error, no modified input, and outputs
@@ -105,10 +112,8 @@ def assert_checks_accept(checks_path: Path, reference: object, namespace: dict) 
     for check in load_checks_namespace(checks_path.read_text(), str(checks_path)).checks:
         expected: dict = {}
         actual: dict = {}
-        report_ref = run_check(check, reference,
-                               lambda c, o, a, store=expected: store.__setitem__((c, o), a))
-        report = run_check(check, namespace,
-                           lambda c, o, a, store=actual: store.__setitem__((c, o), a))
+        report_ref = run_check(check, reference, _saver(expected))
+        report = run_check(check, namespace, _saver(actual))
         assert all(case["error"] is None for case in report_ref["cases"]), check.name
         for case in report["cases"]:
             assert case["error"] is None and not case["modified"], (check.name, case)
