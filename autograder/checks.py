@@ -18,6 +18,7 @@ anything from ``solutions/`` or from a chapter, and it must stay small.
 from __future__ import annotations
 
 import contextlib
+import linecache
 import traceback
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from autograder.arrays import array_file_name  # noqa: F401 - part of this module's API
-from autograder.submission import is_cell_filename
+from autograder.submission import cell_number, describe_location, is_cell_filename
 
 # Payload limit for one output: a check that produces more is broken, not a student.
 MAX_OUTPUT_ELEMENTS = 5_000_000
@@ -247,11 +248,16 @@ def short_error(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         return "your code called sys.exit() / exit(); the process ended for this item"
     location = ""
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if is_cell_filename(frame.filename):
-            line = (frame.line or "").strip()[:160]
-            shown = f": {line}" if line else ""
-            location = f" (at {frame.filename.strip('<>')}, line {frame.lineno}{shown})"
+    for frame, line_number in reversed(list(traceback.walk_tb(exc.__traceback__))):
+        filename = frame.f_code.co_filename
+        if is_cell_filename(filename):
+            lines = linecache.getlines(filename)
+            line = linecache.getline(filename, line_number).strip()[:160]
+            shown = f"; the line: {line}" if line else ""
+            where = describe_location(
+                cell_number(filename), lines, line_number, frame.f_code.co_qualname
+            )
+            location = f" ({where}{shown})"
             break
     message = str(exc).splitlines()[0][:300] if str(exc) else ""
     return f"{type(exc).__name__}: {message}{location}"

@@ -15,7 +15,7 @@ from pathlib import Path
 from autograder.arrays import array_file_name
 from autograder.chapter import ChapterPackage, CheckSpec, OutputSpec
 from autograder.compare import compare_output
-from autograder.forbidden import ForbiddenScan
+from autograder.forbidden import ForbiddenScan, forbidden_message
 from autograder.results import ItemResult, build_results
 from autograder.sandbox import SandboxConfig, SessionResult, run_in_sandbox
 from autograder.submission import SubmissionError, load_submission
@@ -62,8 +62,12 @@ def describe_cases(cases: list[dict], indices: list[int], limit: int = 4) -> str
 
 
 def separating_parameter(cases: list[dict], failing: set[int]) -> str:
-    """One line such as "fails whenever padding > 0" when one setting alone separates the
-    failing cases from the passing ones; "" otherwise."""
+    """One line such as "fails whenever padding > 0" when exactly one setting separates the
+    failing cases from the passing ones; "" otherwise.
+
+    When several settings separate them (heads > 1 and N > 1 in the same cases), the cases
+    cannot tell which one the bug depends on, and naming one of them would be a guess: then
+    no pattern is given, and the message lists the failing cases instead."""
     passing = set(range(len(cases))) - failing
     if not failing or not passing:
         return ""
@@ -77,9 +81,9 @@ def separating_parameter(cases: list[dict], failing: set[int]) -> str:
             low_bad, high_bad = min(numbers[: len(bad)]), max(numbers[: len(bad)])
             low_good, high_good = min(numbers[len(bad) :]), max(numbers[len(bad) :])
             if low_bad > high_good:
-                found.append((1, f"fails whenever {key} > {_value_text(high_good)}"))
+                found.append(f"fails whenever {key} > {_value_text(high_good)}")
             elif high_bad < low_good:
-                found.append((1, f"fails whenever {key} < {_value_text(low_good)}"))
+                found.append(f"fails whenever {key} < {_value_text(low_good)}")
             continue
         bad_set = {json.dumps(v, sort_keys=True) for v in bad}
         good_set = {json.dumps(v, sort_keys=True) for v in good}
@@ -87,12 +91,12 @@ def separating_parameter(cases: list[dict], failing: set[int]) -> str:
             continue
         value = bad[0]
         if value is None:
-            found.append((2, f"fails whenever {key} is not set"))
+            found.append(f"fails whenever {key} is not set")
         elif value is True:
-            found.append((1, f"fails whenever {key} is set"))
+            found.append(f"fails whenever {key} is set")
         else:
-            found.append((1, f"fails whenever {key} = {_value_text(value)}"))
-    return min(found)[1] if found else ""
+            found.append(f"fails whenever {key} = {_value_text(value)}")
+    return found[0] if len(found) == 1 else ""
 
 
 @dataclass
@@ -228,11 +232,7 @@ def _grade_item(
     failing: dict[str, set[int]],
 ) -> tuple[bool, str]:
     if hits:
-        shown = "; ".join(hits[:3]) + (" ..." if len(hits) > 3 else "")
-        return False, (
-            f"uses API this chapter asks you to write yourself: {shown}. "
-            f"Remove it from {', '.join(check.uses)} and its helpers."
-        )
+        return False, forbidden_message(hits, check.uses)
     if report is None:
         return False, session.check_failures.get(check.index, "the check did not run")
     trap = report.get("trap")

@@ -1,7 +1,6 @@
 """Shared fixtures: the built distributions, each chapter's grading package, grading helpers."""
 from __future__ import annotations
 
-import copy
 import json
 import os
 import zipfile
@@ -14,6 +13,7 @@ from autograder.chapter import ChapterPackage
 from autograder.judge import grade
 from tests.gradescope_schema import validate_results
 from tools.build import DIST, build_chapter, chapters, prove_chapter
+from tools.zoo import mutant_notebook
 
 CHAPTERS = chapters()
 
@@ -68,9 +68,7 @@ def solution_notebook(chapter: str) -> nbformat.NotebookNode:
 
 def notebook_with_extra_cell(chapter: str, code: str, path: Path) -> Path:
     """The solution notebook with ``code`` appended as a last code cell, written to ``path``."""
-    notebook = copy.deepcopy(solution_notebook(chapter))
-    notebook.cells.append(nbformat.v4.new_code_cell(code))
-    nbformat.write(notebook, path)
+    nbformat.write(mutant_notebook(solution_notebook(chapter), code), path)
     return path
 
 

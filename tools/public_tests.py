@@ -56,12 +56,31 @@ def public_cells(test_file: Path) -> list[str]:
         if isinstance(node, ast.FunctionDef) and node.name.endswith("_0"):
             segment = ast.get_source_segment(test_file.read_text(), node) or ""
             body = textwrap.dedent("\n".join(segment.splitlines()[1:]))
-            cells += [cell.strip("\n") for cell in body.split(CELL_MARKER) if cell.strip()]
+            # what precedes the first cell is the kit's own prologue (the forbidden-API scan)
+            cells += [cell.strip("\n") for cell in body.split(CELL_MARKER)[1:] if cell.strip()]
     return cells
 
 
-def exception_test_file(name: str, points: float | None, cases: list[tuple[str, bool]]) -> str:
-    """An Otter exception-based test file: the public cells as one function, hidden ones apart."""
+def rules_check_source(
+    forbidden: tuple[str, ...], checks: list[tuple[tuple[str, ...], tuple[str, ...]]]
+) -> str:
+    """The first lines of a question's public check: the grader's forbidden-API scan of the
+    notebook (``student/rules.py``) for the question's hidden checks, given as (uses,
+    replaces); "" when the chapter forbids nothing."""
+    if not forbidden or not checks:
+        return ""
+    return (
+        "from student.rules import assert_written_from_scratch\n"
+        f"assert_written_from_scratch(env, {forbidden!r}, {tuple(checks)!r})"
+    )
+
+
+def exception_test_file(
+    name: str, points: float | None, cases: list[tuple[str, bool]], rules: str = ""
+) -> str:
+    """An Otter exception-based test file: the public cells as one function, hidden ones apart.
+    ``rules`` (see :func:`rules_check_source`) runs first in the public function, which then
+    takes Otter's ``env`` (the notebook's globals) as well."""
     public = "\n".join(
         f"{CELL_MARKER}\n" + source.rstrip("\n") for source, hidden in cases if not hidden
     )
@@ -78,22 +97,25 @@ def exception_test_file(name: str, points: float | None, cases: list[tuple[str, 
     ]
     share = None if points is None else points / max(len(groups), 1)
     for index, (source, hidden) in enumerate(groups):
-        parameters = ", ".join(names_used(source))
+        first = [rules] if rules and not hidden else []  # Otter's env: the notebook's globals
+        parameters = ", ".join((["env"] if first else []) + names_used(source))
         lines += [
             f"@test_case(points={share!r}, hidden={hidden})",
             f"def test_{name}_{index}({parameters}):",
-            textwrap.indent(source.rstrip("\n"), "    "),
+            textwrap.indent("\n".join([*first, source.rstrip("\n")]), "    "),
             "",
         ]
     return "\n".join(lines) + "\n"
 
 
-def rewrite_public_tests(tests_dir: Path) -> None:
-    """Rewrites every OK-format ``tests/*.py`` in place (files already rewritten are left)."""
+def rewrite_public_tests(tests_dir: Path, rules: dict[str, str] | None = None) -> None:
+    """Rewrites every OK-format ``tests/*.py`` in place (files already rewritten are left);
+    ``rules`` maps a question to its :func:`rules_check_source`."""
     for test_file in sorted(tests_dir.glob("*.py")):
         if "OK_FORMAT = True" not in test_file.read_text():
             continue
         spec, cases = cells_of(test_file)
-        source = exception_test_file(spec["name"], spec.get("points"), cases)
+        question_rules = (rules or {}).get(spec["name"], "")
+        source = exception_test_file(spec["name"], spec.get("points"), cases, question_rules)
         ast.parse(source)
         test_file.write_text(source)

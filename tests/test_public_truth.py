@@ -1,0 +1,127 @@
+"""Feedback that tells the truth (issue 26): the public checks run the grader's forbidden-API
+scan, patterns are printed only when the cases can tell, and locations name what students see.
+
+A forbidden call used to pass every public check ("7 of 7 passed") and lose every hidden item.
+The public check of its question now fails first, with the grader's own message.
+"""
+from __future__ import annotations
+
+import pytest
+
+from autograder.forbidden import ForbiddenScan
+from autograder.judge import separating_parameter
+from autograder.submission import SCRIPT_CELL, compile_cell
+from student.rules import assert_written_from_scratch, live_cells
+from tests.conftest import notebook_with_extra_cell
+from tools.zoo import NOT_ANNOTATED, Bug, pattern_mismatches
+from tools.zoo_report import public_verdicts
+
+CH09, CH10 = "09_gans_energy_models", "10_contrastive_learning"
+
+CH10_CROSS_ENTROPY = '''
+import torch.nn.functional as F
+
+
+def info_nce_loss(z1, z2, temperature=0.5):
+    n = z1.shape[0]
+    z = torch.cat([z1, z2], dim=0)
+    z = z / z.norm(dim=1, keepdim=True)
+    logits = z @ z.T / temperature
+    logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool), -math.inf)
+    targets = (torch.arange(2 * n) + n) % (2 * n)
+    return F.cross_entropy(logits, targets)
+'''
+
+CH09_BINARY_CROSS_ENTROPY = '''
+import torch.nn.functional as F
+
+
+def discriminator_loss(real_logits, fake_logits):
+    real = F.binary_cross_entropy(torch.sigmoid(real_logits), torch.ones_like(real_logits))
+    fake = F.binary_cross_entropy(torch.sigmoid(fake_logits), torch.zeros_like(fake_logits))
+    return real + fake
+
+
+def generator_loss(fake_logits):
+    return F.binary_cross_entropy(torch.sigmoid(fake_logits), torch.ones_like(fake_logits))
+'''
+
+
+@pytest.mark.parametrize("chapter,code,item", [
+    (CH10, CH10_CROSS_ENTROPY, "info_nce_loss: loss"),
+    (CH09, CH09_BINARY_CROSS_ENTROPY, "discriminator_loss: loss"),
+])
+def test_a_forbidden_call_fails_the_public_check_of_its_question_with_the_hidden_message(
+        chapter, code, item, grade_file, tmp_path):
+    results = grade_file(chapter, notebook_with_extra_cell(chapter, code, tmp_path / "m.ipynb"))
+    hidden = {test["name"].split(" ", 1)[1]: test for test in results["tests"]}
+    question = hidden[item]["name"].split()[0]
+    assert hidden[item]["score"] == 0 and "write yourself" in hidden[item]["output"]
+    public = public_verdicts(chapter, [Bug("forbidden", set(), code)])
+    assert not any(public["baseline"].values()), public["baseline"]
+    verdicts = public["mutants"]["forbidden"]
+    # the same words as the grader's, the failing line of Otter's output removed
+    assert verdicts[question] == hidden[item]["output"], verdicts
+    others = {q: message for q, message in verdicts.items() if q != question and message}
+    assert not others, others
+
+
+def test_the_scan_reads_the_kernel_history_as_it_stands_after_edits_and_reruns():
+    forbidden = ("torch.nn.functional.cross_entropy",)
+    first = "import torch.nn.functional as F\ndef loss(x, y):\n    return F.cross_entropy(x, y)\n"
+    fixed = "def loss(x, y):\n    return -(x.log_softmax(1) * y).sum()\n"
+    wrapped = "def loss(x, y, loss=loss):\n    return 2 * loss(x, y)\n"
+    checks = [(("loss",), ())]
+    # the fixed cell, run after the forbidden one, replaces it
+    assert_written_from_scratch({"In": ["", first, fixed]}, forbidden, checks)
+    # a cell that builds on the earlier definition keeps it (and its forbidden call)
+    with pytest.raises(AssertionError, match="uses API this chapter asks you to write yourself"):
+        assert_written_from_scratch({"In": ["", first, wrapped]}, forbidden, checks)
+    # experiment cells are not graded, so they are not scanned either
+    experiment = "# EXPERIMENT: anything goes\n" + first
+    assert [count for count, _ in live_cells(["", experiment, fixed])] == [2]
+
+
+# ------------------------------------------------------------------ 2: patterns that tell
+def test_a_pattern_is_printed_only_when_exactly_one_setting_separates_the_failures():
+    heads = [{"N": 1, "heads": 1}, {"N": 2, "heads": 1}, {"N": 2, "heads": 4},
+             {"N": 3, "heads": 2}]
+    # heads > 1 alone separates cases 3 and 4 ...
+    assert separating_parameter(heads, {2, 3}) == "fails whenever heads > 1"
+    # ... but when N > 1 does too, the cases cannot tell which: no guess is printed
+    confounded = [{"N": 1, "heads": 1}, {"N": 2, "heads": 4}, {"N": 3, "heads": 2}]
+    assert separating_parameter(confounded, {1, 2}) == ""
+
+
+def test_zoo_annotations_judge_the_printed_patterns():
+    assert pattern_mismatches(Bug("b", set(), "", pattern="heads"), {"MHA: y": "heads"}) == []
+    assert pattern_mismatches(Bug("b", set(), "", pattern="heads"), {"MHA: y": "N"}) == [
+        "MHA: y: the pattern names N, not heads"]
+    assert pattern_mismatches(Bug("b", set(), "", pattern="heads"), {}) == [
+        "no item prints a pattern naming heads"]
+    assert pattern_mismatches(Bug("b", set(), "", pattern=None), {"MHA: y": "N"}) == [
+        "MHA: y: prints a pattern on N, none expected"]
+    unannotated = Bug("b", set(), "")
+    assert unannotated.pattern == NOT_ANNOTATED and not unannotated.annotated
+    assert pattern_mismatches(unannotated, {"MHA: y": "N"}) == []
+
+
+# ------------------------------------------------------------- 6: locations students find
+def test_locations_name_the_function_and_the_cell_by_its_first_line_or_the_file_line():
+    from autograder.checks import short_error
+
+    source = "\nclass Tanh:\n    def backward(self, d):\n        return d / 0\n"
+    for number, where in ((7, 'line 4 of the code cell that begins "class Tanh:"'),
+                          (SCRIPT_CELL, "line 4 of your .py file")):
+        namespace: dict = {}
+        for code in compile_cell(source, number):
+            exec(code, namespace)  # noqa: S102 - a test cell of our own
+        with pytest.raises(ZeroDivisionError) as raised:
+            namespace["Tanh"]().backward(1)
+        assert short_error(raised.value) == (
+            f"ZeroDivisionError: division by zero (in Tanh.backward, {where}; the line: "
+            f"return d / 0)")
+    hits = ForbiddenScan([(7, "import torch\n" + source.replace("d / 0", "torch.softmax(d)"))],
+                         ("torch.softmax",)).hits_for(("Tanh",))
+    assert hits == ['torch.softmax (in Tanh.backward, line 5 of the code cell that begins '
+                    '"import torch")']
