@@ -125,3 +125,37 @@ def test_locations_name_the_function_and_the_cell_by_its_first_line_or_the_file_
                          ("torch.softmax",)).hits_for(("Tanh",))
     assert hits == ['torch.softmax (in Tanh.backward, line 5 of the code cell that begins '
                     '"import torch")']
+
+
+def test_in_jupyter_the_check_and_the_export_summary_say_what_the_grader_will_say(tmp_path):
+    """The real path: a kernel, Otter's grader.check and the export cell's summary. An edited and
+    re-run cell replaces the forbidden version in the kernel's history."""
+    import shutil
+
+    import nbformat
+
+    from tests.test_notebooks import check_outputs, execute
+    from tools.build import DIST
+    from tools.zoo import load_chapter_module
+
+    folder = tmp_path / CH10
+    shutil.copytree(DIST / "student" / CH10, folder)
+    correct = load_chapter_module(CH10, "bug_zoo.py").loss()
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in (
+        f'import math\nimport torch\nimport otter\ngrader = otter.Notebook("{CH10}.ipynb")',
+        CH10_CROSS_ENTROPY.lstrip(), 'grader.check("q1")',
+        "from student.submit import summarize_public_checks\n"
+        "summarize_public_checks(grader, globals())",
+        correct, 'grader.check("q1")')]
+    path = folder / f"{CH10}.ipynb"
+    nbformat.write(notebook, path)
+    executed, _ = execute(path, allow_errors=True)
+    (_, forbidden), (_, fixed) = check_outputs(executed)
+    assert "uses API this chapter asks you to write yourself: torch.nn.functional.cross_entropy " \
+           "(in info_nce_loss, line 11 of the code cell that begins" in forbidden, forbidden
+    assert len(forbidden.strip().splitlines()) <= 10, forbidden
+    summary = "".join(output.get("text", "") for output in executed.cells[3].outputs)
+    assert "q1    FAILED  uses API this chapter asks you to write yourself" in summary, summary
+    assert "7 of 7 passed" not in summary
+    assert "All test cases passed" in fixed, fixed

@@ -148,7 +148,9 @@ def public_rules(chapter: str) -> dict[str, str]:
     definitions = chapter_checks(chapter)
     per_question: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {}
     for check in definitions.checks:
-        per_question.setdefault(check.question, []).append((check.uses, check.replaces))
+        scanned = per_question.setdefault(check.question, [])
+        if (check.uses, check.replaces) not in scanned:
+            scanned.append((check.uses, check.replaces))
     return {
         question: rules_check_source(definitions.forbidden, checks)
         for question, checks in per_question.items()

@@ -61,26 +61,29 @@ def public_cells(test_file: Path) -> list[str]:
     return cells
 
 
+RULES_CALL = (
+    "from student.rules import assert_written_from_scratch\n"
+    "assert_written_from_scratch(env, FORBIDDEN_API, SCANNED_NAMES)"
+)
+
+
 def rules_check_source(
     forbidden: tuple[str, ...], checks: list[tuple[tuple[str, ...], tuple[str, ...]]]
 ) -> str:
-    """The first lines of a question's public check: the grader's forbidden-API scan of the
-    notebook (``student/rules.py``) for the question's hidden checks, given as (uses,
-    replaces); "" when the chapter forbids nothing."""
+    """The module-level data of a question's forbidden-API scan (``student/rules.py``, the
+    grader's scan of the notebook, run first in the public check): the chapter's FORBIDDEN and
+    the question's hidden checks as (uses, replaces); "" when the chapter forbids nothing."""
     if not forbidden or not checks:
         return ""
-    return (
-        "from student.rules import assert_written_from_scratch\n"
-        f"assert_written_from_scratch(env, {forbidden!r}, {tuple(checks)!r})"
-    )
+    return f"FORBIDDEN_API = {forbidden!r}\nSCANNED_NAMES = {tuple(checks)!r}\n"
 
 
 def exception_test_file(
     name: str, points: float | None, cases: list[tuple[str, bool]], rules: str = ""
 ) -> str:
     """An Otter exception-based test file: the public cells as one function, hidden ones apart.
-    ``rules`` (see :func:`rules_check_source`) runs first in the public function, which then
-    takes Otter's ``env`` (the notebook's globals) as well."""
+    With ``rules`` (see :func:`rules_check_source`) the public function starts with the
+    forbidden-API scan (:data:`RULES_CALL`; Otter passes ``env``, the notebook's globals)."""
     public = "\n".join(
         f"{CELL_MARKER}\n" + source.rstrip("\n") for source, hidden in cases if not hidden
     )
@@ -94,10 +97,11 @@ def exception_test_file(
         f"name = {name!r}",
         f"points = {points!r}",
         "",
+        *([rules] if rules else []),
     ]
     share = None if points is None else points / max(len(groups), 1)
     for index, (source, hidden) in enumerate(groups):
-        first = [rules] if rules and not hidden else []  # Otter's env: the notebook's globals
+        first = [RULES_CALL] if rules and not hidden else []
         parameters = ", ".join((["env"] if first else []) + names_used(source))
         lines += [
             f"@test_case(points={share!r}, hidden={hidden})",

@@ -309,7 +309,34 @@ def _rate(caught: int, total: int) -> str:
     return f"{100 * caught / total:.0f}%" if total else "-"
 
 
-def render(rows: list[QuestionRow], timings: dict[str, dict], hidden_used: bool) -> str:
+def pattern_lines(chapter: str, bugs: list[Bug], hidden: dict[str, dict]) -> list[str]:
+    """The mutants whose messages print a "Pattern:" line, with the parameter named and the
+    bug's annotation (``Bug(pattern=...)``), and the annotated ones that print none."""
+    lines = []
+    for bug in bugs:
+        named = sorted(set(hidden[bug.name]["patterns"].values()))
+        declared = repr(bug.pattern) if bug.annotated else "not annotated"
+        if named or bug.annotated:
+            verdict = (
+                ""
+                if not bug.annotated
+                else (
+                    " (as annotated)"
+                    if named == ([bug.pattern] if bug.pattern else [])
+                    else " **(annotation differs)**"
+                )
+            )
+            shown = ", ".join(named) if named else "no pattern"
+            lines.append(f"* {chapter}: {bug.name}: {shown}; annotation {declared}{verdict}")
+    return lines
+
+
+def render(
+    rows: list[QuestionRow],
+    timings: dict[str, dict],
+    hidden_used: bool,
+    patterns: list[str] | None = None,
+) -> str:
     lines = [
         "# Bug zoo: public versus hidden catch rates",
         "",
@@ -371,6 +398,8 @@ def render(rows: list[QuestionRow], timings: dict[str, dict], hidden_used: bool)
             for name in row.statistical:
                 lines.append(f"* {row.question} statistical only: {name}")
         lines.append("")
+    if patterns is not None:
+        lines += ["## Patterns printed by the hidden checks", "", *patterns, ""]
     return "\n".join(lines)
 
 
@@ -391,6 +420,7 @@ def main(argv: list[str]) -> int:
     rows: list[QuestionRow] = []
     timings: dict[str, dict] = {}
     raw: dict[str, Any] = {}
+    patterns: list[str] = []
     for chapter in args.chapters or chapters():
         _ensure_built(chapter)
         bugs = load_bugs(chapter)
@@ -408,12 +438,14 @@ def main(argv: list[str]) -> int:
         }
         raw[chapter] = {"public": public, "hidden": hidden, "timings": timings[chapter]}
         rows += chapter_rows(chapter, bugs, hidden, public)
+        if hidden is not None:
+            patterns += pattern_lines(chapter, bugs, hidden)
         print(f"{chapter}: public side {public_s:.1f} s", flush=True)
-    report = render(rows, timings, not args.no_hidden)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(report + "\n")
     if args.json:
         Path(args.json).write_text(json.dumps(raw, indent=1))
+    report = render(rows, timings, not args.no_hidden, None if args.no_hidden else patterns)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(report + "\n")
     print(report)
     return 0
 
