@@ -36,9 +36,9 @@ def chapter_checks(chapter: str) -> ChapterChecks:
 
 
 def master_cells(chapter: str) -> list[tuple[int, str]]:
-    from tests.conftest import _ensure_built
+    from tools.build import ensure_built
 
-    _ensure_built(chapter)
+    ensure_built(chapter)
     name = f"{chapter}-solution.ipynb"
     return load_submission(DIST / "solutions" / name, name).cells
 

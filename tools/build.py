@@ -340,6 +340,17 @@ def build_chapter(chapter: str) -> dict:
     return config
 
 
+def ensure_built(chapter: str) -> None:
+    """Builds ``chapter`` unless its grader zip, solution and student notebooks exist."""
+    needed = [
+        DIST / "autograder" / f"{chapter}-autograder.zip",
+        DIST / "solutions" / f"{chapter}-solution.ipynb",
+        DIST / "student" / chapter / f"{chapter}.ipynb",
+    ]
+    if not all(path.exists() for path in needed):
+        build_chapter(chapter)
+
+
 def grade_with_zip(grader_zip: Path, submission: Path) -> dict:
     """Grades like Gradescope: the zip unpacked as the source folder, its entry point run."""
     with tempfile.TemporaryDirectory(prefix="kit-grade-") as tmp:

@@ -43,23 +43,13 @@ from typing import Any
 import nbformat
 
 from autograder.checks import load_checks_namespace
-from tools.build import DIST, REPO, build_chapter, chapters
+from tools.build import DIST, REPO, chapters, ensure_built
 from tools.zoo import Bug, load_bugs, mutant_notebook, printed_patterns
 
 PUBLIC_TIMEOUT_S = 120.0  # one mutant's public checks, all questions
 STATISTICAL_NAMES = ("gaussian_problem", "uniform_problem")
 # A bug cell that raises, or public checks that hang, are seen by the student as well.
 VISIBLE_WITHOUT_CHECKS = ("(bug cell)", "(timeout)")
-
-
-def _ensure_built(chapter: str) -> None:
-    needed = [
-        DIST / "autograder" / f"{chapter}-autograder.zip",
-        DIST / "solutions" / f"{chapter}-solution.ipynb",
-        DIST / "student" / chapter / f"{chapter}.ipynb",
-    ]
-    if not all(path.exists() for path in needed):
-        build_chapter(chapter)
 
 
 # ------------------------------------------------------------------------------- public side
@@ -422,7 +412,7 @@ def main(argv: list[str]) -> int:
     raw: dict[str, Any] = {}
     patterns: list[str] = []
     for chapter in args.chapters or chapters():
-        _ensure_built(chapter)
+        ensure_built(chapter)
         bugs = load_bugs(chapter)
         began = time.monotonic()
         public = public_verdicts(chapter, bugs)
