@@ -42,8 +42,7 @@ from typing import Any
 
 import nbformat
 
-from autograder.checks import load_checks_namespace
-from tools.build import DIST, REPO, chapters, ensure_built
+from tools.build import DIST, REPO, chapter_checks, chapters, ensure_built
 from tools.zoo import Bug, load_bugs, mutant_notebook, printed_patterns
 
 PUBLIC_TIMEOUT_S = 120.0  # one mutant's public checks, all questions
@@ -224,10 +223,8 @@ def hidden_results(chapter: str, bugs: list[Bug]) -> tuple[dict[str, dict], floa
 def statistical_checks(chapter: str) -> set[str]:
     """Checks graded on many random draws: their exercise reaches (through the chapter's own
     helpers) a kit statistical test or a chapter's ``Statistical...`` test."""
-    path = REPO / "assignments" / chapter / "checks.py"
-    definitions = load_checks_namespace(path.read_text(), str(path))
     found = set()
-    for check in definitions.checks:
+    for check in chapter_checks(chapter).checks:
         seen: set[int] = set()
         stack: list[Any] = [check.exercise]
         statistical = False
@@ -261,11 +258,7 @@ class QuestionRow:
 def chapter_rows(
     chapter: str, bugs: list[Bug], hidden: dict[str, dict] | None, public: dict
 ) -> list[QuestionRow]:
-    questions = {}
-    for check in load_checks_namespace(
-        (REPO / "assignments" / chapter / "checks.py").read_text()
-    ).checks:
-        questions[check.name] = check.question
+    questions = {check.name: check.question for check in chapter_checks(chapter).checks}
     statistical = statistical_checks(chapter)
     rows: dict[str, QuestionRow] = {}
     for bug in bugs:
