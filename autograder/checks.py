@@ -77,6 +77,11 @@ class Check:
             does not follow them from ``uses``, so a forbidden call inside one costs that
             name's own items, not this check's. (Calls that still reach the student's version
             are caught by the run-time trap.)
+        pattern_axes: the case parameters the case table varies on purpose (the settings the
+            cases were added for). When given, a failure pattern ("fails whenever heads > 1")
+            may name only one of them, and only when exactly one of them separates the failing
+            cases; other parameters that happen to separate them too (N, a shape) are ignored.
+            Empty: any parameter, when exactly one separates the failing cases.
     """
 
     name: str
@@ -87,6 +92,7 @@ class Check:
     outputs: tuple[Output, ...]
     timeout_s: float = 10.0
     replaces: tuple[str, ...] = ()
+    pattern_axes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if set(self.replaces) & set(self.uses):
@@ -100,6 +106,12 @@ class Check:
                     f"which are not earlier outputs of the check"
                 )
             seen.append(output.name)
+        parameters = {key for case in self.cases for key in case}
+        if set(self.pattern_axes) - parameters:
+            raise ValueError(
+                f"check bug: {self.name}: pattern_axes "
+                f"{sorted(set(self.pattern_axes) - parameters)} are not case parameters"
+            )
 
     def item_name(self, output: Output) -> str:
         return f"{self.name}: {output.name}"

@@ -61,17 +61,20 @@ def describe_cases(cases: list[dict], indices: list[int], limit: int = 4) -> str
     return ", ".join(shown) + more
 
 
-def separating_parameter(cases: list[dict], failing: set[int]) -> str:
+def separating_parameter(
+    cases: list[dict], failing: set[int], axes: tuple[str, ...] | list[str] = ()
+) -> str:
     """One line such as "fails whenever padding > 0" when exactly one setting separates the
     failing cases from the passing ones; "" otherwise.
 
     When several settings separate them (heads > 1 and N > 1 in the same cases), the cases
     cannot tell which one the bug depends on, and naming one of them would be a guess: then
-    no pattern is given, and the message lists the failing cases instead."""
+    no pattern is given, and the message lists the failing cases instead. ``axes`` (a check's
+    ``pattern_axes``), when given, are the only settings considered."""
     passing = set(range(len(cases))) - failing
     if not failing or not passing:
         return ""
-    keys = sorted({key for case in cases for key in case})
+    keys = sorted({key for case in cases for key in case if not axes or key in axes})
     found = []
     for key in keys:
         bad = [cases[i].get(key) for i in sorted(failing)]
@@ -205,7 +208,7 @@ def _grade_output(
             f"\n(fails in {len(failures)} of {len(cases)} cases: "
             f"{describe_cases(settings, indices)})"
         )
-    pattern = separating_parameter(settings, set(indices))
+    pattern = separating_parameter(settings, set(indices), check.pattern_axes)
     if pattern:
         message += f"\nPattern: it {pattern}, and passes in every other case."
     upstream = [

@@ -159,3 +159,14 @@ def test_in_jupyter_the_check_and_the_export_summary_say_what_the_grader_will_sa
     assert "q1    FAILED  uses API this chapter asks you to write yourself" in summary, summary
     assert "7 of 7 passed" not in summary
     assert "All test cases passed" in fixed, fixed
+
+
+def test_declared_pattern_axes_are_the_only_settings_a_pattern_may_name():
+    confounded = [{"N": 1, "heads": 1}, {"N": 2, "heads": 4}, {"N": 3, "heads": 2}]
+    assert separating_parameter(confounded, {1, 2}, ("heads",)) == "fails whenever heads > 1"
+    # an axis that does not separate the failures gives no pattern, whatever else would
+    assert separating_parameter(confounded, {2}, ("heads",)) == ""
+    from autograder.checks import Check
+
+    with pytest.raises(ValueError, match="not case parameters"):
+        Check("c", "q1", ("f",), lambda *args: None, tuple(confounded), (), pattern_axes=("H",))
