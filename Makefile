@@ -8,7 +8,7 @@ CHAPTERS := $(notdir $(patsubst %/master.py,%,$(wildcard assignments/*/master.py
 LINTED := autograder tools solutions student $(wildcard assignments/*/checks.py) \
   $(wildcard assignments/*/bug_zoo.py) $(wildcard assignments/*/bench.py)
 
-.PHONY: all build lint test grade grade-all bench clean
+.PHONY: all build lint test grade grade-all bench zoo-report clean
 
 all: build
 
@@ -55,6 +55,11 @@ grade-all: $(VENV)/.installed
 
 bench: build
 	$(PY) -m tools.bench
+
+# Public versus hidden catch rates over every bug zoo, written to docs/zoo_report.md (every
+# mutant graded, and its public checks run; about half an hour on 2 cores).
+zoo-report: build
+	$(PY) -m tools.zoo_report
 
 clean:
 	rm -rf dist build
