@@ -8,6 +8,7 @@ with the expected data, which never leaves this process.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from autograder.compare import compare_output
 from autograder.forbidden import ForbiddenScan, forbidden_message
 from autograder.results import ItemResult, build_results
 from autograder.sandbox import SandboxConfig, SessionResult, run_in_sandbox
-from autograder.submission import SubmissionError, load_submission
+from autograder.submission import SubmissionError, describe_cell, load_submission
 
 # How an allocation refused by the address-space limit shows up in the child's error text.
 MEMORY_ERRORS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "out of memory")
@@ -100,6 +101,21 @@ def separating_parameter(
         else:
             found.append(f"fails whenever {key} = {_value_text(value)}")
     return found[0] if len(found) == 1 else ""
+
+
+def name_cells(notes: list[str], cells: list[tuple[int, str]]) -> list[str]:
+    """The child's notes ("cell 12: ...", "cell 12 was skipped ..."), each cell named the way
+    the student finds it (its first line) instead of the grader's count of code cells."""
+    sources = dict(cells)
+    named = []
+    for note in notes:
+        match = re.match(r"cell (\d+)\b", note)
+        if match and int(match.group(1)) in sources:
+            number = int(match.group(1))
+            where = describe_cell(number, sources[number].splitlines())
+            note = where[0].upper() + where[1:] + note[match.end() :]
+        named.append(note)
+    return named
 
 
 @dataclass
@@ -308,8 +324,13 @@ def grade(
                 items.append(ItemResult(check, output, passed, message))
     finally:
         session.close()
-    notes = loaded.skipped + session.notes
-    unparsed = [note.split(" was skipped")[0] for note in session.notes if "does not parse" in note]
+    session_notes = name_cells(session.notes, loaded.cells)
+    notes = loaded.skipped + session_notes
+    unparsed = [
+        note[0].lower() + note.split(" was skipped")[0][1:]
+        for note in session_notes
+        if "does not parse" in note
+    ]
     if unparsed:
         for item in items:
             if not item.passed and " not found" in item.message:

@@ -53,11 +53,17 @@ def describe_location(number: int, lines: list[str], line: int, function: str = 
     so a cell is named by its first line; a ``.py`` submission (:data:`SCRIPT_CELL`) by the
     file's own line number. ``function`` is the function or method the line belongs to."""
     inside = f"in {function}, " if function and not function.startswith("<") else ""
+    return f"{inside}line {line} of {describe_cell(number, lines)}"
+
+
+def describe_cell(number: int, lines: list[str]) -> str:
+    """Code cell ``number`` (whose lines are ``lines``) named by its first line, or "your .py
+    file" for a ``.py`` submission (see :func:`describe_location`)."""
     if number == SCRIPT_CELL:
-        return f"{inside}line {line} of your .py file"
+        return "your .py file"
     first = next((text.strip() for text in lines if text.strip()), "")
     first = first if len(first) <= 60 else first[:57] + "..."
-    return f'{inside}line {line} of the code cell that begins "{first}"'
+    return f'the code cell that begins "{first}"'
 
 
 def compile_cell(source: str, number: int) -> list:
@@ -229,7 +235,10 @@ def _cells_from_notebook(data: bytes, name: str) -> tuple[list, list, str | None
             continue
         runnable = neutralize_ipython(source)
         if runnable is None:
-            skipped.append(f"code cell {number} was skipped: its cell magic is not Python")
+            skipped.append(
+                f"{describe_cell(number, source.splitlines())} was skipped: its cell magic "
+                f"is not Python"
+            )
             continue
         cells.append((number, runnable))
     return cells, skipped, chapter if isinstance(chapter, str) else None

@@ -170,3 +170,15 @@ def test_declared_pattern_axes_are_the_only_settings_a_pattern_may_name():
 
     with pytest.raises(ValueError, match="not case parameters"):
         Check("c", "q1", ("f",), lambda *args: None, tuple(confounded), (), pattern_axes=("H",))
+
+
+def test_notes_name_cells_by_their_first_line_not_by_the_graders_count():
+    from autograder.judge import name_cells
+
+    cells = [(3, "\n# my helper\nx = y"), (4, "def f(:"), (SCRIPT_CELL, "z")]
+    assert name_cells(["cell 3: NameError: name 'y' is not defined", "cell 0: oops",
+                       "cell 4 was skipped, it does not parse: SyntaxError", "other"], cells) == [
+        "The code cell that begins \"# my helper\": NameError: name 'y' is not defined",
+        "Your .py file: oops",
+        'The code cell that begins "def f(:" was skipped, it does not parse: SyntaxError',
+        "other"]
