@@ -70,7 +70,9 @@ def separating_parameter(
 
     When several settings separate them (heads > 1 and N > 1 in the same cases), the cases
     cannot tell which one the bug depends on, and naming one of them would be a guess: then
-    no pattern is given, and the message lists the failing cases instead. ``axes`` (a check's
+    no pattern is given, and the message lists the failing cases instead. A single failing
+    case is never described by a value of its own ("shape = [4, 7]" names the case, not a
+    cause); thresholds and set/not set still apply to it. ``axes`` (a check's
     ``pattern_axes``), when given, are the only settings considered."""
     passing = set(range(len(cases))) - failing
     if not failing or not passing:
@@ -91,15 +93,18 @@ def separating_parameter(
             continue
         bad_set = {json.dumps(v, sort_keys=True) for v in bad}
         good_set = {json.dumps(v, sort_keys=True) for v in good}
-        if bad_set & good_set or len(bad_set) > 1:
+        if bad_set & good_set:
             continue
-        value = bad[0]
-        if value is None:
+        if all(v is not None for v in bad) and all(v is None for v in good):
+            found.append(f"fails whenever {key} is set")  # a mask, a flag, a dropout rate
+        elif len(bad_set) > 1:
+            continue
+        elif bad[0] is None:
             found.append(f"fails whenever {key} is not set")
-        elif value is True:
+        elif bad[0] is True:
             found.append(f"fails whenever {key} is set")
-        else:
-            found.append(f"fails whenever {key} = {_value_text(value)}")
+        elif len(bad) > 1:  # one case's own value (its shape) only names that case
+            found.append(f"fails whenever {key} = {_value_text(bad[0])}")
     return found[0] if len(found) == 1 else ""
 
 

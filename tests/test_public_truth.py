@@ -182,3 +182,13 @@ def test_notes_name_cells_by_their_first_line_not_by_the_graders_count():
         "Your .py file: oops",
         'The code cell that begins "def f(:" was skipped, it does not parse: SyntaxError',
         "other"]
+
+
+def test_a_setting_given_only_in_the_failing_cases_separates_them_and_one_case_is_no_pattern():
+    masks = [{"d": 1, "mask": None}, {"d": 5, "mask": "square"}, {"d": 2, "mask": None},
+             {"d": 4, "mask": "causal"}]
+    assert separating_parameter(masks, {1, 3}, ("mask",)) == "fails whenever mask is set"
+    # d > 2 separates them as well: no guess without declared axes
+    assert separating_parameter(masks, {1, 3}) == ""
+    shapes = [{"shape": [1, 1]}, {"shape": [4, 7]}, {"shape": [6, 5]}]
+    assert separating_parameter(shapes, {1}) == ""
