@@ -96,7 +96,11 @@ def separating_parameter(
         if bad_set & good_set:
             continue
         if all(v is not None for v in bad) and all(v is None for v in good):
-            found.append(f"fails whenever {key} is set")  # a mask, a flag, a dropout rate
+            # given only in the failing cases: a mask, a flag, a dropout rate, bias=False
+            if len(bad_set) == 1 and bad[0] is not True:
+                found.append(f"fails whenever {key} = {_value_text(bad[0])}")
+            else:
+                found.append(f"fails whenever {key} is set")
         elif len(bad_set) > 1:
             continue
         elif bad[0] is None:

@@ -192,3 +192,8 @@ def test_a_setting_given_only_in_the_failing_cases_separates_them_and_one_case_i
     assert separating_parameter(masks, {1, 3}) == ""
     shapes = [{"shape": [1, 1]}, {"shape": [4, 7]}, {"shape": [6, 5]}]
     assert separating_parameter(shapes, {1}) == ""
+
+
+def test_a_value_given_only_in_the_failing_case_is_named():
+    cases = [{"N": 5}, {"N": 6, "bias": False}, {"N": 4}]
+    assert separating_parameter(cases, {1}, ("bias",)) == "fails whenever bias = False"

@@ -67,6 +67,7 @@ class ResidualBlock(ResidualBlock):
         if stride == 1:
             self.shortcut = nn.Identity()
 """,
+        pattern=None,
     ),
     Bug(
         "residual: convolutions keep their bias",

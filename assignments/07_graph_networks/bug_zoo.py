@@ -230,6 +230,7 @@ def segment_softmax(scores, index, num_nodes):
     sums = torch.zeros((num_nodes,) + scores.shape[1:], dtype=scores.dtype).index_add_(0, index, exps)
     return exps / sums[index]
 """,
+        pattern="scale",
     ),
     Bug(
         "one global maximum subtracted",
@@ -240,20 +241,28 @@ def segment_softmax(scores, index, num_nodes):
     sums = torch.zeros((num_nodes,) + scores.shape[1:], dtype=scores.dtype).index_add_(0, index, exps)
     return exps / sums[index]
 """,
+        pattern="scale",
     ),
     # -------------------------------------------------------------------------- GATLayer
     Bug(
         "a_src and a_dst swapped",
         GAT_SCORE,
         gat_forward(score="F.leaky_relu(d[src] + s[dst], self.negative_slope)"),
+        pattern=None,
     ),
-    Bug("LeakyReLU missing", GAT_SCORE, gat_forward(score="s[src] + d[dst]")),
+    Bug("LeakyReLU missing", GAT_SCORE, gat_forward(score="s[src] + d[dst]"), pattern=None),
     Bug(
         "LeakyReLU slope fixed at 0.01",
         GAT_SCORE,
         gat_forward(score="F.leaky_relu(s[src] + d[dst], 0.01)"),
+        pattern=None,
     ),
-    Bug("attention normalised over each source's edges", GAT_SCORE, gat_forward(group="src")),
+    Bug(
+        "attention normalised over each source's edges",
+        GAT_SCORE,
+        gat_forward(group="src"),
+        pattern=None,
+    ),
     Bug(
         "heads averaged when they should be concatenated",
         items("GATLayer", *(o for o in GAT_SMALL if o not in ("attention", "grad_bias"))),
@@ -328,6 +337,7 @@ class GATLayer(GATLayer):
 def global_mean_pool(x, batch, num_graphs):
     return x.mean(dim=0, keepdim=True).expand(num_graphs, -1)
 """,
+        pattern=None,
     ),
     Bug(
         "max pooling that includes the zeros",
