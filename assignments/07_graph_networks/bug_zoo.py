@@ -250,12 +250,11 @@ def segment_softmax(scores, index, num_nodes):
         gat_forward(score="F.leaky_relu(d[src] + s[dst], self.negative_slope)"),
         pattern=None,
     ),
-    Bug("LeakyReLU missing", GAT_SCORE, gat_forward(score="s[src] + d[dst]"), pattern=None),
+    Bug("LeakyReLU missing", GAT_SCORE, gat_forward(score="s[src] + d[dst]")),
     Bug(
         "LeakyReLU slope fixed at 0.01",
         GAT_SCORE,
         gat_forward(score="F.leaky_relu(s[src] + d[dst], 0.01)"),
-        pattern=None,
     ),
     Bug(
         "attention normalised over each source's edges",
@@ -356,6 +355,7 @@ def global_add_pool(x, batch, num_graphs):
     sizes = torch.bincount(batch, minlength=num_graphs).tolist()
     return torch.stack([part.sum(dim=0) for part in torch.split(x, sizes)])
 """,
+        pattern="shuffled",
     ),
     Bug(
         "mean pooling divides empty graphs by zero",
