@@ -205,7 +205,11 @@ def hidden_results(chapter: str, bugs: list[Bug]) -> tuple[dict[str, dict], floa
             for bug in bugs:
                 nbformat.write(mutant_notebook(solution, bug.code), path)
                 began = time.monotonic()
-                results = grade(package, path, config)
+                try:
+                    results = grade(package, path, config)
+                except OSError as exc:  # the machine, not the mutant (e.g. no process left)
+                    found[bug.name] = {"error": f"{type(exc).__name__}: {exc}"}
+                    continue
                 seconds.append(time.monotonic() - began)
                 failed = sorted(
                     test["name"].split(" ", 1)[1]
@@ -263,7 +267,8 @@ def chapter_rows(
     statistical = statistical_checks(chapter)
     rows: dict[str, QuestionRow] = {}
     for bug in bugs:
-        failed = hidden[bug.name]["failed"] if hidden else sorted(bug.fails)
+        graded = (hidden or {}).get(bug.name, {})
+        failed = graded.get("failed", sorted(bug.fails))  # the zoo's list when not graded
         verdicts = public["mutants"].get(bug.name, {})
         per_question: dict[str, list[str]] = {}
         for item in failed:
@@ -298,7 +303,7 @@ def pattern_lines(chapter: str, bugs: list[Bug], hidden: dict[str, dict]) -> lis
     bug's annotation (``Bug(pattern=...)``), and the annotated ones that print none."""
     lines = []
     for bug in bugs:
-        named = sorted(set(hidden[bug.name]["patterns"].values()))
+        named = sorted(set(hidden[bug.name].get("patterns", {}).values()))
         declared = repr(bug.pattern) if bug.annotated else "not annotated"
         if named or bug.annotated:
             verdict = (
@@ -375,6 +380,11 @@ def render(
                 f"Harness warning: the solution fails public checks here: "
                 f"{timing['baseline_failures']}"
             )
+        if timing.get("hidden_errors"):
+            lines.append(
+                f"Not graded (the machine failed; the zoo's own lists stand in): "
+                f"{', '.join(timing['hidden_errors'])}"
+            )
         lines.append("")
         for row in chapter_rows_:
             for name in row.missed:
@@ -402,6 +412,7 @@ def measure_chapter(chapter: str, hidden_too: bool) -> dict[str, Any]:
         "public_median_s": per_mutant[len(per_mutant) // 2] if per_mutant else 0.0,
         "hidden_median_s": hidden_median,
         "baseline_failures": {q: m for q, m in public["baseline"].items() if m},
+        "hidden_errors": sorted(name for name, data in (hidden or {}).items() if "error" in data),
     }
     print(f"{chapter}: public side {public_s:.1f} s", flush=True)
     return {"public": public, "hidden": hidden, "timings": timings}
