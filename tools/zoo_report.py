@@ -28,6 +28,7 @@ import functools
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -60,7 +61,10 @@ def _run_public_worker(chapter: str, codes: dict[str, str], timeout_s: float) ->
     from autograder.checks import short_error
     from autograder.submission import compile_cell, load_submission
 
-    bundle = DIST / "student" / chapter
+    # a copy of the bundle, as a student unzips it: Otter's log and bytecode land there, not
+    # in dist/ (whose folder must match its zip)
+    bundle = Path(tempfile.mkdtemp(prefix="zoo-bundle-")) / chapter
+    shutil.copytree(DIST / "student" / chapter, bundle)
     os.chdir(bundle)
     sys.path.insert(0, str(bundle))
     from otter.test_files import ExceptionTestFile
@@ -101,6 +105,8 @@ def _run_public_worker(chapter: str, codes: dict[str, str], timeout_s: float) ->
         )
         results[bug_name] = _in_fork(work, timeout_s)
         timings.append(time.monotonic() - began)
+    os.chdir(REPO)
+    shutil.rmtree(bundle.parent, ignore_errors=True)
     return {
         "baseline": baseline,
         "mutants": results,
