@@ -8,7 +8,7 @@ CHAPTERS := $(notdir $(patsubst %/master.py,%,$(wildcard assignments/*/master.py
 LINTED := autograder tools solutions student $(wildcard assignments/*/checks.py) \
   $(wildcard assignments/*/bug_zoo.py) $(wildcard assignments/*/bench.py)
 
-.PHONY: all build lint test grade grade-all merge-grades image bench clean
+.PHONY: all build lint test grade grade-all merge-grades image bench zoo-report clean
 
 all: build
 
@@ -71,6 +71,11 @@ image: build
 
 bench: build
 	$(PY) -m tools.bench
+
+# Public versus hidden catch rates over every bug zoo, written to docs/zoo_report.md (every
+# mutant graded, and its public checks run; about half an hour on 2 cores).
+zoo-report: build
+	$(PY) -m tools.zoo_report
 
 clean:
 	rm -rf dist build

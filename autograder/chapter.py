@@ -40,6 +40,7 @@ class CheckSpec:
     cases: tuple[str, ...]
     outputs: tuple[OutputSpec, ...]
     replaces: tuple[str, ...] = ()
+    pattern_axes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -61,6 +62,7 @@ class ChapterPackage:
                 question=c["question"],
                 uses=tuple(c["uses"]),
                 replaces=tuple(c.get("replaces", ())),
+                pattern_axes=tuple(c.get("pattern_axes", ())),
                 timeout_s=float(c["timeout_s"]),
                 cases=tuple(c["cases"]),
                 outputs=tuple(

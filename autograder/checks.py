@@ -18,6 +18,7 @@ anything from ``solutions/`` or from a chapter, and it must stay small.
 from __future__ import annotations
 
 import contextlib
+import linecache
 import traceback
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from autograder.arrays import array_file_name  # noqa: F401 - part of this module's API
-from autograder.submission import is_cell_filename
+from autograder.submission import cell_number, describe_location, is_cell_filename
 
 # Payload limit for one output: a check that produces more is broken, not a student.
 MAX_OUTPUT_ELEMENTS = 5_000_000
@@ -76,6 +77,11 @@ class Check:
             does not follow them from ``uses``, so a forbidden call inside one costs that
             name's own items, not this check's. (Calls that still reach the student's version
             are caught by the run-time trap.)
+        pattern_axes: the case parameters the case table varies on purpose (the settings the
+            cases were added for). When given, a failure pattern ("fails whenever heads > 1")
+            may name only one of them, and only when exactly one of them separates the failing
+            cases; other parameters that happen to separate them too (N, a shape) are ignored.
+            Empty: any parameter, when exactly one separates the failing cases.
     """
 
     name: str
@@ -86,6 +92,7 @@ class Check:
     outputs: tuple[Output, ...]
     timeout_s: float = 10.0
     replaces: tuple[str, ...] = ()
+    pattern_axes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if set(self.replaces) & set(self.uses):
@@ -99,6 +106,12 @@ class Check:
                     f"which are not earlier outputs of the check"
                 )
             seen.append(output.name)
+        parameters = {key for case in self.cases for key in case}
+        if set(self.pattern_axes) - parameters:
+            raise ValueError(
+                f"check bug: {self.name}: pattern_axes "
+                f"{sorted(set(self.pattern_axes) - parameters)} are not case parameters"
+            )
 
     def item_name(self, output: Output) -> str:
         return f"{self.name}: {output.name}"
@@ -247,11 +260,16 @@ def short_error(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         return "your code called sys.exit() / exit(); the process ended for this item"
     location = ""
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if is_cell_filename(frame.filename):
-            line = (frame.line or "").strip()[:160]
-            shown = f": {line}" if line else ""
-            location = f" (at {frame.filename.strip('<>')}, line {frame.lineno}{shown})"
+    for frame, line_number in reversed(list(traceback.walk_tb(exc.__traceback__))):
+        filename = frame.f_code.co_filename
+        if is_cell_filename(filename):
+            lines = linecache.getlines(filename)
+            line = linecache.getline(filename, line_number).strip()[:160]
+            shown = f"; the line: {line}" if line else ""
+            where = describe_location(
+                cell_number(filename), lines, line_number, frame.f_code.co_qualname
+            )
+            location = f" ({where}{shown})"
             break
     message = str(exc).splitlines()[0][:300] if str(exc) else ""
     return f"{type(exc).__name__}: {message}{location}"

@@ -31,6 +31,8 @@ from __future__ import annotations
 import ast
 from collections import defaultdict
 
+from autograder.submission import describe_location
+
 DYNAMIC_CALLS = {"eval", "exec", "compile", "__import__", "globals", "vars", "locals"}
 DYNAMIC_ATTRIBUTES = {"__dict__", "__getattribute__", "__builtins__", "__globals__"}
 AUTOGRAD_KEYWORDS = {"gradient", "retain_graph", "create_graph", "inputs"}
@@ -108,41 +110,44 @@ def _reaches_forbidden(base: str, forbidden: tuple[str, ...]) -> bool:
     return False
 
 
-def _hits_in(node: ast.AST, aliases: dict[str, str], forbidden: tuple[str, ...]) -> list[str]:
-    hits = []
+def _hits_in(
+    node: ast.AST, aliases: dict[str, str], forbidden: tuple[str, ...]
+) -> list[tuple[str, int]]:
+    """(what was found, its line) for every forbidden use inside ``node``."""
+    hits: list[tuple[str, int]] = []
     methods = {entry.split(".", 1)[1] for entry in forbidden if entry.startswith("Tensor.")}
     covered: set[int] = set()  # inner parts of a chain already reported (torch.nn in torch.nn.X)
     called = {id(sub.func) for sub in ast.walk(node) if isinstance(sub, ast.Call)}
     for sub in ast.walk(node):
-        line = getattr(sub, "lineno", "?")
+        line = getattr(sub, "lineno", 0)
         if isinstance(sub, (ast.Name, ast.Attribute)) and id(sub) not in covered:
             resolved = _dotted(sub, aliases)
             entry = _matches(resolved, forbidden) if resolved else None
             indirect = _indirect(resolved, methods) if resolved and not entry else None
             if entry or indirect:
-                hits.append(f"{indirect or resolved} (line {line})")
+                hits.append((indirect or str(resolved), line))
                 covered.update(id(inner) for inner in ast.walk(sub))
             if isinstance(sub, ast.Name) and sub.id == "getattr" and id(sub) not in called:
-                hits.append(f"getattr passed as a value (line {line})")
+                hits.append(("getattr passed as a value", line))
             if isinstance(sub, ast.Attribute) and sub.attr in DYNAMIC_ATTRIBUTES:
-                hits.append(f"dynamic attribute access .{sub.attr} (line {line})")
+                hits.append((f"dynamic attribute access .{sub.attr}", line))
         if isinstance(sub, ast.Call):
             func = sub.func
             if isinstance(func, ast.Name) and func.id in DYNAMIC_CALLS:
-                hits.append(f"{func.id}() (line {line})")
+                hits.append((f"{func.id}()", line))
             if isinstance(func, ast.Name) and func.id == "getattr" and len(sub.args) >= 2:
                 name_arg = sub.args[1]
                 if isinstance(name_arg, ast.Constant) and isinstance(name_arg.value, str):
                     base = _dotted(sub.args[0], aliases)
                     target = f"{base}.{name_arg.value}" if base else None
                     if target and _matches(target, forbidden):
-                        hits.append(f"{target} via getattr (line {line})")
+                        hits.append((f"{target} via getattr", line))
                     elif name_arg.value in methods:
-                        hits.append(f"Tensor.{name_arg.value} via getattr (line {line})")
+                        hits.append((f"Tensor.{name_arg.value} via getattr", line))
                 else:
                     base = _dotted(sub.args[0], aliases)
                     if base and _reaches_forbidden(base, forbidden):
-                        hits.append(f"getattr({base}, <computed name>) (line {line})")
+                        hits.append((f"getattr({base}, <computed name>)", line))
             receiver = func.value if isinstance(func, ast.Attribute) else None
             own_method = (
                 isinstance(receiver, ast.Call)
@@ -155,14 +160,34 @@ def _hits_in(node: ast.AST, aliases: dict[str, str], forbidden: tuple[str, ...])
                     or not sub.args
                     or any(kw.arg in AUTOGRAD_KEYWORDS for kw in sub.keywords)
                 ):
-                    hits.append(f"Tensor.{func.attr}() (line {line})")
+                    hits.append((f"Tensor.{func.attr}()", line))
             resolved = _dotted(func, aliases) if isinstance(func, ast.Attribute) else None
             if resolved and resolved.startswith("importlib"):
-                hits.append(f"{resolved} (line {line})")
+                hits.append((resolved, line))
     return hits
 
 
-def _defined_names(stmt: ast.stmt) -> list[str]:
+def _function_at(stmt: ast.stmt, line: int) -> str:
+    """The qualified name of the innermost function or class of ``stmt`` holding ``line``."""
+    found = ""
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        nonlocal found
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}{child.name}"
+                if child.lineno <= line <= (child.end_lineno or child.lineno):
+                    found = name
+                    visit(child, name + ".")
+            else:
+                visit(child, prefix)
+
+    visit(ast.Module(body=[stmt], type_ignores=[]), "")
+    return found
+
+
+def defined_names(stmt: ast.stmt) -> list[str]:
+    """The top-level names ``stmt`` defines or patches (``Linear.forward = f`` patches Linear)."""
     if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return [stmt.name]
     targets: list[ast.AST] = []
@@ -191,17 +216,19 @@ class ForbiddenScan:
         parsed = []
         for number, source in cells:
             try:
-                parsed.append((number, ast.parse(source)))
+                parsed.append((number, source, ast.parse(source)))
             except (SyntaxError, ValueError, RecursionError, MemoryError):
                 continue
-        aliases = _collect_aliases([tree for _, tree in parsed])
-        for number, tree in parsed:
+        aliases = _collect_aliases([tree for _, _, tree in parsed])
+        for number, source, tree in parsed:
+            lines = source.splitlines()
             for stmt in tree.body:
-                names = _defined_names(stmt)
+                names = defined_names(stmt)
                 if not names:
                     continue
                 found = [
-                    f"{hit} in code cell {number}" for hit in _hits_in(stmt, aliases, forbidden)
+                    f"{hit} ({describe_location(number, lines, line, _function_at(stmt, line))})"
+                    for hit, line in _hits_in(stmt, aliases, forbidden)
                 ]
                 used = {node.id for node in ast.walk(stmt) if isinstance(node, ast.Name)}
                 for name in names:
@@ -222,6 +249,16 @@ class ForbiddenScan:
                     hits.append(hit)
             stack.extend(self.references.get(name, ()))
         return hits
+
+
+def forbidden_message(hits: list[str], uses: tuple[str, ...] | list[str]) -> str:
+    """What the student reads when ``hits`` (from :meth:`ForbiddenScan.hits_for`) cost the
+    items of a check that uses ``uses``: the judge's message and the public checks' alike."""
+    shown = "; ".join(hits[:3]) + (" ..." if len(hits) > 3 else "")
+    return (
+        f"uses API this chapter asks you to write yourself: {shown}. "
+        f"Remove it from {', '.join(uses)} and its helpers."
+    )
 
 
 RULES_MARKER = "{{FORBIDDEN_RULES}}"

@@ -8,6 +8,7 @@ with the expected data, which never leaves this process.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +16,10 @@ from pathlib import Path
 from autograder.arrays import array_file_name
 from autograder.chapter import ChapterPackage, CheckSpec, OutputSpec
 from autograder.compare import compare_output
-from autograder.forbidden import ForbiddenScan
+from autograder.forbidden import ForbiddenScan, forbidden_message
 from autograder.results import ItemResult, build_results
 from autograder.sandbox import SandboxConfig, SessionResult, run_in_sandbox
-from autograder.submission import SubmissionError, load_submission
+from autograder.submission import SubmissionError, describe_cell, load_submission
 
 # How an allocation refused by the address-space limit shows up in the child's error text.
 MEMORY_ERRORS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "out of memory")
@@ -61,13 +62,22 @@ def describe_cases(cases: list[dict], indices: list[int], limit: int = 4) -> str
     return ", ".join(shown) + more
 
 
-def separating_parameter(cases: list[dict], failing: set[int]) -> str:
-    """One line such as "fails whenever padding > 0" when one setting alone separates the
-    failing cases from the passing ones; "" otherwise."""
+def separating_parameter(
+    cases: list[dict], failing: set[int], axes: tuple[str, ...] | list[str] = ()
+) -> str:
+    """One line such as "fails whenever padding > 0" when exactly one setting separates the
+    failing cases from the passing ones; "" otherwise.
+
+    When several settings separate them (heads > 1 and N > 1 in the same cases), the cases
+    cannot tell which one the bug depends on, and naming one of them would be a guess: then
+    no pattern is given, and the message lists the failing cases instead. A single failing
+    case is never described by a value of its own ("shape = [4, 7]" names the case, not a
+    cause); thresholds and set/not set still apply to it. ``axes`` (a check's
+    ``pattern_axes``), when given, are the only settings considered."""
     passing = set(range(len(cases))) - failing
     if not failing or not passing:
         return ""
-    keys = sorted({key for case in cases for key in case})
+    keys = sorted({key for case in cases for key in case if not axes or key in axes})
     found = []
     for key in keys:
         bad = [cases[i].get(key) for i in sorted(failing)]
@@ -77,22 +87,44 @@ def separating_parameter(cases: list[dict], failing: set[int]) -> str:
             low_bad, high_bad = min(numbers[: len(bad)]), max(numbers[: len(bad)])
             low_good, high_good = min(numbers[len(bad) :]), max(numbers[len(bad) :])
             if low_bad > high_good:
-                found.append((1, f"fails whenever {key} > {_value_text(high_good)}"))
+                found.append(f"fails whenever {key} > {_value_text(high_good)}")
             elif high_bad < low_good:
-                found.append((1, f"fails whenever {key} < {_value_text(low_good)}"))
+                found.append(f"fails whenever {key} < {_value_text(low_good)}")
             continue
         bad_set = {json.dumps(v, sort_keys=True) for v in bad}
         good_set = {json.dumps(v, sort_keys=True) for v in good}
-        if bad_set & good_set or len(bad_set) > 1:
+        if bad_set & good_set:
             continue
-        value = bad[0]
-        if value is None:
-            found.append((2, f"fails whenever {key} is not set"))
-        elif value is True:
-            found.append((1, f"fails whenever {key} is set"))
-        else:
-            found.append((1, f"fails whenever {key} = {_value_text(value)}"))
-    return min(found)[1] if found else ""
+        if all(v is not None for v in bad) and all(v is None for v in good):
+            # given only in the failing cases: a mask, a flag, a dropout rate, bias=False
+            if len(bad_set) == 1 and bad[0] is not True:
+                found.append(f"fails whenever {key} = {_value_text(bad[0])}")
+            else:
+                found.append(f"fails whenever {key} is set")
+        elif len(bad_set) > 1:
+            continue
+        elif bad[0] is None:
+            found.append(f"fails whenever {key} is not set")
+        elif bad[0] is True:
+            found.append(f"fails whenever {key} is set")
+        elif len(bad) > 1:  # one case's own value (its shape) only names that case
+            found.append(f"fails whenever {key} = {_value_text(bad[0])}")
+    return found[0] if len(found) == 1 else ""
+
+
+def name_cells(notes: list[str], cells: list[tuple[int, str]]) -> list[str]:
+    """The child's notes ("cell 12: ...", "cell 12 was skipped ..."), each cell named the way
+    the student finds it (its first line) instead of the grader's count of code cells."""
+    sources = dict(cells)
+    named = []
+    for note in notes:
+        match = re.match(r"cell (\d+)\b", note)
+        if match and int(match.group(1)) in sources:
+            number = int(match.group(1))
+            where = describe_cell(number, sources[number].splitlines())
+            note = where[0].upper() + where[1:] + note[match.end() :]
+        named.append(note)
+    return named
 
 
 @dataclass
@@ -201,7 +233,7 @@ def _grade_output(
             f"\n(fails in {len(failures)} of {len(cases)} cases: "
             f"{describe_cases(settings, indices)})"
         )
-    pattern = separating_parameter(settings, set(indices))
+    pattern = separating_parameter(settings, set(indices), check.pattern_axes)
     if pattern:
         message += f"\nPattern: it {pattern}, and passes in every other case."
     upstream = [
@@ -228,11 +260,7 @@ def _grade_item(
     failing: dict[str, set[int]],
 ) -> tuple[bool, str]:
     if hits:
-        shown = "; ".join(hits[:3]) + (" ..." if len(hits) > 3 else "")
-        return False, (
-            f"uses API this chapter asks you to write yourself: {shown}. "
-            f"Remove it from {', '.join(check.uses)} and its helpers."
-        )
+        return False, forbidden_message(hits, check.uses)
     if report is None:
         return False, session.check_failures.get(check.index, "the check did not run")
     trap = report.get("trap")
@@ -305,8 +333,13 @@ def grade(
                 items.append(ItemResult(check, output, passed, message))
     finally:
         session.close()
-    notes = loaded.skipped + session.notes
-    unparsed = [note.split(" was skipped")[0] for note in session.notes if "does not parse" in note]
+    session_notes = name_cells(session.notes, loaded.cells)
+    notes = loaded.skipped + session_notes
+    unparsed = [
+        note[0].lower() + note.split(" was skipped")[0][1:]
+        for note in session_notes
+        if "does not parse" in note
+    ]
     if unparsed:
         for item in items:
             if not item.passed and " not found" in item.message:

@@ -29,6 +29,8 @@ IGNORED_MEMBERS = re.compile(r"(^|/)(__MACOSX|\.ipynb_checkpoints)(/|$)")
 
 
 CELL_PREFIX = "<code cell "
+# The one "cell" of a .py submission: the whole file, named by its own line numbers.
+SCRIPT_CELL = 0
 
 
 def cell_filename(number: int) -> str:
@@ -38,6 +40,30 @@ def cell_filename(number: int) -> str:
 
 def is_cell_filename(filename: str) -> bool:
     return filename.startswith(CELL_PREFIX)
+
+
+def cell_number(filename: str) -> int:
+    """The number of the cell compiled under ``filename`` (see :func:`cell_filename`)."""
+    return int(filename.removeprefix(CELL_PREFIX).rstrip(">"))
+
+
+def describe_location(number: int, lines: list[str], line: int, function: str = "") -> str:
+    """Line ``line`` of code cell ``number`` (whose lines are ``lines``) named the way the
+    student finds it: Jupyter shows no number that matches the grader's count of code cells,
+    so a cell is named by its first line; a ``.py`` submission (:data:`SCRIPT_CELL`) by the
+    file's own line number. ``function`` is the function or method the line belongs to."""
+    inside = f"in {function}, " if function and not function.startswith("<") else ""
+    return f"{inside}line {line} of {describe_cell(number, lines)}"
+
+
+def describe_cell(number: int, lines: list[str]) -> str:
+    """Code cell ``number`` (whose lines are ``lines``) named by its first line, or "your .py
+    file" for a ``.py`` submission (see :func:`describe_location`)."""
+    if number == SCRIPT_CELL:
+        return "your .py file"
+    first = next((text.strip() for text in lines if text.strip()), "")
+    first = first if len(first) <= 60 else first[:57] + "..."
+    return f'the code cell that begins "{first}"'
 
 
 def compile_cell(source: str, number: int) -> list:
@@ -66,7 +92,9 @@ class Submission:
 
     Cells are numbered as the student counts them in Jupyter or Colab: the n-th code cell of
     the notebook from the top (markdown and raw cells are not counted; experiment and setup
-    cells are counted, though not run). A ``.py`` submission is code cell 1.
+    cells are counted, though not run). The numbers identify cells inside the grader; what
+    students read names a cell by its first line (:func:`describe_location`). A ``.py``
+    submission is the single cell :data:`SCRIPT_CELL`.
     """
 
     cells: list[tuple[int, str]]
@@ -207,7 +235,10 @@ def _cells_from_notebook(data: bytes, name: str) -> tuple[list, list, str | None
             continue
         runnable = neutralize_ipython(source)
         if runnable is None:
-            skipped.append(f"code cell {number} was skipped: its cell magic is not Python")
+            skipped.append(
+                f"{describe_cell(number, source.splitlines())} was skipped: its cell magic "
+                f"is not Python"
+            )
             continue
         cells.append((number, runnable))
     return cells, skipped, chapter if isinstance(chapter, str) else None
@@ -237,4 +268,4 @@ def load_submission(path: str | Path, notebook_name: str) -> Submission:
     except UnicodeDecodeError:
         raise SubmissionError(f"{path.name} is not UTF-8 text") from None
     runnable = neutralize_ipython(text)
-    return Submission([(1, runnable or "")], [], None, path.name)
+    return Submission([(SCRIPT_CELL, runnable or "")], [], None, path.name)

@@ -14,8 +14,9 @@ from typing import Any
 WIDTH = 150
 
 
-def _first_failure(result: Any) -> str:
-    """'ErrorType: message (at: failing line)' of the first failed case, on one line."""
+def first_failure(result: Any, width: int | None = WIDTH) -> str:
+    """'ErrorType: message (at: failing line)' of the first failed case, on one line, cut to
+    ``width`` characters (None: whole)."""
     for case in getattr(result, "test_case_results", []):
         if case.passed:
             continue
@@ -33,7 +34,7 @@ def _first_failure(result: Any) -> str:
             text = error.removeprefix("AssertionError: ")
         else:
             text = error + (f"  (at: {at})" if at and at not in error else "")
-        return text if len(text) <= WIDTH else text[: WIDTH - 3] + "..."
+        return text if width is None or len(text) <= width else text[: width - 3] + "..."
     return "failed"
 
 
@@ -54,7 +55,7 @@ def summarize_public_checks(grader: Any, env: dict[str, Any]) -> bool:
         try:
             result = grader.check(name, env)
             ok = bool(result.passed_all)
-            detail = "" if ok else _first_failure(result)
+            detail = "" if ok else first_failure(result)
         except Exception as error:  # noqa: BLE001 - a broken check must not stop the export
             ok, detail = False, f"{type(error).__name__}: {error}"[:WIDTH]
         passed += ok

@@ -1,7 +1,6 @@
 """Shared fixtures: the built distributions, each chapter's grading package, grading helpers."""
 from __future__ import annotations
 
-import copy
 import json
 import os
 import zipfile
@@ -13,7 +12,8 @@ import pytest
 from autograder.chapter import ChapterPackage
 from autograder.judge import grade
 from tests.gradescope_schema import validate_results
-from tools.build import DIST, build_chapter, chapters, prove_chapter
+from tools.build import DIST, chapters, ensure_built, prove_chapter
+from tools.zoo import mutant_notebook
 
 CHAPTERS = chapters()
 
@@ -23,14 +23,6 @@ if os.environ.get("PYTEST_XDIST_WORKER") and not os.environ.get("KIT_SANDBOX_USE
     os.environ["KIT_SANDBOX_USER"] = f"kitsandbox-x{os.environ['PYTEST_XDIST_WORKER'][2:]}"
 
 
-def _ensure_built(chapter: str) -> None:
-    needed = [DIST / "autograder" / f"{chapter}-autograder.zip",
-              DIST / "solutions" / f"{chapter}-solution.ipynb",
-              DIST / "student" / chapter / f"{chapter}.ipynb"]
-    if not all(path.exists() for path in needed):
-        build_chapter(chapter)
-
-
 @pytest.fixture(scope="session")
 def package_for(tmp_path_factory):
     """chapter -> ChapterPackage unpacked from the built grader zip (built if missing)."""
@@ -38,7 +30,7 @@ def package_for(tmp_path_factory):
 
     def get(chapter: str) -> ChapterPackage:
         if chapter not in cache:
-            _ensure_built(chapter)
+            ensure_built(chapter)
             source = tmp_path_factory.mktemp(f"grader-{chapter}")
             with zipfile.ZipFile(DIST / "autograder" / f"{chapter}-autograder.zip") as archive:
                 archive.extractall(source)
@@ -62,15 +54,13 @@ def grade_file(package_for):
 
 
 def solution_notebook(chapter: str) -> nbformat.NotebookNode:
-    _ensure_built(chapter)
+    ensure_built(chapter)
     return nbformat.read(DIST / "solutions" / f"{chapter}-solution.ipynb", as_version=4)
 
 
 def notebook_with_extra_cell(chapter: str, code: str, path: Path) -> Path:
     """The solution notebook with ``code`` appended as a last code cell, written to ``path``."""
-    notebook = copy.deepcopy(solution_notebook(chapter))
-    notebook.cells.append(nbformat.v4.new_code_cell(code))
-    nbformat.write(notebook, path)
+    nbformat.write(mutant_notebook(solution_notebook(chapter), code), path)
     return path
 
 
@@ -87,7 +77,7 @@ def proof_for():
 
     def get(chapter: str) -> dict:
         if chapter not in cache:
-            _ensure_built(chapter)
+            ensure_built(chapter)
             cache[chapter] = prove_chapter(chapter)
         return cache[chapter]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import warnings
 from collections import Counter
 
 import nbformat
@@ -15,7 +16,12 @@ from autograder.chapter import ChapterPackage
 from tests.conftest import CHAPTERS, failed_items, notebook_with_extra_cell
 from tools.build import DIST, build_chapter
 from tools.leaks import scan_for_leaks
-from tools.zoo import load_bugs
+from tools.zoo import load_bugs, pattern_mismatches, printed_patterns
+
+
+class UnannotatedPattern(UserWarning):
+    """A bug-zoo mutant prints a pattern, but its Bug(...) does not say which one is right."""
+
 
 BUG_CASES = [(chapter, bug) for chapter in CHAPTERS for bug in load_bugs(chapter)]
 
@@ -53,6 +59,11 @@ def test_bug_zoo_mutant_loses_exactly_its_items(chapter, bug, grade_file, packag
     for test in results["tests"]:
         if test["status"] == "failed":
             assert "case" in test["output"] or "killed" in test["output"], test["output"]
+    patterns = printed_patterns(results)
+    assert pattern_mismatches(bug, patterns) == [], results["output"]
+    if patterns and not bug.annotated:
+        warnings.warn(f"{chapter}: {bug.name!r} prints patterns {patterns} but declares no "
+                      f"pattern= in its Bug(...)", UnannotatedPattern, stacklevel=1)
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)

@@ -21,24 +21,19 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from autograder.checks import ChapterChecks, load_checks_namespace, run_check
+from autograder.checks import run_check
 from autograder.child import _HarmlessGrader
 from autograder.compare import compare_output
 from autograder.submission import compile_cell, is_cell_filename, load_submission
 from tests.conftest import CHAPTERS
-from tools.build import DIST
-from tools.chapter_package import REPO, solution_module_name
-
-
-def chapter_checks(chapter: str) -> ChapterChecks:
-    path = REPO / "assignments" / chapter / "checks.py"
-    return load_checks_namespace(path.read_text(), str(path))
+from tools.build import DIST, chapter_checks
+from tools.chapter_package import solution_module_name
 
 
 def master_cells(chapter: str) -> list[tuple[int, str]]:
-    from tests.conftest import _ensure_built
+    from tools.build import ensure_built
 
-    _ensure_built(chapter)
+    ensure_built(chapter)
     name = f"{chapter}-solution.ipynb"
     return load_submission(DIST / "solutions" / name, name).cells
 

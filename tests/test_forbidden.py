@@ -39,7 +39,9 @@ def test_scan(name, code, caught):
 
 def test_hits_name_the_call_and_its_cell():
     scan = ForbiddenScan([(1, HEADER), (7, CASES[1][1])], FORBIDDEN)
-    assert scan.hits_for(("Linear",)) == ["torch.nn.functional.linear (line 3) in code cell 7"]
+    assert scan.hits_for(("Linear",)) == [
+        'torch.nn.functional.linear (in Linear.forward, line 3 of the code cell that begins '
+        '"class Linear:")']
 
 
 def test_chapters_without_a_forbidden_list_scan_nothing():
@@ -56,4 +58,5 @@ def test_a_name_the_check_replaces_is_not_followed_but_its_own_check_still_sees_
     assert scan.hits_for(("step",), ("loss",)) == []
     # only the replaced name is skipped: another helper of the same check is still followed
     assert scan.hits_for(("step_with_helper",), ("loss",)) == [
-        "torch.nn.functional.softmax (line 6) in code cell 2"]
+        'torch.nn.functional.softmax (in helper, line 6 of the code cell that begins '
+        '"def loss(z):")']

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from autograder.submission import load_submission
-from tests.conftest import CHAPTERS, _ensure_built
-from tools.build import DIST
+from tests.conftest import CHAPTERS
+from tools.build import DIST, ensure_built
 from tools.public_tests import public_cells
 
 SEEDS = int(os.environ.get("KIT_SOAK_SEEDS", "1000"))  # fewer for a quick local look
@@ -24,7 +24,7 @@ SEEDS = int(os.environ.get("KIT_SOAK_SEEDS", "1000"))  # fewer for a quick local
 
 def solution_namespace(chapter: str) -> dict:
     """The solution notebook's graded definitions, executed here (experiments skipped)."""
-    _ensure_built(chapter)
+    ensure_built(chapter)
     submission = load_submission(DIST / "solutions" / f"{chapter}-solution.ipynb",
                                  f"{chapter}.ipynb")
     namespace: dict = {"__name__": "__main__",

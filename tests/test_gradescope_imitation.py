@@ -28,10 +28,10 @@ from pathlib import Path
 import pytest
 
 from autograder.sandbox import SANDBOX_USER, ensure_sandbox_user
-from tests.conftest import _ensure_built, notebook_with_extra_cell
+from tests.conftest import notebook_with_extra_cell
 from tests.gradescope_schema import validate_results
 from tests.loopback import LoopbackListeners
-from tools.build import DIST
+from tools.build import DIST, ensure_built
 
 CHAPTER = "01_mlp_backprop"
 SETPRIV = shutil.which("setpriv")
@@ -126,7 +126,7 @@ def _run_autograder(base: Path, submission: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def imitation(tmp_path_factory):
-    _ensure_built(CHAPTER)
+    ensure_built(CHAPTER)
     listeners = LoopbackListeners()
     base = Path(tempfile.mkdtemp(prefix="kit-autograder-"))
     os.chmod(base, 0o755)  # like /autograder

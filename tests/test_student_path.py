@@ -31,8 +31,7 @@ from pathlib import Path
 import nbformat
 from packaging.requirements import Requirement
 
-from tests.conftest import _ensure_built
-from tools.build import BUILD, DIST, grade_with_zip
+from tools.build import BUILD, DIST, ensure_built, grade_with_zip
 
 CHAPTER = "01_mlp_backprop"
 WHEELHOUSE = BUILD / "wheelhouse"
@@ -163,7 +162,7 @@ RUNNER = textwrap.dedent("""
 
 
 def test_student_path_fresh_install_solution_export_and_grade(tmp_path):
-    _ensure_built(CHAPTER)
+    ensure_built(CHAPTER)
     bundle = tmp_path / "unzipped"
     with zipfile.ZipFile(DIST / "student" / f"{CHAPTER}.zip") as archive:
         archive.extractall(bundle)

@@ -56,10 +56,12 @@ def test_folder_picks_the_notebook(tmp_path):
     assert load_submission(tmp_path, NAME).source_name == NAME
 
 
-def test_python_file_is_one_cell(tmp_path):
+def test_python_file_is_one_cell_named_by_its_own_line_numbers(tmp_path):
+    from autograder.submission import SCRIPT_CELL
+
     path = tmp_path / "answers.py"
     path.write_text("class Linear:\n    pass\n")
-    assert load_submission(path, NAME).cells == [(1, "class Linear:\n    pass")]
+    assert load_submission(path, NAME).cells == [(SCRIPT_CELL, "class Linear:\n    pass")]
 
 
 @pytest.mark.parametrize("content,message", [

@@ -32,17 +32,20 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.checks import load_checks_namespace
+from autograder.checks import ChapterChecks, load_checks_namespace
 from autograder.forbidden import RULES_MARKER, describe_rules
 from tools.chapter_package import DIST, REPO, build_package
 from tools.figures import embed_figures
 from tools.leaks import scan_for_leaks
-from tools.public_tests import rewrite_public_tests
+from tools.public_tests import rewrite_public_tests, rules_check_source
 
 BUILD = REPO / "build"
 FIXED_DATE = (2024, 1, 1, 0, 0, 0)
 MARKER_LINE = re.compile(r"^\s*(# (BEGIN|END) SOLUTION.*|\"\"\" # (BEGIN|END) PROMPT)\s*$")
 GRADER_REQUIREMENTS = "numpy==2.4.6\n"
+# The grader's own modules that the public checks' forbidden-API scan imports
+# (student/rules.py): the same code as the grader's, shipped unchanged.
+STUDENT_ENGINE_MODULES = ("__init__.py", "forbidden.py", "submission.py")
 STUDENT_PACKAGES = ("numpy", "otter-grader", "ipykernel", "scikit-learn", "matplotlib", "tqdm")
 UV_VERSION = "0.13.9"
 PYTHON_VERSION = "3.11.7"  # the version the kit is developed and measured with
@@ -127,10 +130,38 @@ def chapters() -> list[str]:
     return sorted(p.name for p in (REPO / "assignments").iterdir() if (p / "master.py").is_file())
 
 
+def chapter_checks(chapter: str) -> ChapterChecks:
+    """The chapter's checks module (the grader's own source), executed."""
+    path = REPO / "assignments" / chapter / "checks.py"
+    return load_checks_namespace(path.read_text(), str(path))
+
+
 def chapter_forbidden(chapter: str) -> tuple[str, ...]:
     """The chapter's ``FORBIDDEN``, read from its checks module (the grader's own source)."""
-    path = REPO / "assignments" / chapter / "checks.py"
-    return load_checks_namespace(path.read_text(), str(path)).forbidden
+    return chapter_checks(chapter).forbidden
+
+
+def public_rules(chapter: str) -> dict[str, str]:
+    """Question -> the forbidden-API scan its public check runs first (the same module and
+    ``FORBIDDEN`` as the grader's, for the names the question's hidden checks use)."""
+    definitions = chapter_checks(chapter)
+    per_question: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {}
+    for check in definitions.checks:
+        scanned = per_question.setdefault(check.question, [])
+        if (check.uses, check.replaces) not in scanned:
+            scanned.append((check.uses, check.replaces))
+    return {
+        question: rules_check_source(definitions.forbidden, checks)
+        for question, checks in per_question.items()
+    }
+
+
+def ship_rule_modules(student_dir: Path) -> None:
+    """The engine modules the public checks' forbidden-API scan runs (no checks, no data)."""
+    engine = student_dir / "autograder"
+    engine.mkdir()
+    for name in STUDENT_ENGINE_MODULES:
+        shutil.copy(REPO / "autograder" / name, engine / name)
 
 
 def write_zip(
@@ -279,7 +310,8 @@ def build_chapter(chapter: str) -> dict:
     shutil.copytree(
         REPO / "student", student_dir / "student", ignore=shutil.ignore_patterns("__pycache__")
     )
-    rewrite_public_tests(student_dir / "tests")
+    ship_rule_modules(student_dir)
+    rewrite_public_tests(student_dir / "tests", public_rules(chapter))
     (student_dir / "requirements.txt").write_text(student_requirements())
     replace_export_cell(student_dir / f"{chapter}.ipynb")
     normalize_notebook(student_dir / f"{chapter}.ipynb", chapter)
@@ -305,6 +337,17 @@ def build_chapter(chapter: str) -> dict:
     grader_zip = DIST / "autograder" / f"{chapter}-autograder.zip"
     write_zip(grader_zip, files, executable={"setup.sh", "run_autograder"})
     return config
+
+
+def ensure_built(chapter: str) -> None:
+    """Builds ``chapter`` unless its grader zip, solution and student notebooks exist."""
+    needed = [
+        DIST / "autograder" / f"{chapter}-autograder.zip",
+        DIST / "solutions" / f"{chapter}-solution.ipynb",
+        DIST / "student" / chapter / f"{chapter}.ipynb",
+    ]
+    if not all(path.exists() for path in needed):
+        build_chapter(chapter)
 
 
 def grade_with_zip(grader_zip: Path, submission: Path) -> dict:

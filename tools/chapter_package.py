@@ -92,6 +92,7 @@ def build_package(chapter: str, out: Path) -> dict:
                 "question": check.question,
                 "uses": list(check.uses),
                 "replaces": list(check.replaces),
+                **({"pattern_axes": list(check.pattern_axes)} if check.pattern_axes else {}),
                 "timeout_s": check.timeout_s,
                 "cases": [json.dumps(dict(case), sort_keys=True) for case in check.cases],
                 "outputs": [

@@ -56,12 +56,34 @@ def public_cells(test_file: Path) -> list[str]:
         if isinstance(node, ast.FunctionDef) and node.name.endswith("_0"):
             segment = ast.get_source_segment(test_file.read_text(), node) or ""
             body = textwrap.dedent("\n".join(segment.splitlines()[1:]))
-            cells += [cell.strip("\n") for cell in body.split(CELL_MARKER) if cell.strip()]
+            # what precedes the first cell is the kit's own prologue (the forbidden-API scan)
+            cells += [cell.strip("\n") for cell in body.split(CELL_MARKER)[1:] if cell.strip()]
     return cells
 
 
-def exception_test_file(name: str, points: float | None, cases: list[tuple[str, bool]]) -> str:
-    """An Otter exception-based test file: the public cells as one function, hidden ones apart."""
+RULES_CALL = (
+    "from student.rules import assert_written_from_scratch\n"
+    "assert_written_from_scratch(env, FORBIDDEN_API, SCANNED_NAMES)"
+)
+
+
+def rules_check_source(
+    forbidden: tuple[str, ...], checks: list[tuple[tuple[str, ...], tuple[str, ...]]]
+) -> str:
+    """The module-level data of a question's forbidden-API scan (``student/rules.py``, the
+    grader's scan of the notebook, run first in the public check): the chapter's FORBIDDEN and
+    the question's hidden checks as (uses, replaces); "" when the chapter forbids nothing."""
+    if not forbidden or not checks:
+        return ""
+    return f"FORBIDDEN_API = {forbidden!r}\nSCANNED_NAMES = {tuple(checks)!r}\n"
+
+
+def exception_test_file(
+    name: str, points: float | None, cases: list[tuple[str, bool]], rules: str = ""
+) -> str:
+    """An Otter exception-based test file: the public cells as one function, hidden ones apart.
+    With ``rules`` (see :func:`rules_check_source`) the public function starts with the
+    forbidden-API scan (:data:`RULES_CALL`; Otter passes ``env``, the notebook's globals)."""
     public = "\n".join(
         f"{CELL_MARKER}\n" + source.rstrip("\n") for source, hidden in cases if not hidden
     )
@@ -75,25 +97,29 @@ def exception_test_file(name: str, points: float | None, cases: list[tuple[str, 
         f"name = {name!r}",
         f"points = {points!r}",
         "",
+        *([rules] if rules else []),
     ]
     share = None if points is None else points / max(len(groups), 1)
     for index, (source, hidden) in enumerate(groups):
-        parameters = ", ".join(names_used(source))
+        first = [RULES_CALL] if rules and not hidden else []
+        parameters = ", ".join((["env"] if first else []) + names_used(source))
         lines += [
             f"@test_case(points={share!r}, hidden={hidden})",
             f"def test_{name}_{index}({parameters}):",
-            textwrap.indent(source.rstrip("\n"), "    "),
+            textwrap.indent("\n".join([*first, source.rstrip("\n")]), "    "),
             "",
         ]
     return "\n".join(lines) + "\n"
 
 
-def rewrite_public_tests(tests_dir: Path) -> None:
-    """Rewrites every OK-format ``tests/*.py`` in place (files already rewritten are left)."""
+def rewrite_public_tests(tests_dir: Path, rules: dict[str, str] | None = None) -> None:
+    """Rewrites every OK-format ``tests/*.py`` in place (files already rewritten are left);
+    ``rules`` maps a question to its :func:`rules_check_source`."""
     for test_file in sorted(tests_dir.glob("*.py")):
         if "OK_FORMAT = True" not in test_file.read_text():
             continue
         spec, cases = cells_of(test_file)
-        source = exception_test_file(spec["name"], spec.get("points"), cases)
+        question_rules = (rules or {}).get(spec["name"], "")
+        source = exception_test_file(spec["name"], spec.get("points"), cases, question_rules)
         ast.parse(source)
         test_file.write_text(source)

@@ -215,6 +215,7 @@ class Sigmoid(Sigmoid):
         self.cache = torch.exp(x) / (torch.exp(x) + 1)
         return self.cache
 """,
+        pattern="scale",
     ),
     Bug(
         "sigmoid derivative missing the (1 - s) factor",
@@ -310,6 +311,7 @@ class CrossEntropyLoss(CrossEntropyLoss):
         self.cache = (log_probs, target)
         return -log_probs[torch.arange(logits.shape[0]), target].mean()
 """,
+        pattern="scale",
     ),
     Bug(
         "cross-entropy sums over the batch instead of averaging",

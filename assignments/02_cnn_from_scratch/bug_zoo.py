@@ -148,11 +148,13 @@ def receptive_field(layers):
         "loop conv returns dx with the padding still on",
         conv_items("Conv2dLoop", {"dx"}),
         loop_backward(result="dxp"),
+        pattern="padding",
     ),
     Bug(
         "loop conv crops the padding on one side only",
         conv_items("Conv2dLoop", {"dx"}),
         loop_backward(result="dxp[:, :, p:, p:]"),
+        pattern="padding",
     ),
     Bug(
         "loop conv averages grad_weight over the batch",
@@ -244,6 +246,7 @@ class Conv2d(Conv2d):
         self.grad_weight = self.grad_weight.flip(2, 3)
         return dx
 """,
+        pattern="k",
     ),
     Bug(
         "padding applied on one side only (image in the top-left corner of the canvas)",
@@ -278,6 +281,7 @@ class Conv2d(Conv2d):
         dcols = self.weight.reshape(f, -1).T @ dupstream.reshape(n, f, -1)
         return col2im(dcols, padded_shape, self.kernel_size, self.stride)[:, :, :h, :w]
 """,
+        pattern="padding",
     ),
     Bug(
         "im2col columns in (k, k, C) order against a (C, k, k) weight",
@@ -301,6 +305,7 @@ def col2im(cols, padded_shape, kernel_size, stride):
             out[:, :, u:u + s * (h_out - 1) + 1:s, v:v + s * (w_out - 1) + 1:s] += blocks[:, u, v]
     return out
 """,
+        pattern=None,
     ),
     Bug(
         "bias gradient not summed over space",
@@ -331,6 +336,7 @@ class Conv2d(Conv2d):
                 dxp[:, :, u:u + h_out, v:v + w_out] += blocks[:, :, u, v]
         return dxp[:, :, p:padded_shape[2] - p, p:padded_shape[3] - p]
 """,
+        pattern="stride",
     ),
     Bug(
         "view instead of reshape on a non-contiguous upstream gradient",
@@ -342,12 +348,14 @@ class Conv2d(Conv2d):
         dupstream.view(n, f, -1)
         return super().backward(dupstream)
 """,
+        pattern="noncontiguous",
     ),
     # ---------------------------------------------------------------- max pooling
     Bug(
         "pooling gradient sent to every element of the window",
         {"MaxPool2d: dx"},
         pool_backward("dxp[window] += dupstream"),
+        pattern="k",
     ),
     Bug(
         "pooling pads with zeros instead of minus infinity",
@@ -391,6 +399,7 @@ class MaxPool2d(MaxPool2d):
         self.cache = (best_offset, xp.shape)
         return best
 """,
+        pattern="ties",
     ),
     Bug(
         "pooling gradient goes to every tied maximum",
@@ -405,6 +414,7 @@ class MaxPool2d(MaxPool2d):
         + pool_backward(
             'dxp[window] += dupstream * (pad2d(self.x, p, float("-inf"))[window] == self.y)'
         ),
+        pattern="ties",
     ),
     Bug(
         "pooling overwrites the gradient of overlapping windows",
@@ -431,6 +441,7 @@ class Flatten(Flatten):
         self.input_shape = x.shape
         return x.view(x.shape[0], -1)
 """,
+        pattern="noncontiguous",
     ),
     Bug(
         "flatten in channels-last order",

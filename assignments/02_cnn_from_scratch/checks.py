@@ -188,6 +188,7 @@ def conv_check(class_name, question):
         uses=(class_name,),
         exercise=make_conv_exercise(class_name),
         cases=CONV_CASES,
+        pattern_axes=("C", "k", "stride", "padding", "noncontiguous"),
         timeout_s=60.0,
         outputs=(
             Output(

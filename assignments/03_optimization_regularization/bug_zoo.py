@@ -309,6 +309,7 @@ class Dropout(Dropout):
             return x * (1 - self.p)
         return super().forward(x, generator)
 """,
+        pattern="p",
     ),
     Bug(
         "dropout does not scale at train time",
@@ -327,6 +328,7 @@ class Dropout(Dropout):
             y = y * (1 - self.p)
         return y
 """,
+        pattern="p",
     ),
     Bug(
         "dropout uses p as the keep probability",
@@ -353,6 +355,7 @@ class Dropout(Dropout):
         keep = torch.rand(dupstream.shape, dtype=dupstream.dtype) >= self.p
         return dupstream * keep / (1.0 - self.p)
 """,
+        pattern="p",
     ),
     # ------------------------------------------------------------------------- batch norm
     Bug(
@@ -412,6 +415,7 @@ class BatchNorm1d(BatchNorm1d):
             return y
         return super().forward(x)
 """,
+        pattern=None,
     ),
     # ------------------------------------------------------------------------- layer norm
     Bug(
@@ -514,6 +518,7 @@ class EarlyStopping(EarlyStopping):
     def __init__(self, patience, min_delta=0.0, mode="max"):
         super().__init__(patience, 0.0, mode)
 """,
+        pattern="min_delta",
     ),
     Bug(
         "early stopping always maximizes",
@@ -523,6 +528,7 @@ class EarlyStopping(EarlyStopping):
     def __init__(self, patience, min_delta=0.0, mode="max"):
         super().__init__(patience, min_delta, "max")
 """,
+        pattern="mode",
     ),
     # ------------------------------------------------------------------------ schedules
     Bug(
@@ -532,6 +538,7 @@ class EarlyStopping(EarlyStopping):
 def step_lr(step, base_lr, step_size, gamma=0.1):
     return base_lr * gamma ** ((step + 1) // step_size)
 """,
+        pattern=None,
     ),
     Bug(
         "cosine_lr ignores min_lr",

@@ -755,6 +755,7 @@ CHECKS = [
         uses=("BatchNorm1d",),
         exercise=exercise_batchnorm,
         cases=BN_CASES,
+        pattern_axes=("N", "scaled", "options"),
         outputs=(
             Output(
                 "y_train",
@@ -897,6 +898,7 @@ CHECKS = [
         uses=("step_lr", "cosine_lr"),
         exercise=exercise_schedules,
         cases=SCHEDULE_CASES,
+        pattern_axes=("base_lr", "step_size", "gamma", "min_lr"),
         outputs=(
             Output(
                 "step_lr",

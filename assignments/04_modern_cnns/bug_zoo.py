@@ -56,6 +56,7 @@ class ResidualBlock(ResidualBlock):
         if not isinstance(self.shortcut, nn.Identity):
             self.shortcut[0] = nn.Conv2d(in_channels, out_channels, 1, bias=False)
 """,
+        pattern="stride",
     ),
     Bug(
         "residual: identity shortcut when only the channels change",
@@ -67,6 +68,7 @@ class ResidualBlock(ResidualBlock):
         if stride == 1:
             self.shortcut = nn.Identity()
 """,
+        pattern=None,
     ),
     Bug(
         "residual: convolutions keep their bias",

@@ -536,6 +536,7 @@ CHECKS = [
         uses=("ResidualBlock",),
         exercise=make_block_exercise("ResidualBlock", residual_arguments, residual_shapes),
         cases=RESIDUAL_CASES,
+        pattern_axes=("in", "out", "stride", "noncontiguous"),
         timeout_s=20.0,
         outputs=block_outputs(
             "conv1 (3x3, stride) -> bn1 -> ReLU -> conv2 (3x3) -> bn2, plus the shortcut, and "

@@ -108,6 +108,7 @@ class RNNCell(RNNCell):
         self.nonlinearity = "tanh"
         return super().forward(x, h)
 """,
+        pattern="nonlinearity",
     ),
     Bug(
         "rnn forgets the hidden bias",
@@ -315,6 +316,7 @@ class LSTMCell(LSTMCell):
         layer_forward(
             "state[0] if isinstance(state, tuple) else state", returned_state="states[0]"
         ),
+        pattern="T",
     ),
     Bug(
         "layer ignores batch_first",
@@ -328,6 +330,7 @@ class RecurrentLayer(RecurrentLayer):
             hidden.append(state[0] if isinstance(state, tuple) else state)
         return torch.stack(hidden), state
 """,
+        pattern="batch_first",
     ),
     Bug(
         "layer detaches the state between steps",
@@ -345,6 +348,7 @@ class RecurrentLayer(RecurrentLayer):
                 state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
         return torch.stack(hidden, dim=time_dim), state
 """,
+        pattern="T",
     ),
     Bug(
         "layer stacks the outputs time first even with batch_first",
@@ -355,22 +359,26 @@ class RecurrentLayer(RecurrentLayer):
         outputs, state = super().forward(x, state)
         return (outputs.transpose(0, 1) if self.batch_first else outputs), state
 """,
+        pattern="batch_first",
     ),
     Bug(
         "layer stacks the cell state instead of h",
         items("RecurrentLayer", "outputs", *LAYER_GRADS, "without_state"),
         layer_forward("state[-1] if isinstance(state, tuple) else state"),
+        pattern="state",
     ),
     # ---------------------------------------------------------------------- clip_grad_norm
     Bug(
         "clip by value instead of by norm",
         items("clip_grad_norm", "grads"),
         clip(SQUARES, ("for p in with_grad:", "    p.grad.clamp_(-max_norm, max_norm)")),
+        pattern="scale",
     ),
     Bug(
         "clip rescales even below the threshold",
         items("clip_grad_norm", "grads"),
         clip(SQUARES, ("for p in with_grad:", "    p.grad.mul_(max_norm / (total_norm + 1e-6))")),
+        pattern="scale",
     ),
     Bug(
         "clip adds up the per-parameter norms",
@@ -407,6 +415,7 @@ def clip_grad_norm(parameters, max_norm):
     _clip_grad_norm(parameters, max_norm)
     return torch.sqrt(sum((p.grad ** 2).sum() for p in parameters))
 """,
+        pattern="scale",
     ),
     Bug(
         "clip gives missing gradients zeros",

@@ -194,6 +194,7 @@ def causal_mask(L):
 def causal_mask(L):
     return torch.ones(L, L, dtype=torch.bool).triu()
 """,
+        pattern="L",
     ),
     Bug(
         "causal mask of floats",
@@ -218,24 +219,27 @@ def padding_mask(lengths, L):
 def padding_mask(lengths, L):
     return (torch.arange(L)[None, :] <= torch.as_tensor(lengths)[:, None])[:, None, None, :]
 """,
+        pattern="L",
     ),
     # ---------------------------------------------------------------- MultiHeadAttention
     Bug(
         "heads split by a reshape without transpose",
         MHA_ALL,
         mha(split="x.reshape(N, self.num_heads, x.shape[1], self.head_dim)"),
+        pattern=None,
     ),
     Bug(
         "heads merged by a reshape without transpose",
         MHA_ALL - items(MHA, "weights"),
         mha(merge="heads.reshape(N, Lq, E)"),
+        pattern=None,
     ),
     Bug("out_proj forgotten", MHA_ALL - items(MHA, "weights"), mha(finish="merged")),
     Bug(
         "weights averaged over the heads", items(MHA, "weights"), mha(weights="weights.mean(dim=1)")
     ),
     Bug("keys projected with q_proj", MHA_ALL, mha(key="self.q_proj(key)")),
-    Bug("mask not passed to the attention", MHA_ALL, mha(mask="None")),
+    Bug("mask not passed to the attention", MHA_ALL, mha(mask="None"), pattern="mask"),
     Bug(
         "queries scaled twice", MHA_ALL, mha(query="self.q_proj(query) / math.sqrt(self.head_dim)")
     ),
@@ -254,6 +258,7 @@ def padding_mask(lengths, L):
         "odd d_model not handled",
         items("sinusoidal_positional_encoding", "table"),
         encoding(odd="torch.cos(angle)"),
+        pattern=None,
     ),
     Bug(
         "positions counted from 1",
@@ -341,6 +346,7 @@ class PositionalEncoding(PositionalEncoding):
             "    return 0.0",
             f"return {COSINE}",
         ),
+        pattern="warmup",
     ),
     Bug(
         "warm-up multiplied into a cosine from step 0 (the notes' variant)",
@@ -351,6 +357,7 @@ class PositionalEncoding(PositionalEncoding):
             "    factor *= step / warmup_steps",
             "return base_lr * factor",
         ),
+        pattern="warmup",
     ),
     Bug(
         "cosine phase measured from step 0",
@@ -362,6 +369,7 @@ class PositionalEncoding(PositionalEncoding):
             "    return 0.0",
             "return base_lr * 0.5 * (1 + math.cos(math.pi * step / max_steps))",
         ),
+        pattern="warmup",
     ),
     Bug(
         "cosine continues after max_steps",

@@ -230,6 +230,7 @@ def segment_softmax(scores, index, num_nodes):
     sums = torch.zeros((num_nodes,) + scores.shape[1:], dtype=scores.dtype).index_add_(0, index, exps)
     return exps / sums[index]
 """,
+        pattern="scale",
     ),
     Bug(
         "one global maximum subtracted",
@@ -240,12 +241,14 @@ def segment_softmax(scores, index, num_nodes):
     sums = torch.zeros((num_nodes,) + scores.shape[1:], dtype=scores.dtype).index_add_(0, index, exps)
     return exps / sums[index]
 """,
+        pattern="scale",
     ),
     # -------------------------------------------------------------------------- GATLayer
     Bug(
         "a_src and a_dst swapped",
         GAT_SCORE,
         gat_forward(score="F.leaky_relu(d[src] + s[dst], self.negative_slope)"),
+        pattern=None,
     ),
     Bug("LeakyReLU missing", GAT_SCORE, gat_forward(score="s[src] + d[dst]")),
     Bug(
@@ -253,7 +256,12 @@ def segment_softmax(scores, index, num_nodes):
         GAT_SCORE,
         gat_forward(score="F.leaky_relu(s[src] + d[dst], 0.01)"),
     ),
-    Bug("attention normalised over each source's edges", GAT_SCORE, gat_forward(group="src")),
+    Bug(
+        "attention normalised over each source's edges",
+        GAT_SCORE,
+        gat_forward(group="src"),
+        pattern=None,
+    ),
     Bug(
         "heads averaged when they should be concatenated",
         items("GATLayer", *(o for o in GAT_SMALL if o not in ("attention", "grad_bias"))),
@@ -328,6 +336,7 @@ class GATLayer(GATLayer):
 def global_mean_pool(x, batch, num_graphs):
     return x.mean(dim=0, keepdim=True).expand(num_graphs, -1)
 """,
+        pattern=None,
     ),
     Bug(
         "max pooling that includes the zeros",
@@ -346,6 +355,7 @@ def global_add_pool(x, batch, num_graphs):
     sizes = torch.bincount(batch, minlength=num_graphs).tolist()
     return torch.stack([part.sum(dim=0) for part in torch.split(x, sizes)])
 """,
+        pattern="shuffled",
     ),
     Bug(
         "mean pooling divides empty graphs by zero",

@@ -878,6 +878,7 @@ CHECKS = [
         replaces=LAYER_HELPERS,
         exercise=make_layer_exercise("GAT"),
         cases=GAT_CASES,
+        pattern_axes=("graph", "heads", "concat", "slope", "bias", "noncontiguous"),
         timeout_s=20.0,
         outputs=layer_outputs(
             "GAT",
@@ -904,6 +905,7 @@ CHECKS = [
         uses=("global_mean_pool", "global_max_pool", "global_add_pool"),
         exercise=exercise_pooling,
         cases=POOL_CASES,
+        pattern_axes=("sizes", "shuffled"),
         outputs=tuple(
             output
             for name in ("mean", "max", "add")

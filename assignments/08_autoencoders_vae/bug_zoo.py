@@ -139,6 +139,7 @@ def conv_transpose_output_size(size, kernel_size, stride=1, padding=0, output_pa
         "transposed convolution without the kernel flip",
         CONV_ALL - items("conv_transpose2d", "grad_bias"),
         conv_transpose(DILATE_PAD_CONVOLVE.format(kernel="weight.transpose(0, 1)", crop=CROP)),
+        pattern=None,
     ),
     Bug(
         "transposed convolution adds the padding instead of cropping it",
@@ -150,6 +151,7 @@ def conv_transpose_output_size(size, kernel_size, stride=1, padding=0, output_pa
                 ":(w - 1) * stride + k + output_padding], (padding,) * 4)",
             )
         ),
+        pattern="padding",
     ),
     Bug(
         "transposed convolution subsamples the input with the stride",
@@ -164,6 +166,7 @@ w_out = (w - 1) - 2 * padding + k + output_padding
 y = full[:, :, padding:padding + h_out, padding:padding + w_out]
 return y if bias is None else y + bias.reshape(1, -1, 1, 1)
 """),
+        pattern="stride",
     ),
     Bug(
         "transposed convolution forgets the bias",
@@ -271,6 +274,7 @@ def kl_divergence(mu, logvar):
         "Gaussian NLL with sigma read as a variance",
         items("gaussian_nll", "nll", "grad_mean"),
         gaussian("0.5 * (x - mean) ** 2 / sigma + 0.5 * torch.log(2 * math.pi * sigma)"),
+        pattern="sigma",
     ),
     Bug(
         "Gaussian NLL averaged over the pixels",
@@ -394,6 +398,7 @@ class VAE(VAE):
             "kl = kl_divergence(mu, logvar).mean()",
             "return beta * reconstruction + kl, reconstruction, kl",
         ),
+        pattern=None,
     ),
     Bug(
         "VAE decodes mu, ignoring eps",

@@ -1222,6 +1222,7 @@ CHECKS = [
         replaces=VAE_NAMES,
         exercise=exercise_vae,
         cases=VAE_CASES,
+        pattern_axes=("N", "beta"),
         timeout_s=20.0,
         outputs=(
             Output(

@@ -170,6 +170,7 @@ def discriminator_loss(real_logits, fake_logits):
     return (-torch.log(torch.sigmoid(real_logits)).mean()
             - torch.log(1 - torch.sigmoid(fake_logits)).mean())
 """,
+        pattern=None,
     ),
     Bug(
         "discriminator loss computes log(1 + exp(z)) literally",
@@ -189,6 +190,7 @@ def _softplus(z):
 def discriminator_loss(real_logits, fake_logits):
     return _softplus(-real_logits).mean() + _softplus(fake_logits).mean()
 """,
+        pattern="zeros",
     ),
     # -------------------------------------------------------------------- generator_loss
     Bug(
@@ -205,16 +207,19 @@ def discriminator_loss(real_logits, fake_logits):
         "generator loss computes -log(sigmoid(f)) literally",
         G_LOSS | G_LOSS_32,
         g_loss("-torch.log(torch.sigmoid(f)).mean()"),
+        pattern=None,
     ),
     Bug(
         "generator loss sums over the batch",
         G_LOSS | G_LOSS_32,
         g_loss(SP.format(z="-f") + ".sum()"),
+        pattern="N",
     ),
     Bug(
         "generator loss in the relu/abs 'stable' form (gradient wrong at 0)",
         items("generator_loss", "grad"),
         g_loss("(torch.relu(-f) + torch.log1p(torch.exp(-f.abs()))).mean()"),
+        pattern="zeros",
     ),
     # ----------------------------------------------------------------- gan_training_step
     Bug(
@@ -285,6 +290,7 @@ def gan_training_step(generator, discriminator, opt_g, opt_d, real, z):
         "Langevin without noise",
         items("langevin_sample", "samples"),
         langevin(noise="x = x", first_clamp=".clamp(*clamp)"),
+        pattern="noise_std",
     ),
     Bug(
         "Langevin without gradient clipping",
@@ -313,6 +319,7 @@ def gan_training_step(generator, discriminator, opt_g, opt_d, real, z):
         "Langevin leaves the model in eval mode",
         items("langevin_sample", "mode"),
         langevin(restore_mode="pass"),
+        pattern="mode",
     ),
     Bug(
         "Langevin sets every requires_grad back to True",

@@ -194,6 +194,7 @@ def alignment(z1, z2, alpha=2):
     u1, u2 = z1 / z1.norm(dim=1, keepdim=True), z2 / z2.norm(dim=1, keepdim=True)
     return (u1 - u2).norm(dim=1).pow(alpha).sum()
 """,
+        pattern="N",
     ),
     # -------------------------------------------------------------------------- uniformity
     Bug(
@@ -320,6 +321,7 @@ encoder.eval()
 with torch.no_grad():
     return torch.cat([encoder(x[s:s + batch_size]) for s in range(0, len(x), batch_size)])
 """),
+        pattern="mode",
     ),
     Bug(
         "features computed in training mode",
@@ -328,6 +330,7 @@ with torch.no_grad():
 with torch.no_grad():
     return torch.cat([encoder(x[s:s + batch_size]) for s in range(0, len(x), batch_size)])
 """),
+        pattern="mode",
     ),
     Bug(
         "features computed with gradients",

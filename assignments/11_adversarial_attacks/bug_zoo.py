@@ -101,11 +101,13 @@ def expected_max_change(dim, eps, weight_std):
         "fgsm targeted attack steps up the loss",
         items("fgsm", "x_adv"),
         fgsm_with(step="x.detach() + eps * grad.sign()"),
+        pattern="targeted",
     ),
     Bug(
         "fgsm raw gradient instead of its sign",
         items("fgsm", "x_adv", "x_adv_valid"),
         fgsm_with(step="x.detach() + (-1.0 if targeted else 1.0) * eps * grad"),
+        pattern="eps",
     ),
     Bug(
         "fgsm sign of 0 taken as +1",
@@ -114,14 +116,21 @@ def expected_max_change(dim, eps, weight_std):
             step="x.detach() + (-1.0 if targeted else 1.0) * eps * torch.where(grad >= 0, "
             "torch.ones_like(grad), -torch.ones_like(grad))"
         ),
+        pattern="eps",
     ),
-    Bug("fgsm without clamp", items("fgsm", "x_adv", "x_adv_valid"), fgsm_with(finish="x_adv")),
+    Bug(
+        "fgsm without clamp",
+        items("fgsm", "x_adv", "x_adv_valid"),
+        fgsm_with(finish="x_adv"),
+        pattern="eps",
+    ),
     Bug(
         "fgsm attacks in train mode",
         items("fgsm", "x_adv", "model_untouched"),
         fgsm_with("""
     leaf = x.detach().clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(F.cross_entropy(model(leaf), y), leaf)"""),
+        pattern=None,
     ),
     Bug(
         "fgsm does not restore the mode",
@@ -159,6 +168,7 @@ def expected_max_change(dim, eps, weight_std):
             step="x.data.add_((-1.0 if targeted else 1.0) * eps * grad.sign())",
             finish="x_adv.clamp_(clamp[0], clamp[1])",
         ),
+        pattern="eps",
     ),
     Bug(
         "fgsm returns a tensor with a graph",
@@ -183,17 +193,20 @@ def expected_max_change(dim, eps, weight_std):
             "({at})",
             project="x_adv",
         ),
+        pattern="eps",
     ),
     Bug("pgd without projection", items("pgd", "x_adv", "x_adv_valid"), pgd_with(project="x_adv")),
     Bug(
         "pgd random start outside the ball (normal noise)",
         items("pgd", "x_adv"),
         pgd_with(start="x0 + eps * torch.randn(x.shape, generator=generator, dtype=x.dtype)"),
+        pattern="eps",
     ),
     Bug(
         "pgd random start ignores the generator",
         items("pgd", "x_adv"),
         pgd_with(start="x0 + (2 * torch.rand_like(x0) - 1) * eps"),
+        pattern="eps",
     ),
     Bug("pgd gradient always at the original x", items("pgd", "x_adv"), pgd_with(gradient_at="x0")),
     Bug(
@@ -375,6 +388,7 @@ def accuracy_under_attack(model, x, y, attack, batch_size):
     model.train(was_training)
     return correct / len(x)
 """,
+        pattern="eps",
     ),
     Bug(
         "accuracy is a mean of batch accuracies",
@@ -406,6 +420,7 @@ def accuracy_under_attack(model, x, y, attack, batch_size):
             correct += int((model(x_adv).argmax(dim=1) == yb).sum())
     return correct / len(x)
 """,
+        pattern="mode",
     ),
     Bug(
         "accuracy attacks the whole set at once",

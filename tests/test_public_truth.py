@@ -1,0 +1,199 @@
+"""Feedback that tells the truth (issue 26): the public checks run the grader's forbidden-API
+scan, patterns are printed only when the cases can tell, and locations name what students see.
+
+A forbidden call used to pass every public check ("7 of 7 passed") and lose every hidden item.
+The public check of its question now fails first, with the grader's own message.
+"""
+from __future__ import annotations
+
+import pytest
+
+from autograder.forbidden import ForbiddenScan
+from autograder.judge import separating_parameter
+from autograder.submission import SCRIPT_CELL, compile_cell
+from student.rules import assert_written_from_scratch, live_cells
+from tests.conftest import notebook_with_extra_cell
+from tools.zoo import NOT_ANNOTATED, Bug, pattern_mismatches
+from tools.zoo_report import public_verdicts
+
+CH09, CH10 = "09_gans_energy_models", "10_contrastive_learning"
+
+CH10_CROSS_ENTROPY = '''
+import torch.nn.functional as F
+
+
+def info_nce_loss(z1, z2, temperature=0.5):
+    n = z1.shape[0]
+    z = torch.cat([z1, z2], dim=0)
+    z = z / z.norm(dim=1, keepdim=True)
+    logits = z @ z.T / temperature
+    logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool), -math.inf)
+    targets = (torch.arange(2 * n) + n) % (2 * n)
+    return F.cross_entropy(logits, targets)
+'''
+
+CH09_BINARY_CROSS_ENTROPY = '''
+import torch.nn.functional as F
+
+
+def discriminator_loss(real_logits, fake_logits):
+    real = F.binary_cross_entropy(torch.sigmoid(real_logits), torch.ones_like(real_logits))
+    fake = F.binary_cross_entropy(torch.sigmoid(fake_logits), torch.zeros_like(fake_logits))
+    return real + fake
+
+
+def generator_loss(fake_logits):
+    return F.binary_cross_entropy(torch.sigmoid(fake_logits), torch.ones_like(fake_logits))
+'''
+
+
+@pytest.mark.parametrize("chapter,code,item", [
+    (CH10, CH10_CROSS_ENTROPY, "info_nce_loss: loss"),
+    (CH09, CH09_BINARY_CROSS_ENTROPY, "discriminator_loss: loss"),
+])
+def test_a_forbidden_call_fails_the_public_check_of_its_question_with_the_hidden_message(
+        chapter, code, item, grade_file, tmp_path):
+    results = grade_file(chapter, notebook_with_extra_cell(chapter, code, tmp_path / "m.ipynb"))
+    hidden = {test["name"].split(" ", 1)[1]: test for test in results["tests"]}
+    question = hidden[item]["name"].split()[0]
+    assert hidden[item]["score"] == 0 and "write yourself" in hidden[item]["output"]
+    public = public_verdicts(chapter, [Bug("forbidden", set(), code)])
+    assert not any(public["baseline"].values()), public["baseline"]
+    verdicts = public["mutants"]["forbidden"]
+    # the same words as the grader's, the failing line of Otter's output removed
+    assert verdicts[question] == hidden[item]["output"], verdicts
+    others = {q: message for q, message in verdicts.items() if q != question and message}
+    assert not others, others
+
+
+def test_the_scan_reads_the_kernel_history_as_it_stands_after_edits_and_reruns():
+    forbidden = ("torch.nn.functional.cross_entropy",)
+    first = "import torch.nn.functional as F\ndef loss(x, y):\n    return F.cross_entropy(x, y)\n"
+    fixed = "def loss(x, y):\n    return -(x.log_softmax(1) * y).sum()\n"
+    wrapped = "def loss(x, y, loss=loss):\n    return 2 * loss(x, y)\n"
+    checks = [(("loss",), ())]
+    # the fixed cell, run after the forbidden one, replaces it
+    assert_written_from_scratch({"In": ["", first, fixed]}, forbidden, checks)
+    # a cell that builds on the earlier definition keeps it (and its forbidden call)
+    with pytest.raises(AssertionError, match="uses API this chapter asks you to write yourself"):
+        assert_written_from_scratch({"In": ["", first, wrapped]}, forbidden, checks)
+    # experiment cells are not graded, so they are not scanned either
+    experiment = "# EXPERIMENT: anything goes\n" + first
+    assert [count for count, _ in live_cells(["", experiment, fixed])] == [2]
+
+
+# ------------------------------------------------------------------ 2: patterns that tell
+def test_a_pattern_is_printed_only_when_exactly_one_setting_separates_the_failures():
+    heads = [{"N": 1, "heads": 1}, {"N": 2, "heads": 1}, {"N": 2, "heads": 4},
+             {"N": 3, "heads": 2}]
+    # heads > 1 alone separates cases 3 and 4 ...
+    assert separating_parameter(heads, {2, 3}) == "fails whenever heads > 1"
+    # ... but when N > 1 does too, the cases cannot tell which: no guess is printed
+    confounded = [{"N": 1, "heads": 1}, {"N": 2, "heads": 4}, {"N": 3, "heads": 2}]
+    assert separating_parameter(confounded, {1, 2}) == ""
+
+
+def test_zoo_annotations_judge_the_printed_patterns():
+    assert pattern_mismatches(Bug("b", set(), "", pattern="heads"), {"MHA: y": "heads"}) == []
+    assert pattern_mismatches(Bug("b", set(), "", pattern="heads"), {"MHA: y": "N"}) == [
+        "MHA: y: the pattern names N, not heads"]
+    assert pattern_mismatches(Bug("b", set(), "", pattern="heads"), {}) == [
+        "no item prints a pattern naming heads"]
+    assert pattern_mismatches(Bug("b", set(), "", pattern=None), {"MHA: y": "N"}) == [
+        "MHA: y: prints a pattern on N, none expected"]
+    unannotated = Bug("b", set(), "")
+    assert unannotated.pattern == NOT_ANNOTATED and not unannotated.annotated
+    assert pattern_mismatches(unannotated, {"MHA: y": "N"}) == []
+
+
+# ------------------------------------------------------------- 6: locations students find
+def test_locations_name_the_function_and_the_cell_by_its_first_line_or_the_file_line():
+    from autograder.checks import short_error
+
+    source = "\nclass Tanh:\n    def backward(self, d):\n        return d / 0\n"
+    for number, where in ((7, 'line 4 of the code cell that begins "class Tanh:"'),
+                          (SCRIPT_CELL, "line 4 of your .py file")):
+        namespace: dict = {}
+        for code in compile_cell(source, number):
+            exec(code, namespace)  # noqa: S102 - a test cell of our own
+        with pytest.raises(ZeroDivisionError) as raised:
+            namespace["Tanh"]().backward(1)
+        assert short_error(raised.value) == (
+            f"ZeroDivisionError: division by zero (in Tanh.backward, {where}; the line: "
+            f"return d / 0)")
+    hits = ForbiddenScan([(7, "import torch\n" + source.replace("d / 0", "torch.softmax(d)"))],
+                         ("torch.softmax",)).hits_for(("Tanh",))
+    assert hits == ['torch.softmax (in Tanh.backward, line 5 of the code cell that begins '
+                    '"import torch")']
+
+
+def test_in_jupyter_the_check_and_the_export_summary_say_what_the_grader_will_say(tmp_path):
+    """The real path: a kernel, Otter's grader.check and the export cell's summary. An edited and
+    re-run cell replaces the forbidden version in the kernel's history."""
+    import shutil
+
+    import nbformat
+
+    from tests.test_notebooks import check_outputs, execute
+    from tools.build import DIST
+    from tools.zoo import load_chapter_module
+
+    folder = tmp_path / CH10
+    shutil.copytree(DIST / "student" / CH10, folder)
+    correct = load_chapter_module(CH10, "bug_zoo.py").loss()
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in (
+        f'import math\nimport torch\nimport otter\ngrader = otter.Notebook("{CH10}.ipynb")',
+        CH10_CROSS_ENTROPY.lstrip(), 'grader.check("q1")',
+        "from student.submit import summarize_public_checks\n"
+        "summarize_public_checks(grader, globals())",
+        correct, 'grader.check("q1")')]
+    path = folder / f"{CH10}.ipynb"
+    nbformat.write(notebook, path)
+    executed, _ = execute(path, allow_errors=True)
+    (_, forbidden), (_, fixed) = check_outputs(executed)
+    assert "uses API this chapter asks you to write yourself: torch.nn.functional.cross_entropy " \
+           "(in info_nce_loss, line 11 of the code cell that begins" in forbidden, forbidden
+    assert len(forbidden.strip().splitlines()) <= 10, forbidden
+    summary = "".join(output.get("text", "") for output in executed.cells[3].outputs)
+    assert "q1    FAILED  uses API this chapter asks you to write yourself" in summary, summary
+    assert "7 of 7 passed" not in summary
+    assert "All test cases passed" in fixed, fixed
+
+
+def test_declared_pattern_axes_are_the_only_settings_a_pattern_may_name():
+    confounded = [{"N": 1, "heads": 1}, {"N": 2, "heads": 4}, {"N": 3, "heads": 2}]
+    assert separating_parameter(confounded, {1, 2}, ("heads",)) == "fails whenever heads > 1"
+    # an axis that does not separate the failures gives no pattern, whatever else would
+    assert separating_parameter(confounded, {2}, ("heads",)) == ""
+    from autograder.checks import Check
+
+    with pytest.raises(ValueError, match="not case parameters"):
+        Check("c", "q1", ("f",), lambda *args: None, tuple(confounded), (), pattern_axes=("H",))
+
+
+def test_notes_name_cells_by_their_first_line_not_by_the_graders_count():
+    from autograder.judge import name_cells
+
+    cells = [(3, "\n# my helper\nx = y"), (4, "def f(:"), (SCRIPT_CELL, "z")]
+    assert name_cells(["cell 3: NameError: name 'y' is not defined", "cell 0: oops",
+                       "cell 4 was skipped, it does not parse: SyntaxError", "other"], cells) == [
+        "The code cell that begins \"# my helper\": NameError: name 'y' is not defined",
+        "Your .py file: oops",
+        'The code cell that begins "def f(:" was skipped, it does not parse: SyntaxError',
+        "other"]
+
+
+def test_a_setting_given_only_in_the_failing_cases_separates_them_and_one_case_is_no_pattern():
+    masks = [{"d": 1, "mask": None}, {"d": 5, "mask": "square"}, {"d": 2, "mask": None},
+             {"d": 4, "mask": "causal"}]
+    assert separating_parameter(masks, {1, 3}, ("mask",)) == "fails whenever mask is set"
+    # d > 2 separates them as well: no guess without declared axes
+    assert separating_parameter(masks, {1, 3}) == ""
+    shapes = [{"shape": [1, 1]}, {"shape": [4, 7]}, {"shape": [6, 5]}]
+    assert separating_parameter(shapes, {1}) == ""
+
+
+def test_a_value_given_only_in_the_failing_case_is_named():
+    cases = [{"N": 5}, {"N": 6, "bias": False}, {"N": 4}]
+    assert separating_parameter(cases, {1}, ("bias",)) == "fails whenever bias = False"
