@@ -174,6 +174,8 @@ other = torch.tensor([[0.5, 2.0]], dtype=torch.float64, requires_grad=True)
 loss = info_nce_loss(single, other, temperature=0.1)
 loss.backward()
 assert loss.item() == 0.0 and not single.grad.any() and not other.grad.any(), "with N = 1 each anchor's only candidate is its positive: the loss and its gradients are exactly 0 (exclude the diagonal)"
+far = info_nce_loss(torch.tensor([[1.0, 0.0]], dtype=torch.float64), torch.tensor([[0.0, 1.0]], dtype=torch.float64), temperature=0.01)
+assert far.item() == 0.0, "N = 1 with the positive at cosine 0 and temperature 0.01: the loss is exactly 0. Leave each row's self term out before exp (mask the diagonal with -inf): subtracting exp(self) after summing cancels to 0 there, because exp(1 / 0.01) swamps exp(0)"
 
 # %%
 generator = torch.Generator().manual_seed(1)
@@ -450,6 +452,8 @@ generator = torch.Generator().manual_seed(2)
 assert not torch.equal(augment(images, generator), augment(images, generator)), "two calls with the same advancing generator give different views"
 same = augment(images, torch.Generator().manual_seed(3), crop=0.0, rotation=0.0, translation=0.0, noise=0.0)
 assert torch.allclose(same, images, atol=1e-6), "with every strength 0 the view is the image itself (same align_corners in affine_grid and grid_sample)"
+turned = augment(images, torch.Generator().manual_seed(4), crop=0.0, rotation=1.0, translation=0.0, noise=0.0)
+assert (turned - images).abs().max() < 0.3, "rotation=1 is one degree: the views must stay close to the images (convert with math.radians before cos and sin)"
 
 # %% [raw]
 # # END TESTS
