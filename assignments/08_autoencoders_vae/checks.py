@@ -1051,21 +1051,16 @@ CHECKS = [
                 "[-30, 30] and |mu| up to 1000 fails: do not clamp logvar or "
                 "exp(logvar) (float64 holds exp(30)).",
             ),
-            Output(
-                "grad_mu",
-                points=0.5,
-                rtol=1e-9,
-                atol=1e-9,
-                hint=GRADIENT_HINT.format(what="mu"),
-                needs=("kl",),
-            ),
-            Output(
-                "grad_logvar",
-                points=0.5,
-                rtol=1e-9,
-                atol=1e-9,
-                hint=GRADIENT_HINT.format(what="logvar"),
-                needs=("kl",),
+            *(
+                Output(
+                    f"grad_{what}",
+                    points=0.5,
+                    rtol=1e-9,
+                    atol=1e-9,
+                    hint=GRADIENT_HINT.format(what=what),
+                    needs=("kl",),
+                )
+                for what in ("mu", "logvar")
             ),
         ),
     ),
