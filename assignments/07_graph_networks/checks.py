@@ -481,10 +481,12 @@ def make_scale_exercise(kind: str) -> Callable[..., None]:
 
 
 SCALE_HINT = (
-    "On 50,000 nodes and 400,000 edges (float32) the layer must stay sparse: gather "
-    "x[source] per edge and sum into the targets with index_add_; an N x N matrix "
-    "(10 GB), a one-hot (E, N) matrix or a Python loop over nodes runs out of memory "
-    "or time."
+    "This item runs the same layer on 50,000 nodes and 400,000 edges in float32, with "
+    "the grader's helpers: if the layer's own items (on small graphs) fail too, fix those "
+    "first, they fail for the same reason. If only this item fails: compute in x's dtype "
+    "(float32 here) throughout, gathering x[source] per edge and summing into the targets "
+    "with index_add_. (Running out of memory or time shows as an error instead of a "
+    "value: a dense N x N matrix needs 10 GB, a Python loop over nodes is too slow.)"
 )
 
 
@@ -798,6 +800,7 @@ CHECKS = [
                 "degree_default_dtype",
                 points=0.5,
                 hint="Without a dtype argument the degrees are float32.",
+                needs=("degree",),
             ),
         ),
     ),
@@ -824,6 +827,7 @@ CHECKS = [
                 "default_dtype",
                 points=0.5,
                 hint="Without a dtype argument the weights are float32.",
+                needs=("weights",),
             ),
         ),
     ),
