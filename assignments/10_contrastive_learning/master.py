@@ -279,9 +279,10 @@ assert contrastive_accuracy(torch.tensor([[1.0, 2.0]]), torch.tensor([[-3.0, 1.0
 #   `t = 2`); lower (more negative) is better. There are `N(N-1)/2` pairs: each unordered pair
 #   once, never `i = j`.
 #
-# The InfoNCE loss is (for many negatives) close to `alignment / tau + log-sum-exp of the
-# negatives`: its numerator pulls positives together (alignment) and its denominator pushes
-# everything apart (uniformity). A collapsed encoder has perfect alignment and the worst
+# On the unit sphere `cos(u, v) = 1 - ||u - v||^2 / 2`, so the positive's term of an anchor,
+# `-cos / tau`, is `||u - v||^2 / (2 tau) - 1 / tau`: the InfoNCE loss is (for many negatives)
+# close to `alignment / (2 tau) - 1 / tau + log-sum-exp of the negatives`: its numerator pulls
+# positives together (alignment) and its denominator pushes everything apart (uniformity). A collapsed encoder has perfect alignment and the worst
 # uniformity, 0; the two numbers together tell you whether training does what it should.
 #
 # Compute uniformity as a **stable log-mean-exp**: with `e_p = -t * d_p^2` the exponents,
