@@ -337,6 +337,18 @@ with torch.no_grad():
 """),
     ),
     Bug(
+        "features restore only the top module's training flag",
+        items("extract_features", "mode"),
+        features_code("""
+was_training = encoder.training
+encoder.eval()
+with torch.no_grad():
+    features = torch.cat([encoder(x[s:s + batch_size]) for s in range(0, len(x), batch_size)])
+encoder.training = was_training
+return features
+"""),
+    ),
+    Bug(
         "features computed in training mode",
         items("extract_features", "features"),
         features_code("""

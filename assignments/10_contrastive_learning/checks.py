@@ -810,8 +810,9 @@ CHECKS = [
                 "mode",
                 points=0.5,
                 hint="Remember encoder.training before switching to "
-                "eval mode and restore it afterwards "
-                "(encoder.train(was_training)).",
+                "eval mode and restore it afterwards with "
+                "encoder.train(was_training), which sets every submodule "
+                "(assigning encoder.training sets only the top module).",
             ),
             Output(
                 "no_grad",

@@ -625,12 +625,12 @@ encoder = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.BatchNorm1d(3), nn.Dro
 images = torch.randn(10, 1, 2, 2, generator=torch.Generator().manual_seed(0))
 features = extract_features(encoder, images, batch_size=4)
 assert features.shape == (10, 3), f"one row of features per image, got {tuple(features.shape)}: keep the last, smaller batch"
-assert encoder.training, "the encoder was in training mode: restore it"
+assert all(m.training for m in encoder.modules()), "the encoder was in training mode: restore it with encoder.train(was_training), which sets every submodule (assigning encoder.training sets only the top module)"
 assert not features.requires_grad, "compute the features under torch.no_grad()"
 encoder.eval()
 assert torch.allclose(features, encoder(images)), "features are encoder(x) in eval mode, in the order of x"
 extract_features(encoder, images, batch_size=3)
-assert not encoder.training, "the encoder was in eval mode: leave it in eval mode"
+assert not any(m.training for m in encoder.modules()), "the encoder was in eval mode: leave it (and every submodule) in eval mode"
 
 # %% [raw]
 # # END TESTS
