@@ -182,3 +182,18 @@ def test_eval_hint_only_when_its_condition_holds(bug_name, item, shown, not_show
                                                            tmp_path / f"{chapter}.ipynb"))
     message = next(t["output"] for t in results["tests"] if t["name"].endswith(item))
     assert shown in message and not_shown not in message, message
+
+
+def test_an_unused_torchvision_import_costs_nothing(grade_file, tmp_path):
+    """The rule the notebook states: using torchvision in graded code costs points, an import
+    that nothing graded uses does not."""
+    chapter = "04_modern_cnns"
+    code = """
+try:
+    import torchvision
+except ImportError:
+    torchvision = None
+"""
+    results = grade_file(chapter, notebook_with_extra_cell(chapter, code,
+                                                           tmp_path / f"{chapter}.ipynb"))
+    assert failed_items(results) == set(), results["output"]
