@@ -212,6 +212,8 @@ names = sorted(name for name, _ in block.named_parameters())
 assert names == ["bn1.bias", "bn1.weight", "bn2.bias", "bn2.weight", "conv1.weight", "conv2.weight"], f"ResidualBlock(4, 4) has an identity shortcut and bias-free convolutions; its parameters should be conv1/bn1/conv2/bn2 only, found {names}"
 names = sorted(name for name, _ in ResidualBlock(4, 8, stride=2).named_parameters())
 assert "shortcut.0.weight" in names and "shortcut.1.weight" in names, f"ResidualBlock(4, 8, stride=2) needs shortcut = nn.Sequential(conv 1x1, BatchNorm2d); found {names}"
+biased = [name for name, _ in PreActResidualBlock(4, 8, stride=2).named_parameters() if name.startswith(("conv", "shortcut")) and name.endswith("bias")]
+assert biased == [], f"every convolution of this chapter has bias=False, also those of the pre-activation block (see the conventions); found {biased}"
 
 # %%
 x = torch.randn(2, 4, 7, 7, generator=torch.Generator().manual_seed(0))
@@ -465,6 +467,8 @@ x = torch.randn(2, 4, 5, 5, generator=torch.Generator().manual_seed(0))
 y = DenseLayer(4, 3, 2)(x)
 assert y.shape == (2, 7, 5, 5), f"DenseLayer(4, growth_rate=3, bn_size=2) maps 4 channels to 4 + 3 = 7, got {tuple(y.shape)}"
 assert torch.equal(y[:, :4], x), "the input comes first in the concatenation, unchanged"
+biased = [f"{kind}.{name}" for kind, module in (("DenseLayer", DenseLayer(4, 3, 2)), ("TransitionLayer", TransitionLayer(6, 3))) for name, _ in module.named_parameters() if name.startswith("conv") and name.endswith("bias")]
+assert biased == [], f"every convolution of this chapter has bias=False, also DenseLayer.conv2 and TransitionLayer.conv (see the conventions); found {biased}"
 
 # %%
 x = torch.randn(2, 4, 5, 5, generator=torch.Generator().manual_seed(0))
