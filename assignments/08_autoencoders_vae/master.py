@@ -1011,8 +1011,8 @@ record(vae_confident_sample_fraction=vae_fraction)
 # encoder outputs the prior `N(0, I)` for every image, the decoder learns to ignore `z` and
 # outputs the same average image whatever it is given, so all 16 samples below are one blurry
 # blob and the reconstruction term is that of a model without a code. In our run the test KL
-# was 0.0 nats and the reconstruction 27.3 nats, against 3.1 and 19.9 with `beta = 1`. Once the
-# decoder ignores `z`, no single coordinate is worth switching back on: the KL curve stays at 0. The
+# was 0.0 nats and the reconstruction 27.3 nats, against 3.1 and 19.9 with `beta = 1`; once the
+# decoder ignores `z`, no single coordinate is worth switching back on. The
 # trade-off that `beta` controls (less information in the code, worse reconstructions,
 # smoother samples) shows at values between 1 and the point of collapse; collapse itself is a
 # classic VAE failure, with strong decoders or strong KL weights, and is fought with KL
