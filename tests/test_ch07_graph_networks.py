@@ -257,3 +257,16 @@ def test_hint_not_shown_when_its_condition_does_not_hold(bug_name, item, shown, 
                                                            tmp_path / f"{CHAPTER}.ipynb"))
     message = next(t["output"] for t in results["tests"] if t["name"].endswith(item))
     assert shown in message and not_shown not in message, message
+
+
+def test_dtype_mismatch_from_a_kept_linear_bias_is_explained(grade_file, tmp_path):
+    """An exception is its own message (no hint is shown after one): the check turns autograd's
+    bare dtype mismatch into one that names the parameter the grader did not install."""
+    from tools.zoo import load_bugs
+
+    bug = next(b for b in load_bugs(CHAPTER) if "bias=False missing" in b.name)
+    results = grade_file(CHAPTER, notebook_with_extra_cell(CHAPTER, bug.code,
+                                                           tmp_path / f"{CHAPTER}.ipynb"))
+    message = next(t["output"] for t in results["tests"] if t["name"].endswith("GCNLayer: out"))
+    assert "linear.bias" in message and "bias=False" in message, message
+    assert "(at " in message, message  # the student's cell and line are still named
