@@ -64,6 +64,29 @@ def notebook_with_extra_cell(chapter: str, code: str, path: Path) -> Path:
     return path
 
 
+def assert_check_agrees(check, reference, other) -> None:  # type: ignore[no-untyped-def]
+    """Runs one hidden check on two implementations (a module or a dict of names) and
+    asserts that every recorded output agrees within that output's tolerance: a correct
+    implementation in another style keeps full marks on every case."""
+    import torch
+
+    from autograder.checks import run_check
+
+    found: dict = {}
+    for name, implementation in (("reference", reference), ("other", other)):
+        found[name] = {}
+        report = run_check(check, implementation,
+                           lambda c, n, a, into=found[name]: into.__setitem__((c, n), a.copy()))
+        assert not any(case["error"] for case in report["cases"]), (name, report)
+    assert found["reference"].keys() == found["other"].keys()
+    tolerance = {output.name: (output.rtol, output.atol) for output in check.outputs}
+    for (case, name), value in found["reference"].items():
+        rtol, atol = tolerance[name]
+        torch.testing.assert_close(torch.from_numpy(found["other"][(case, name)]),
+                                   torch.from_numpy(value), rtol=rtol, atol=atol,
+                                   msg=f"{name} case {case}")
+
+
 def failed_items(results: dict) -> set[str]:
     """Names ("Check: output") of the items that lost points."""
     return {test["name"].split(" ", 1)[1] for test in results["tests"]

@@ -12,7 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from autograder.checks import Namespace
 from autograder.kit import substituted
 from solutions import ch04_modern_cnns as ref
-from tests.conftest import failed_items, notebook_with_extra_cell
+from tests.conftest import assert_check_agrees, failed_items, notebook_with_extra_cell
 
 DOUBLE = torch.float64
 
@@ -127,3 +127,73 @@ class DenseLayer(DenseLayer):
     assert failed == {f"DenseLayer: {name}" for name in block_items}
     messages = [test["output"] for test in results["tests"] if test["status"] == "failed"]
     assert all("torchvision" in message for message in messages)
+
+
+# SmallGoogLeNet written with pooling and activation modules and adaptive pooling; executed in
+# the namespace the check grades, so that the grader's probe InceptionBlock is the one it builds
+MODULE_STYLE_GOOGLENET = """
+class SmallGoogLeNet(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.stem_conv = nn.Conv2d(1, 32, 3, padding=1, bias=False)
+        self.stem_bn = nn.BatchNorm2d(32)
+        self.inception1 = InceptionBlock(32, 16, 16, 24, 4, 8, 8)
+        self.inception2 = InceptionBlock(56, 24, 24, 32, 8, 16, 16)
+        self.fc = nn.Linear(88, num_classes)
+        self.act, self.pool = nn.ReLU(), nn.MaxPool2d(2, 2)
+
+    def forward(self, x):
+        x = self.pool(self.inception1(self.act(self.stem_bn(self.stem_conv(x)))))
+        return self.fc(F.adaptive_avg_pool2d(self.inception2(x), 1).flatten(1))
+"""
+
+
+def test_network_checks_accept_another_style_on_every_case():
+    """Training-mode items and the odd size (9) included: a network written with modules
+    (nn.MaxPool2d, nn.ReLU, adaptive pooling) agrees with the reference within tolerance."""
+    from autograder.checks import load_checks_namespace
+
+    path = "assignments/04_modern_cnns/checks.py"
+    check = next(c for c in load_checks_namespace(open(path).read(), path).checks
+                 if c.name == "SmallGoogLeNet")
+    assert any(case["size"] % 2 for case in check.cases)
+    assert {output.name for output in check.outputs} >= {"logits_train", "running_stats",
+                                                         "grad_parameters"}
+    other: dict = {"nn": torch.nn, "F": F, "InceptionBlock": ref.InceptionBlock}
+    exec(MODULE_STYLE_GOOGLENET, other)  # noqa: S102 - the test's own code
+    assert_check_agrees(check, ref, other)
+
+
+@pytest.mark.parametrize("bug_name,item,shown,not_shown", [
+    # y_train fails in the same cases: the eval-mode hint is not the explanation
+    ("residual: bn1 reused after conv2", "ResidualBlock: y_eval",
+     "Fix 'ResidualBlock: y_train' first", "switch with .eval()"),
+    # y_train passes: the eval item's hint names the kept bias
+    ("residual: convolutions keep their bias", "ResidualBlock: y_eval",
+     "keeps its bias", "Fix 'ResidualBlock: y_train' first"),
+])
+def test_eval_hint_only_when_its_condition_holds(bug_name, item, shown, not_shown, grade_file,
+                                                 tmp_path):
+    from tools.zoo import load_bugs
+
+    chapter = "04_modern_cnns"
+    bug = next(b for b in load_bugs(chapter) if b.name == bug_name)
+    results = grade_file(chapter, notebook_with_extra_cell(chapter, bug.code,
+                                                           tmp_path / f"{chapter}.ipynb"))
+    message = next(t["output"] for t in results["tests"] if t["name"].endswith(item))
+    assert shown in message and not_shown not in message, message
+
+
+def test_an_unused_torchvision_import_costs_nothing(grade_file, tmp_path):
+    """The rule the notebook states: using torchvision in graded code costs points, an import
+    that nothing graded uses does not."""
+    chapter = "04_modern_cnns"
+    code = """
+try:
+    import torchvision
+except ImportError:
+    torchvision = None
+"""
+    results = grade_file(chapter, notebook_with_extra_cell(chapter, code,
+                                                           tmp_path / f"{chapter}.ipynb"))
+    assert failed_items(results) == set(), results["output"]

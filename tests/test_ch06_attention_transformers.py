@@ -352,3 +352,18 @@ class TransformerEncoderBlock(TransformerEncoderBlock):
     assert all("uses API this chapter asks you to write yourself" in m for m in messages)
     assert any("torch.nn.functional.scaled_dot_product_attention" in m for m in messages)
     assert any("torch.nn.TransformerEncoderLayer" in m for m in messages)
+
+
+def test_softmax_over_queries_gets_fix_weights_first_not_the_overflow_hint(grade_file, tmp_path):
+    """The overflow and fully-masked hints explain one failure each; a softmax over the wrong
+    axis fails those items too, and then their messages send the student to weights."""
+    from tools.zoo import load_bugs
+
+    bug = next(b for b in load_bugs(CHAPTER) if b.name == "softmax over the query axis")
+    results = grade_file(CHAPTER, notebook_with_extra_cell(CHAPTER, bug.code,
+                                                           tmp_path / f"{CHAPTER}.ipynb"))
+    outputs = {test["name"].split(" ", 1)[1]: test["output"] for test in results["tests"]}
+    for name in ("large_scores", "fully_masked"):
+        message = outputs[f"scaled_dot_product_attention: {name}"]
+        assert "Fix 'scaled_dot_product_attention: weights' first" in message, message
+        assert "Hint:" not in message, message

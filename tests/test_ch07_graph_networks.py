@@ -238,3 +238,35 @@ def degree(index, num_nodes, dtype=torch.float32):
     assert {item.split(":")[0] for item in failed} == {"graph basics"}
     messages = [test["output"] for test in results["tests"] if test["status"] == "failed"]
     assert all("torch.sparse" in message for message in messages)
+
+
+@pytest.mark.parametrize("bug_name,item,shown,not_shown", [
+    # the weights are wrong: the float32 item fails with them, and is not about dtype
+    ("row normalisation 1/deg(target)", "gcn_normalization: default_dtype",
+     "Fix 'gcn_normalization: weights' first", "are float32"),
+    # the edge direction is wrong on small graphs too: the scale item is not about memory
+    ("messages sent from target to source", "GCNLayer at scale: out_sample",
+     "if the layer's own items (on small graphs) fail too, fix those first", "runs out of memory"),
+])
+def test_hint_not_shown_when_its_condition_does_not_hold(bug_name, item, shown, not_shown,
+                                                         grade_file, tmp_path):
+    from tools.zoo import load_bugs
+
+    bug = next(b for b in load_bugs(CHAPTER) if b.name == bug_name)
+    results = grade_file(CHAPTER, notebook_with_extra_cell(CHAPTER, bug.code,
+                                                           tmp_path / f"{CHAPTER}.ipynb"))
+    message = next(t["output"] for t in results["tests"] if t["name"].endswith(item))
+    assert shown in message and not_shown not in message, message
+
+
+def test_dtype_mismatch_from_a_kept_linear_bias_is_explained(grade_file, tmp_path):
+    """An exception is its own message (no hint is shown after one): the check turns autograd's
+    bare dtype mismatch into one that names the parameter the grader did not install."""
+    from tools.zoo import load_bugs
+
+    bug = next(b for b in load_bugs(CHAPTER) if "bias=False missing" in b.name)
+    results = grade_file(CHAPTER, notebook_with_extra_cell(CHAPTER, bug.code,
+                                                           tmp_path / f"{CHAPTER}.ipynb"))
+    message = next(t["output"] for t in results["tests"] if t["name"].endswith("GCNLayer: out"))
+    assert "linear.bias" in message and "bias=False" in message, message
+    assert "(at " in message, message  # the student's cell and line are still named

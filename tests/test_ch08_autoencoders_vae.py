@@ -21,7 +21,7 @@ from autograder.checks import load_checks_namespace
 from autograder.kit import noncontiguous
 from solutions import ch08_autoencoders_vae as ref
 from student import seeding
-from tests.conftest import failed_items, notebook_with_extra_cell
+from tests.conftest import assert_check_agrees, failed_items, notebook_with_extra_cell
 
 CHAPTER = "08_autoencoders_vae"
 CHECKS_PATH = Path(__file__).resolve().parent.parent / "assignments" / CHAPTER / "checks.py"
@@ -120,6 +120,22 @@ def test_bernoulli_nll_matches_binary_cross_entropy_with_logits():
     expected.sum().backward()
     torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(mine.grad, torch.sigmoid(logits) - x, rtol=1e-12, atol=1e-12)
+
+
+def _bce_with_logits(logits, x):
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+
+
+def _softplus(logits, x):
+    return (F.softplus(logits) - x * logits).flatten(1).sum(1)
+
+
+@pytest.mark.parametrize("other", [_bce_with_logits, _softplus])
+def test_bernoulli_check_accepts_other_stable_forms_on_every_case(other):
+    """The ladder case (logits +-30, +-100, +-200) fails a BCE on sigmoid(l), not these."""
+    check = next(c for c in checks_namespace()["CHECKS"] if c.name == "bernoulli_nll")
+    assert any(case.get("ladder") for case in check.cases)
+    assert_check_agrees(check, ref, {"bernoulli_nll": other})
 
 
 def test_popular_stable_bce_form_has_the_wrong_gradient_at_zero():
@@ -254,3 +270,23 @@ def test_checks_module_loads_with_its_forbidden_list():
     chapter = load_checks_namespace(CHECKS_PATH.read_text(), str(CHECKS_PATH))
     assert "torch.nn.functional.conv_transpose2d" in chapter.forbidden
     assert "torch.nn.Conv2d" not in chapter.forbidden
+
+
+def test_clamped_kl_gets_the_clamping_hint_and_its_gradient_no_gradient_hint(tmp_path, grade_file):
+    """A KL that clamps logvar fails only the extreme case: the kl message names clamping,
+    and grad_logvar, computed from the same wrong forward, says to fix kl first instead of
+    blaming a detached graph."""
+    code = """
+def kl_divergence(mu, logvar):
+    logvar = logvar.clamp(-10, 10)
+    per_dimension = 0.5 * (torch.exp(logvar) + mu ** 2 - 1 - logvar)
+    return per_dimension.reshape(per_dimension.shape[0], -1).sum(dim=1)
+"""
+    results = grade_file(CHAPTER, notebook_with_extra_cell(CHAPTER, code,
+                                                           tmp_path / f"{CHAPTER}.ipynb"))
+    outputs = {test["name"].split(" ", 1)[1]: test["output"] for test in results["tests"]}
+    assert {name for name in failed_items(results)} == {"kl_divergence: kl",
+                                                        "kl_divergence: grad_logvar"}
+    assert "do not clamp" in outputs["kl_divergence: kl"]
+    gradient = outputs["kl_divergence: grad_logvar"]
+    assert "Fix 'kl_divergence: kl' first" in gradient and ".detach()" not in gradient

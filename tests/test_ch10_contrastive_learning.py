@@ -283,6 +283,8 @@ def test_hidden_cases_cover_the_edge_cases_of_the_issue() -> None:
     assert {0.01, 10.0, None} <= temperatures
     assert any(case.get("duplicates") for case in loss_cases)
     assert any(case.get("log_norm", 1.0) >= 3 for case in loss_cases)
+    # a positive as far as the spread at 0.01: log(sum - exp(self)) cancels there
+    assert any(c["temperature"] == 0.01 and c["spread"] >= 0.3 for c in loss_cases)
     assert all(case["temperature"] == 0.01 for case in checks["info_nce_loss in float32"].cases)
     assert any("directions" in case for case in checks["contrastive_accuracy"].cases)
     assert {case["mode"] for case in checks["extract_features"].cases} == {"train", "eval"}

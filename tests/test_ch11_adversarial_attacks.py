@@ -383,3 +383,18 @@ def fgsm(model, x, y, eps, targeted=False, clamp=(0.0, 1.0)):
     assert {item.split(":")[0] for item in failed} == {"fgsm"}
     messages = [test["output"] for test in results["tests"] if test["status"] == "failed"]
     assert all("torchattacks" in message for message in messages)
+
+
+def test_attack_under_no_grad_is_explained_not_a_bare_autograd_error(grade_file, tmp_path):
+    """The exception is the message (no hint after an exception), so the grader's own attack
+    says what went wrong instead of autograd's "does not require grad"."""
+    from tools.zoo import load_bugs
+
+    bug = next(b for b in load_bugs(CHAPTER) if b.name == "accuracy attacks under torch.no_grad")
+    results = grade_file(CHAPTER, notebook_with_extra_cell(CHAPTER, bug.code,
+                                                           tmp_path / f"{CHAPTER}.ipynb"))
+    for test in results["tests"]:
+        if test["name"].split(" ", 1)[1].startswith("accuracy_under_attack:"):
+            assert test["status"] == "failed"
+            assert "outside torch.no_grad()" in test["output"], test["output"]
+            assert "does not require grad" not in test["output"], test["output"]

@@ -318,6 +318,20 @@ adam_l2.step()
 adamw.step()
 assert abs(a.item() - 0.9) < 1e-6, "Adam: L2 decay enters the gradient (g = 0 + 0.5 * 1), then a normalized step of about lr"
 assert abs(b.item() - 0.95) < 1e-9, "AdamW: p *= (1 - lr * weight_decay) = 0.95, and a zero gradient adds no Adam step"
+c = torch.tensor([1.0], dtype=torch.float64)
+adamw = AdamW([c], lr=0.1, weight_decay=0.5)
+c.grad = torch.tensor([2.0], dtype=torch.float64)
+adamw.step()
+assert abs(c.item() - 0.85) < 1e-6, "AdamW: decay first, p *= (1 - lr * weight_decay) = 0.95, then Adam's first step, about lr = 0.1 against the gradient: 0.85 (decaying after the step gives 0.855)"
+
+# %%
+first, late = torch.tensor([0.0], dtype=torch.float64), torch.tensor([0.0], dtype=torch.float64)
+adam = Adam([first, late], lr=0.1)
+first.grad = torch.tensor([1.0], dtype=torch.float64)
+adam.step()  # late has no gradient yet: it is skipped, and its step count stays 0
+late.grad = torch.tensor([1.0], dtype=torch.float64)
+adam.step()
+assert abs(late.item() + 0.1) < 1e-6, "Adam: each parameter counts its own steps; `late` got its first gradient at the second step, so its bias-corrected first step moves it by lr = 0.1 (one counter shared by all parameters moves it by about 0.074)"
 
 # %%
 p, q = torch.tensor([1.0, 2.0], dtype=torch.float64), torch.tensor([5.0], dtype=torch.float64)

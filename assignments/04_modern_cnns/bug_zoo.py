@@ -12,6 +12,10 @@ def items(check: str, *outputs: str) -> set[str]:
 BLOCK_ITEMS = ("y_train", "grad_x", "grad_parameters", "running_stats", "y_eval", "param_count")
 VALUES = ("y_train", "grad_x", "grad_parameters", "y_eval")  # the output is wrong, BN inputs not
 ALL_BUT_COUNT = (*VALUES, "running_stats")
+# a network's training-mode items: a wrong forward costs these; one that raises in training
+# mode costs the running statistics as well
+TRAIN = ("logits_train", "grad_parameters")
+TRAIN_ALL = (*TRAIN, "running_stats")
 
 
 def residual_forward(body: str, cls: str = "ResidualBlock") -> str:
@@ -304,7 +308,7 @@ class TransitionLayer(TransitionLayer):
     # --------------------------------------------------------------------------- networks
     Bug(
         "resnet: flattens instead of global average pooling",
-        items("SmallResNet", "output_shape", "logits"),
+        items("SmallResNet", "output_shape", "logits", *TRAIN_ALL),
         """
 class SmallResNet(SmallResNet):
     def forward(self, x):
@@ -314,7 +318,7 @@ class SmallResNet(SmallResNet):
     ),
     Bug(
         "resnet: second stage keeps the resolution",
-        items("SmallResNet", "architecture", "logits"),
+        items("SmallResNet", "architecture", "logits", *TRAIN),
         """
 class SmallResNet(SmallResNet):
     def __init__(self, num_classes=10):
@@ -324,7 +328,7 @@ class SmallResNet(SmallResNet):
     ),
     Bug(
         "resnet: no relu after the stem",
-        items("SmallResNet", "logits"),
+        items("SmallResNet", "logits", *TRAIN),
         """
 class SmallResNet(SmallResNet):
     def forward(self, x):
@@ -333,7 +337,7 @@ class SmallResNet(SmallResNet):
     ),
     Bug(
         "resnet: classifier sized for the second stage",
-        items("SmallResNet", "param_count", "output_shape", "logits"),
+        items("SmallResNet", "param_count", "output_shape", "logits", *TRAIN_ALL),
         """
 class SmallResNet(SmallResNet):
     def __init__(self, num_classes=10):
@@ -343,7 +347,7 @@ class SmallResNet(SmallResNet):
     ),
     Bug(
         "googlenet: no pooling between the inception blocks",
-        items("SmallGoogLeNet", "logits"),
+        items("SmallGoogLeNet", "logits", *TRAIN),
         """
 class SmallGoogLeNet(SmallGoogLeNet):
     def forward(self, x):
@@ -353,7 +357,9 @@ class SmallGoogLeNet(SmallGoogLeNet):
     ),
     Bug(
         "googlenet: second block built for the stem's channels",
-        items("SmallGoogLeNet", "architecture", "param_count", "output_shape", "logits"),
+        items(
+            "SmallGoogLeNet", "architecture", "param_count", "output_shape", "logits", *TRAIN_ALL
+        ),
         """
 class SmallGoogLeNet(SmallGoogLeNet):
     def __init__(self, num_classes=10):
@@ -363,7 +369,7 @@ class SmallGoogLeNet(SmallGoogLeNet):
     ),
     Bug(
         "googlenet: pools over channels and height",
-        items("SmallGoogLeNet", "output_shape", "logits"),
+        items("SmallGoogLeNet", "output_shape", "logits", *TRAIN_ALL),
         """
 class SmallGoogLeNet(SmallGoogLeNet):
     def forward(self, x):
@@ -373,8 +379,41 @@ class SmallGoogLeNet(SmallGoogLeNet):
 """,
     ),
     Bug(
+        "googlenet: max-pool with ceil_mode=True (odd sizes keep a fifth row)",
+        items("SmallGoogLeNet", "logits", *TRAIN),
+        """
+class SmallGoogLeNet(SmallGoogLeNet):
+    def forward(self, x):
+        x = torch.relu(self.stem_bn(self.stem_conv(x)))
+        x = nn.functional.max_pool2d(self.inception1(x), 2, ceil_mode=True)
+        return self.fc(global_average_pool(self.inception2(x)))
+""",
+    ),
+    Bug(
+        "resnet: stem batch norm always on its running statistics",
+        items("SmallResNet", *TRAIN_ALL),
+        """
+class SmallResNet(SmallResNet):
+    def forward(self, x):
+        bn = self.stem_bn
+        x = nn.functional.batch_norm(self.stem_conv(x), bn.running_mean, bn.running_var,
+                                     bn.weight, bn.bias, training=False, eps=bn.eps)
+        return self.fc(global_average_pool(self.stages(torch.relu(x))))
+""",
+    ),
+    Bug(
+        "densenet: stem output detached",
+        items("SmallDenseNet", "grad_parameters"),
+        """
+class SmallDenseNet(SmallDenseNet):
+    def forward(self, x):
+        x = self.block2(self.transition(self.block1(self.stem_conv(x).detach())))
+        return self.fc(global_average_pool(torch.relu(self.final_bn(x))))
+""",
+    ),
+    Bug(
         "densenet: no final relu",
-        items("SmallDenseNet", "logits"),
+        items("SmallDenseNet", "logits", *TRAIN),
         """
 class SmallDenseNet(SmallDenseNet):
     def forward(self, x):
@@ -384,7 +423,7 @@ class SmallDenseNet(SmallDenseNet):
     ),
     Bug(
         "densenet: no final batch norm",
-        items("SmallDenseNet", "param_count", "output_shape", "logits"),
+        items("SmallDenseNet", "param_count", "output_shape", "logits", *TRAIN_ALL),
         """
 class SmallDenseNet(SmallDenseNet):
     def __init__(self, num_classes=10):
@@ -398,7 +437,7 @@ class SmallDenseNet(SmallDenseNet):
     ),
     Bug(
         "densenet: transition keeps every channel",
-        items("SmallDenseNet", "architecture", "param_count", "output_shape", "logits"),
+        items("SmallDenseNet", "architecture", "param_count", "output_shape", "logits", *TRAIN_ALL),
         """
 class SmallDenseNet(SmallDenseNet):
     def __init__(self, num_classes=10):

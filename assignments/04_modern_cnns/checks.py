@@ -152,6 +152,34 @@ def count(module: Any) -> torch.Tensor:
 
 
 # -------------------------------------------------------------------- the block exercise
+def record_training(
+    module: Any,
+    first: torch.Tensor,
+    second: torch.Tensor,
+    shapes: Shapes,
+    rng: torch.Generator,
+    out: Any,
+    output: str,
+) -> None:
+    """Two forward passes in training mode; records the second output under ``output``, the
+    running statistics of the batch norms among ``shapes`` (``running_stats``), and, after a
+    seeded loss, the gradients of the parameters named in ``shapes`` (``grad_parameters``)."""
+    module.train()
+    module(first)
+    y = module(second)
+    out[output] = y
+    out["running_stats"] = torch.cat(
+        [
+            torch.cat([submodule(module, name).running_mean, submodule(module, name).running_var])
+            for name in batch_norms(shapes)
+        ]
+    )
+    (y * randn(rng, *y.shape)).sum().backward()
+    grads = [submodule(module, name).grad for name in shapes]
+    if all(g is not None for g in grads):
+        out["grad_parameters"] = torch.cat([g.flatten() for g in grads])
+
+
 def make_block_exercise(
     class_name: str,
     arguments: Callable[[Mapping[str, Any]], tuple],
@@ -176,23 +204,8 @@ def make_block_exercise(
         out.watch(x=second)
 
         def train() -> None:
-            block.train()
-            block(first)
-            y = block(second)
-            out["y_train"] = y
-            out["running_stats"] = torch.cat(
-                [
-                    torch.cat(
-                        [submodule(block, name).running_mean, submodule(block, name).running_var]
-                    )
-                    for name in bn_names
-                ]
-            )
-            (y * randn(rng, *y.shape)).sum().backward()
+            record_training(block, first, second, shapes, rng, out, "y_train")
             record_grads(out, {"grad_x": second})
-            grads = [submodule(block, name).grad for name in shapes]
-            if all(g is not None for g in grads):
-                out["grad_parameters"] = torch.cat([g.flatten() for g in grads])
 
         def evaluate() -> None:
             # its own generator: the eval item must not depend on what the training part drew
@@ -208,26 +221,35 @@ def make_block_exercise(
 
 def block_outputs(forward_hint: str, eval_hint: str, count_hint: str) -> tuple[Output, ...]:
     autograd = (
-        "Autograd computes this from your forward pass: fix y_train first; if it "
-        "passes, look for .detach(), .data or torch.no_grad() in forward."
+        "Autograd computes this from your forward pass, which passes: look for "
+        ".detach(), .data or torch.no_grad() in forward."
     )
     return (
         Output("y_train", hint=forward_hint),
-        Output("grad_x", points=0.5, hint=autograd),
-        Output("grad_parameters", points=0.5, hint=autograd),
+        Output("grad_x", points=0.5, hint=autograd, needs=("y_train",)),
+        Output("grad_parameters", points=0.5, hint=autograd, needs=("y_train",)),
         Output(
             "running_stats",
             points=0.5,
             hint="Each BatchNorm2d updates its running mean and variance when it runs in "
             "training mode: wrong values mean a batch norm saw another tensor (layer "
-            "order) or ran a different number of times. Fix y_train first.",
+            "order), ran a different number of times, or follows a convolution that "
+            "keeps its bias (the bias shifts the running mean).",
+            needs=("y_train",),
         ),
-        Output("y_eval", hint=eval_hint),
+        Output("y_eval", hint=eval_hint + " " + BIAS_EVAL_NOTE, needs=("y_train",)),
         Output("param_count", points=0.5, hint=count_hint),
     )
 
 
-BIAS_NOTE = "convolutions followed by batch norm have bias=False; "
+BIAS_NOTE = (
+    "every convolution of the chapter has bias=False (also those not followed by batch norm); "
+)
+BIAS_EVAL_NOTE = (
+    "If y_train passes but param_count fails too, a convolution keeps its bias: the "
+    "grader installs only the parameters the docstring names, so a bias keeps its random "
+    "value, which batch norm cancels in training mode but not in eval mode."
+)
 
 RESIDUAL_CASES = (
     {"in": 4, "out": 4, "stride": 1, "N": 3, "H": 6, "W": 6},
@@ -429,21 +451,38 @@ def make_network_exercise(class_name: str) -> Callable[..., None]:
         out["architecture"] = architecture(probes, used)
         out["param_count"] = count(network)
         network.double()
-        assign_parameters(network, seeded_values(rng, NETWORK_PARAMETERS[class_name]))
-        network.eval()
-        shapes = []
-        with torch.no_grad():
-            for _ in range(2):
-                x = randn(rng, case["N"], 1, case["size"], case["size"])
-                logits = network(x)
-                shapes.append(torch.tensor(logits.shape, dtype=torch.float64))
-            out["logits"] = logits
-        out["output_shape"] = torch.cat(shapes)
+        own = NETWORK_PARAMETERS[class_name]
+        assign_parameters(network, seeded_values(rng, own))
+        n, size = case["N"], case["size"]
+
+        def evaluate() -> None:
+            network.eval()
+            shapes = []
+            with torch.no_grad():
+                for _ in range(2):
+                    logits = network(randn(rng, n, 1, size, size))
+                    shapes.append(torch.tensor(logits.shape, dtype=torch.float64))
+                out["logits"] = logits
+            out["output_shape"] = torch.cat(shapes)
+
+        def train() -> None:
+            # its own generator: these items must not depend on what evaluate drew
+            train_rng = torch.Generator().manual_seed(1000 * n + size)
+            first, second = (randn(train_rng, n, 1, size, size) for _ in range(2))
+            record_training(network, first, second, own, train_rng, out, "logits_train")
+
+        run_independently(evaluate, train)
 
     return exercise
 
 
-NETWORK_CASES = ({"N": 2, "size": 8}, {"N": 1, "size": 16}, {"N": 3, "size": 12})
+# size 9: an odd size, where a 2x2 max-pool with ceil_mode=True keeps a fifth row and column
+NETWORK_CASES = (
+    {"N": 2, "size": 8},
+    {"N": 1, "size": 16},
+    {"N": 3, "size": 12},
+    {"N": 2, "size": 9},
+)
 
 
 def network_outputs(blocks: str) -> tuple[Output, ...]:
@@ -472,7 +511,32 @@ def network_outputs(blocks: str) -> tuple[Output, ...]:
             "logits",
             hint="The order stem -> blocks -> global average pooling -> fc, in eval "
             "mode, differs from the notebook's; check the ReLU after the stem "
-            "batch norm and the mean over dims (2, 3).",
+            "batch norm, the mean over dims (2, 3), and pooling that floors odd sizes "
+            "(max_pool2d(x, 2), ceil_mode=False).",
+        ),
+        Output(
+            "logits_train",
+            hint="In training mode the network's own batch norms use the batch's "
+            "statistics: the same forward as in eval mode, each module switched by "
+            ".train()/.eval() (no batch norm kept in eval mode or called with "
+            "F.batch_norm(training=False)).",
+            needs=("logits",),
+        ),
+        Output(
+            "running_stats",
+            points=0.5,
+            hint="The running mean and variance of the network's own batch norms "
+            "(stem_bn, final_bn) after two training-mode passes: each must run once "
+            "per forward, on the tensor the notebook names.",
+            needs=("logits_train",),
+        ),
+        Output(
+            "grad_parameters",
+            points=0.5,
+            hint="Autograd computes the gradients of stem, batch norm and fc from your "
+            "training-mode forward: look for .detach(), .data or torch.no_grad() in "
+            "forward.",
+            needs=("logits_train",),
         ),
     )
 

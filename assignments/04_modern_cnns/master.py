@@ -26,6 +26,10 @@
 #
 # {{FORBIDDEN_RULES}}
 #
+# What costs points is *using* a forbidden module in a graded class or function; an import
+# that nothing graded uses is not charged (the grader does not have `torchvision` installed,
+# so delete such an import anyway).
+#
 # **Other rules the grader enforces.** Never change an input tensor in place (`x += ...`,
 # `x[...] = ...` or an in-place method such as `x.clamp_()` on a tensor you were given): every
 # output recorded after an input changed fails. Each function and method is called at least
@@ -47,10 +51,17 @@
 # ## Conventions
 # * Images are `(N, C, H, W)`. A 3x3 convolution with `padding=1` (a 5x5 with `padding=2`)
 #   keeps `H` and `W`; with `stride=2` it maps `H` to `ceil(H / 2)`.
-# * **Every convolution that is followed by batch normalization has `bias=False`.** In training
-#   mode batch norm subtracts the per-channel mean of its input, which removes any constant the
-#   convolution added, and then adds its own learned shift `beta`: a convolution bias would be a
-#   parameter that can never change the output.
+# * **Every convolution in this chapter has `bias=False`**; only the `fc` layers have a bias.
+#   For a convolution followed by batch normalization the reason is exact: in training mode
+#   batch norm subtracts the per-channel mean of its input, which removes any constant the
+#   convolution added, and then adds its own learned shift `beta`, so a convolution bias would
+#   be a parameter that can never change the output. The convolutions followed by an addition,
+#   a concatenation or a pooling (the pre-activation block's `conv2` and shortcut,
+#   `DenseLayer.conv2`, `TransitionLayer.conv`) feed a batch norm a little later (the next
+#   block's), which removes their constant just as well; they are bias-free too, as in the
+#   reference implementations of these networks. The grader installs exactly the parameters
+#   each docstring names: a convolution that keeps its bias changes the parameter count, the
+#   running statistics and the eval-mode output.
 # * Batch norm layers are `nn.BatchNorm2d(C)` with PyTorch's defaults (`eps=1e-5`,
 #   `momentum=0.1`).
 
@@ -201,6 +212,8 @@ names = sorted(name for name, _ in block.named_parameters())
 assert names == ["bn1.bias", "bn1.weight", "bn2.bias", "bn2.weight", "conv1.weight", "conv2.weight"], f"ResidualBlock(4, 4) has an identity shortcut and bias-free convolutions; its parameters should be conv1/bn1/conv2/bn2 only, found {names}"
 names = sorted(name for name, _ in ResidualBlock(4, 8, stride=2).named_parameters())
 assert "shortcut.0.weight" in names and "shortcut.1.weight" in names, f"ResidualBlock(4, 8, stride=2) needs shortcut = nn.Sequential(conv 1x1, BatchNorm2d); found {names}"
+biased = [name for name, _ in PreActResidualBlock(4, 8, stride=2).named_parameters() if name.startswith(("conv", "shortcut")) and name.endswith("bias")]
+assert biased == [], f"every convolution of this chapter has bias=False, also those of the pre-activation block (see the conventions); found {biased}"
 
 # %%
 x = torch.randn(2, 4, 7, 7, generator=torch.Generator().manual_seed(0))
@@ -454,6 +467,8 @@ x = torch.randn(2, 4, 5, 5, generator=torch.Generator().manual_seed(0))
 y = DenseLayer(4, 3, 2)(x)
 assert y.shape == (2, 7, 5, 5), f"DenseLayer(4, growth_rate=3, bn_size=2) maps 4 channels to 4 + 3 = 7, got {tuple(y.shape)}"
 assert torch.equal(y[:, :4], x), "the input comes first in the concatenation, unchanged"
+biased = [f"{kind}.{name}" for kind, module in (("DenseLayer", DenseLayer(4, 3, 2)), ("TransitionLayer", TransitionLayer(6, 3))) for name, _ in module.named_parameters() if name.startswith("conv") and name.endswith("bias")]
+assert biased == [], f"every convolution of this chapter has bias=False, also DenseLayer.conv2 and TransitionLayer.conv (see the conventions); found {biased}"
 
 # %%
 x = torch.randn(2, 4, 5, 5, generator=torch.Generator().manual_seed(0))
@@ -613,6 +628,11 @@ for network_class in (SmallResNet, SmallGoogLeNet, SmallDenseNet):
 x = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
 logits = SmallResNet(num_classes=4).eval()(x)
 assert logits.shape == (2, 4), f"global average pooling makes the network work for 16x16 inputs and any num_classes; got {tuple(logits.shape)}"
+sizes = []
+googlenet = SmallGoogLeNet().eval()
+googlenet.inception2.register_forward_hook(lambda module, inputs, output: sizes.append(tuple(inputs[0].shape[2:])))
+googlenet(torch.randn(1, 1, 9, 9, generator=torch.Generator().manual_seed(1)))
+assert sizes == [(4, 4)], f"the 2x2 max-pool between the inception blocks floors odd sizes (max_pool2d(x, 2), ceil_mode=False): 9x9 becomes 4x4, got {sizes}"
 
 # %% [raw]
 # # END TESTS

@@ -268,7 +268,7 @@ def padding_mask(lengths, L):
     # --------------------------------------------------------------- PositionalEncoding
     Bug(
         "positional table stored as a trainable parameter",
-        items("PositionalEncoding", "no_parameters"),
+        items("PositionalEncoding", "no_parameters", "buffer"),
         """
 class PositionalEncoding(PositionalEncoding):
     def __init__(self, d_model, max_len=5000):
@@ -276,6 +276,18 @@ class PositionalEncoding(PositionalEncoding):
         table = self.pe
         del self.pe
         self.pe = nn.Parameter(table)
+""",
+    ),
+    Bug(
+        "positional table kept as a plain attribute, not a buffer",
+        items("PositionalEncoding", "buffer"),
+        """
+class PositionalEncoding(PositionalEncoding):
+    def __init__(self, d_model, max_len=5000):
+        super().__init__(d_model, max_len)
+        table = self.pe
+        del self.pe
+        self.pe = table
 """,
     ),
     Bug(

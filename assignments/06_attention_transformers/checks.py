@@ -444,6 +444,8 @@ def exercise_positional_module(api, case, rng, out):
 
     def parameters():
         out["no_parameters"] = torch.tensor(sum(p.numel() for p in module.parameters()))
+        # the table as a buffer of any name and layout ((max_len, d) or (1, max_len, d))
+        out["buffer"] = torch.tensor(any(b.numel() == max_len * d for b in module.buffers()))
 
     run_independently(forward, parameters)
 
@@ -659,13 +661,16 @@ CHECKS = [
                 "weights are exactly 0 and each row sums to 1; transpose "
                 "only the last two axes of k (k.transpose(-2, -1)).",
             ),
-            Output("grad_q", points=0.5, hint=GRADIENT_HINT.format(what="q")),
-            Output("grad_k", points=0.5, hint=GRADIENT_HINT.format(what="k")),
-            Output("grad_v", points=0.5, hint=GRADIENT_HINT.format(what="v")),
+            Output("grad_q", points=0.5, hint=GRADIENT_HINT.format(what="q"), needs=("out",)),
+            Output("grad_k", points=0.5, hint=GRADIENT_HINT.format(what="k"), needs=("out",)),
+            Output("grad_v", points=0.5, hint=GRADIENT_HINT.format(what="v"), needs=("out",)),
+            # the overflow and fully-masked hints hold only where ordinary rows pass: a
+            # softmax over the wrong axis fails these too, and then "fix weights first"
             Output(
                 "large_scores",
                 hint="Scores of magnitude 1e4 overflow exp: subtract each "
                 "row's maximum before exp (torch.softmax does).",
+                needs=("weights",),
             ),
             Output(
                 "fully_masked",
@@ -673,6 +678,7 @@ CHECKS = [
                 "weights and a zero output, and finite gradients: "
                 "softmax of a row of -inf is NaN, so treat such rows "
                 "separately (e.g. torch.where on the row's mask).",
+                needs=("weights",),
             ),
         ),
     ),
@@ -767,6 +773,13 @@ CHECKS = [
                 points=0.5,
                 hint="The table is fixed: store it with self.register_buffer(...), not as "
                 "an nn.Parameter (the optimizer would train it).",
+            ),
+            Output(
+                "buffer",
+                points=0.5,
+                hint='Store the table with self.register_buffer("pe", table): a plain '
+                "attribute (self.pe = table) is not moved by .to()/.double() and not saved "
+                "in state_dict.",
             ),
         ),
     ),

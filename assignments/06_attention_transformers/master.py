@@ -114,10 +114,8 @@ from torch import nn
 # output `0.670 * [1, 2] + 0.330 * [3, 4] = [1.660, 2.660]`.
 #
 # Write the attention yourself, with tensor operations (`@` or `torch.matmul`, `masked_fill`,
-# `torch.softmax` or `exp`, `torch.where`); the same rules hold for every function and class
-# of this notebook:
-#
-# {{FORBIDDEN_RULES}}
+# `torch.softmax` or `exp`, `torch.where`); the rules at the top of this notebook (no library
+# attention) hold for every function and class of it.
 
 # %% [raw]
 # # BEGIN QUESTION
@@ -385,6 +383,10 @@ assert names_t == {f"{proj}.{kind}": ((8, 8) if kind == "weight" else (8,)) for 
 assert all(p.bias is None for p in MultiHeadAttention(8, 2, bias=False).children()), "bias=False: nn.Linear(..., bias=False)"
 
 # %%
+# MultiHeadAttention calls your scaled_dot_product_attention: q1 first, on a small masked case
+a_t = math.exp(1 / math.sqrt(2))
+_, gate_t = scaled_dot_product_attention(torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64), torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]], dtype=torch.float64), torch.eye(3, 2, dtype=torch.float64), torch.tensor([[True, True, False], [True, True, True]]))
+assert torch.allclose(gate_t, torch.tensor([[a_t / (a_t + 1), 1 / (a_t + 1), 0.0], [1 / (a_t + 2), 1 / (a_t + 2), a_t / (a_t + 2)]], dtype=torch.float64)), "q1 fails: MultiHeadAttention calls your scaled_dot_product_attention, whose weights are wrong on a small masked case; fix q1 first (its own check says how)"
 gen = torch.Generator().manual_seed(2)
 mha_t = MultiHeadAttention(6, 3).double()
 query_t, key_t = torch.randn(2, 4, 6, dtype=torch.float64, generator=gen), torch.randn(2, 5, 6, dtype=torch.float64, generator=gen)
@@ -399,7 +401,7 @@ assert torch.allclose(out_s, out_t), "reordering the keys together with their va
 gen = torch.Generator().manual_seed(3)
 mha_t = MultiHeadAttention(4, 2).double()
 x_t = torch.randn(3, 5, 4, dtype=torch.float64, generator=gen, requires_grad=True)
-lengths_t = padding_mask(torch.tensor([5, 2, 0]), 5)
+lengths_t = (torch.arange(5) < torch.tensor([5, 2, 0]).unsqueeze(-1)).reshape(3, 1, 1, 5)  # padding_mask([5, 2, 0], 5), written out (q3 is checked apart from q2)
 out_t, weights_t = mha_t(x_t, x_t, x_t, lengths_t)
 assert (weights_t[1, :, :, 2:] == 0).all(), "the padding mask (N, 1, 1, L) hides the padded keys from every head and every query"
 assert torch.allclose(out_t[2], mha_t.out_proj.bias.detach().expand(5, 4)), "a sequence of length 0 has no key to attend to: the attention output is 0, so the layer returns out_proj's bias"
@@ -512,6 +514,7 @@ assert abs(table_t[1, 0].item() - math.sin(1.0)) < 1e-5 and abs(table_t[1, 3].it
 assert sinusoidal_positional_encoding(6, 5).shape == (6, 5), "an odd d_model works: the last column is a sine"
 module_t = PositionalEncoding(4, max_len=10)
 assert list(module_t.parameters()) == [], "the table is a buffer (register_buffer), not a parameter"
+assert any(b.shape[-2:] == (10, 4) for b in module_t.buffers()), "store the table with self.register_buffer(\"pe\", table): a plain attribute is not moved by .to()/.double() and not saved in state_dict"
 zeros_t = torch.zeros(2, 3, 4, dtype=torch.float64)
 added_t = module_t(zeros_t)
 assert added_t.shape == (2, 3, 4) and torch.allclose(added_t[1].double(), sinusoidal_positional_encoding(3, 4).double(), atol=1e-6), "forward adds the first L = x.shape[1] rows of the table to every sequence"
@@ -608,24 +611,42 @@ assert names_t == {"self_attn", "linear1", "linear2", "norm1", "norm2"}, f"the b
 assert isinstance(block_t.norm1, nn.LayerNorm) and block_t.linear1.out_features == 16, "norm1/norm2 are nn.LayerNorm(d_model); linear1 maps d_model -> dim_feedforward"
 
 # %%
+class UniformAttention(nn.Module):
+    """The tests' stand-in for self_attn, so that q5 is checked apart from q1-q3: each query
+    takes 0.5 times the plain mean of the values it may attend to."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(0.5, dtype=torch.float64))
+
+    def forward(self, query, key, value, mask=None):
+        allowed = torch.ones(query.shape[1], key.shape[1], dtype=torch.bool) if mask is None else mask
+        weights = allowed.to(value.dtype) / allowed.sum(-1, keepdim=True)
+        return self.scale * (weights @ value), weights
+
+
 gen = torch.Generator().manual_seed(4)
 block_t = TransformerEncoderBlock(8, 2, 16, dropout=0.5).double().eval()
+block_t.self_attn = UniformAttention()
 x_t = torch.randn(2, 5, 8, dtype=torch.float64, generator=gen)
 y_t = block_t(x_t)
 assert y_t.shape == (2, 5, 8), f"the block returns one tensor of shape (N, L, d_model) = (2, 5, 8), got {tuple(y_t.shape)}"
 assert torch.allclose(y_t, block_t(x_t)), "in eval mode the block is deterministic (dropout off)"
-assert torch.allclose(y_t.mean(-1), torch.zeros(2, 5, dtype=torch.float64), atol=1e-6), "post-norm: the output is the output of norm2 (each token's features have mean 0 at initialisation)"
+h_t = block_t.norm1(x_t + block_t.self_attn(x_t, x_t, x_t)[0])
+assert torch.allclose(y_t, block_t.norm2(h_t + block_t.linear2(torch.relu(block_t.linear1(h_t))))), "post-norm with a residual around each sub-layer: x = norm1(x + self_attn(x, x, x, mask)[0]), then norm2(x + linear2(relu(linear1(x)))) (self_attn is a stand-in here that averages the values: this checks the block alone)"
 perm_t = torch.tensor([3, 0, 4, 1, 2])
 assert torch.allclose(block_t(x_t[:, perm_t]), y_t[:, perm_t]), "without a mask the block is permutation-equivariant: nothing inside may depend on positions"
 
 # %%
 gen = torch.Generator().manual_seed(5)
 block_t = TransformerEncoderBlock(4, 1, 8).double()
+block_t.self_attn = UniformAttention()
+causal_t = torch.ones(4, 4, dtype=torch.bool).tril()
 x_t = torch.randn(1, 4, 4, dtype=torch.float64, generator=gen, requires_grad=True)
-first_t = block_t(x_t, causal_mask(4))
+first_t = block_t(x_t, causal_t)
 changed_t = x_t.detach().clone()
-changed_t[0, 3] += 1.0
-assert torch.allclose(block_t(changed_t, causal_mask(4))[0, :3], first_t[0, :3].detach()), "with a causal mask, changing the last token must not change the outputs at earlier positions: pass the mask to self_attn"
+changed_t[0, 3, 0] += 1.0
+assert torch.allclose(block_t(changed_t, causal_t)[0, :3], first_t[0, :3].detach()), "with a causal mask, changing the last token must not change the outputs at earlier positions: pass the mask to self_attn"
 first_t.sum().backward()
 assert x_t.grad is not None and all(p.grad is not None for p in block_t.parameters()), "gradients must reach x and every parameter of the block"
 
@@ -945,7 +966,7 @@ record(block_permutation_error=error_block)
 # order 1.
 
 # %% [markdown]
-# ### 8.4 Warm-up or not
+# ### 8.2 Warm-up or not
 # The same model twice, with a deliberately high peak learning rate (0.1 for Adam), from the
 # same initialisation and the same batches: once with 50 warm-up steps, once without. In our run
 # the run with warm-up reached **100% test accuracy**, the run without it got stuck in its

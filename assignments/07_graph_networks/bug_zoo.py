@@ -156,6 +156,16 @@ def gcn_normalization(edge_index, num_nodes, dtype=torch.float32):
         ),
     ),
     Bug(
+        "linear keeps nn.Linear's own bias (bias=False missing)",
+        items("GCNLayer", *GCN_SMALL) | items("GCNLayer at scale", "out_sample"),
+        """
+class GCNLayer(GCNLayer):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__(in_features, out_features, bias)
+        self.linear = nn.Linear(in_features, out_features)
+""",
+    ),
+    Bug(
         "bias never added",
         items("GCNLayer", "out", "grad_bias", "relabelled")
         | items("GCNLayer at scale", "out_sample", "grad_bias"),

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autograder.checks import Check, Output
+from autograder.checks import Check, Output, short_error
 from autograder.kit import (
     as_ints,
     assign_parameters,
@@ -305,6 +305,24 @@ LAYOUTS = {
 }
 
 
+def explained_dtype_error(
+    exc: RuntimeError, layer: Any, installed: Mapping[str, torch.Tensor]
+) -> RuntimeError:
+    """A dtype mismatch from parameters the grader did not install (typically nn.Linear's own
+    bias, left in float32 next to float64 weights) with its cause; any other error as is."""
+    text = str(exc).lower()
+    extra = [name for name, _ in layer.named_parameters() if name not in installed]
+    if not extra or not any(word in text for word in ("dtype", "scalar type", "double")):
+        return exc
+    located = short_error(exc)
+    where = located[located.find(" (at ") :] if " (at " in located else ""
+    return RuntimeError(
+        f"dtype mismatch from {', '.join(extra)}: the notebook does not list it, so the "
+        f"grader left it float32 next to float64 weights; use nn.Linear(..., bias=False) "
+        f"and the separate parameter `bias`{where}"
+    )
+
+
 def make_layer_exercise(kind: str) -> Callable[..., None]:
     def exercise(api: Api, case: Mapping[str, Any], rng: torch.Generator, out: Recorder) -> None:
         n, c_in, c_out = case["N"], case.get("in", 3), case.get("out", 4)
@@ -331,7 +349,13 @@ def make_layer_exercise(kind: str) -> Callable[..., None]:
             out.watch(x=x, edge_index=edges)
 
             def call(features: torch.Tensor, edge_index: torch.Tensor) -> Any:
-                result = layer(features, edge_index)
+                try:
+                    result = layer(features, edge_index)
+                except RuntimeError as exc:
+                    explained = explained_dtype_error(exc, layer, values)
+                    if explained is exc:
+                        raise
+                    raise explained from exc
                 if kind == "GAT":
                     return result
                 return result, None
@@ -481,10 +505,12 @@ def make_scale_exercise(kind: str) -> Callable[..., None]:
 
 
 SCALE_HINT = (
-    "On 50,000 nodes and 400,000 edges (float32) the layer must stay sparse: gather "
-    "x[source] per edge and sum into the targets with index_add_; an N x N matrix "
-    "(10 GB), a one-hot (E, N) matrix or a Python loop over nodes runs out of memory "
-    "or time."
+    "This item runs the same layer on 50,000 nodes and 400,000 edges in float32, with "
+    "the grader's helpers: if the layer's own items (on small graphs) fail too, fix those "
+    "first, they fail for the same reason. If only this item fails: compute in x's dtype "
+    "(float32 here) throughout, gathering x[source] per edge and summing into the targets "
+    "with index_add_. (Running out of memory or time shows as an error instead of a "
+    "value: a dense N x N matrix needs 10 GB, a Python loop over nodes is too slow.)"
 )
 
 
@@ -798,6 +824,7 @@ CHECKS = [
                 "degree_default_dtype",
                 points=0.5,
                 hint="Without a dtype argument the degrees are float32.",
+                needs=("degree",),
             ),
         ),
     ),
@@ -824,6 +851,7 @@ CHECKS = [
                 "default_dtype",
                 points=0.5,
                 hint="Without a dtype argument the weights are float32.",
+                needs=("weights",),
             ),
         ),
     ),

@@ -226,7 +226,7 @@ def reparameterize(mu, logvar, eps):
     ),
     # ----------------------------------------------------------------------- kl_divergence
     Bug(
-        "the seed's KL formula",
+        "the KL formula of some course notes",
         items("kl_divergence", "kl", "grad_mu", "grad_logvar") | MONTE_CARLO,
         kl("torch.exp(logvar) + mu ** 2 - 0.5 * logvar - 0.5"),
     ),
@@ -244,7 +244,17 @@ def kl_divergence(mu, logvar):
     return per_dimension.reshape(per_dimension.shape[0], -1).mean(dim=1)
 """,
     ),
+    Bug(
+        "KL with logvar clamped to [-10, 10]",
+        items("kl_divergence", "kl", "grad_logvar"),
+        kl("0.5 * (torch.exp(logvar.clamp(-10, 10)) + mu ** 2 - 1 - logvar.clamp(-10, 10))"),
+    ),
     # ----------------------------------------------------------------------- bernoulli_nll
+    Bug(
+        "Bernoulli NLL as BCE on sigmoid(logits)",
+        items("bernoulli_nll", "nll", "grad_logits"),
+        bernoulli("F.binary_cross_entropy(torch.sigmoid(logits), x, reduction='none')"),
+    ),
     Bug(
         "Bernoulli NLL via sigmoid then log",
         items("bernoulli_nll", "nll", "grad_logits"),
@@ -430,7 +440,7 @@ class VAE(VAE):
     ),
     # ---------------------------------------------------------------------------- concepts
     Bug(
-        "KL by hand with the seed's formula",
+        "KL by hand with the formula of some course notes",
         items("concepts", "kl_by_hand"),
         """
 def kl_by_hand():

@@ -612,10 +612,20 @@ def targets(rng, shape):
     return x.clamp(0.0, 1.0)
 
 
+# Each row of the "ladder" case holds every large logit: at exactly +-100 a BCE taken on
+# sigmoid(l) is right by accident (its log is clamped at -100, and log(1 - sigmoid(100)) is
+# -100 up to 4e-44); at 30, 1 - sigmoid(l) keeps only about 3 digits, and at 200 it is 0,
+# where the clamp gives -100 instead of -200.
+LADDER = (30.0, -30.0, 100.0, -100.0, 200.0, -200.0, 0.0, 3.0)
+
+
 def exercise_bernoulli(api, case, rng, out):
     shape = tuple(case["shape"])
     api.bernoulli_nll(logits_with_extremes(rng, shape), targets(rng, shape))  # a first call
     logits, x = logits_with_extremes(rng, shape), targets(rng, shape)
+    if case.get("ladder"):
+        logits = torch.tensor(LADDER, dtype=torch.float64).expand(shape[0], len(LADDER)).clone()
+        x = targets(rng, logits.shape)
     weights = randn(rng, shape[0])
     out.watch(logits=logits, x=x)
     leaf = logits.clone().requires_grad_(True)
@@ -633,6 +643,7 @@ BERNOULLI_CASES = (
     {"shape": (4, 1, 4, 4)},
     {"shape": (3, 2, 3)},
     {"shape": (6, 8)},
+    {"shape": (5, 8), "ladder": True},
 )
 
 
@@ -1034,19 +1045,22 @@ CHECKS = [
                 rtol=1e-9,
                 atol=1e-9,
                 hint="Per dimension 0.5 * (exp(logvar) + mu**2 - 1 - logvar), summed over "
-                "every dimension but the batch: shape (N,). The seed's form "
-                "sigma**2 + mu**2 - log(sigma) - 1/2 doubles two terms, and logvar is "
-                "log sigma^2, not log sigma.",
+                "every dimension but the batch: shape (N,). The form in some course "
+                "notes, sigma**2 + mu**2 - log(sigma) - 1/2, doubles two terms, and "
+                "logvar is log sigma^2, not log sigma. If only the case with logvar in "
+                "[-30, 30] and |mu| up to 1000 fails: do not clamp logvar or "
+                "exp(logvar) (float64 holds exp(30)).",
             ),
-            Output(
-                "grad_mu", points=0.5, rtol=1e-9, atol=1e-9, hint=GRADIENT_HINT.format(what="mu")
-            ),
-            Output(
-                "grad_logvar",
-                points=0.5,
-                rtol=1e-9,
-                atol=1e-9,
-                hint=GRADIENT_HINT.format(what="logvar"),
+            *(
+                Output(
+                    f"grad_{what}",
+                    points=0.5,
+                    rtol=1e-9,
+                    atol=1e-9,
+                    hint=GRADIENT_HINT.format(what=what),
+                    needs=("kl",),
+                )
+                for what in ("mu", "logvar")
             ),
         ),
     ),
@@ -1083,8 +1097,10 @@ CHECKS = [
                 rtol=1e-10,
                 atol=1e-10,
                 hint="Per pixel log(1 + exp(l)) - x * l, computed stably (torch.logaddexp(0, "
-                "l) or softplus; never sigmoid then log: at l = 100, 1 - sigmoid(l) "
-                "rounds to 0), summed over every non-batch dimension: shape (N,).",
+                "l) or softplus; never sigmoid then log, nor a BCE on sigmoid(l): at "
+                "l = 30, 1 - sigmoid(l) keeps 3 digits, at l = 200 it rounds to 0, and "
+                "BCE's clamp of the log at -100 is right only at l = +-100), summed over "
+                "every non-batch dimension: shape (N,).",
             ),
             Output(
                 "grad_logits",

@@ -815,7 +815,8 @@ record(judge_confident_on_noise=confident_fraction(noise_images))
 # from overshooting each other), batches of 64, 2000 steps of your `gan_training_step`. We
 # keep a fixed batch of noise to watch the same `z` become digits.
 #
-# In our run (about 8 s), the discriminator loss (averaged over 50 steps) started at 1.25,
+# In our run (one thread; 8 s on the machine these figures come from, 14 s on a shared 2-core
+# machine: the cell prints its own time), the discriminator loss (averaged over 50 steps) started at 1.25,
 # close to `2 log 2 = 1.39` (a coin), went down to about 1.0 and ended at 1.1, while the
 # generator loss rose from 0.9 to 1.6 and came back to 1.2: the two losses move against each
 # other. A GAN's losses do not decrease together: they measure the two players against each
@@ -865,8 +866,9 @@ record(gan_confident_fraction=gan_confident)
 # line between two noise vectors `z0` and `z1` gives images that morph from one digit into the
 # other, passing through in-between shapes, rather than jumping. (Interpolating the *pixels*,
 # second row, only cross-fades the two images.) The end points are the two samples, among 64,
-# that the judge is most sure of, for two different digits. In our run the line went from a 0
-# to a 5, through a 6-like shape; the pixel cross-fade shows both digits at once half-way.
+# that the judge is most sure of, for two different digits; the cell prints which (a 0 and a 5
+# in our run). Look at the in-between images of the first row: they are digit-like shapes of
+# their own, while the pixel cross-fade shows both digits at once half-way.
 
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
@@ -894,7 +896,8 @@ show_images(torch.cat([path, with_pixels]), titles=[f"z {w:.1f}" for w in weight
 # rows), runs 20 Langevin steps (step 10, noise 0.005, gradients clipped to 0.03), pushes the
 # results back, and takes one Adam step on the contrastive-divergence loss with `alpha = 0.1`.
 #
-# In our run (about 20-28 s of training) both parts of the loss stayed tiny: the divergence
+# In our run (one thread; 20-28 s of training on the machine these figures come from, about
+# 50 s on a shared 2-core machine: the cell prints its own time) both parts of the loss stayed tiny: the divergence
 # (averaged over 50 steps) went from -0.0016 to about 0.0002, oscillating around 0 because the
 # samples keep catching up with the model, and the regularizer kept the scores near 0 (about
 # 1e-5). Then 256 chains started from **uniform noise** ran 256 Langevin steps:

@@ -97,6 +97,7 @@ def augment_code(
     clamp: str = "views.clamp(0.0, 1.0)",
     grid_corners: str = "False",
     side: str = "1.0 - crop * torch.rand({shape}, **draw)",
+    radians: str = "math.radians(rotation)",
 ) -> str:
     """An augment written like the reference with one piece changed. ``shape`` is the
     number of parameter draws (``n`` per image, or ``1`` for the whole batch)."""
@@ -107,7 +108,7 @@ def augment(x, generator, crop=0.3, rotation=15.0, translation=1.0, noise=0.05):
     draw = {draw}
     side = ({side}).expand(n)
     center = ((1.0 - side).unsqueeze(1) * (2.0 * torch.rand({shape}, 2, **draw) - 1.0)).expand(n, 2)
-    angle = (math.radians(rotation) * (2.0 * torch.rand({shape}, **draw) - 1.0)).expand(n)
+    angle = ({radians} * (2.0 * torch.rand({shape}, **draw) - 1.0)).expand(n)
     shift = (translation * (2.0 * torch.rand({shape}, 2, **draw) - 1.0)).expand(n, 2)
     shift = shift * torch.tensor([2.0 / width, 2.0 / height], dtype=x.dtype)
     cos, sin = torch.cos(angle) * side, torch.sin(angle) * side
@@ -143,6 +144,15 @@ BUGS = [
         "loss computes log-sum-exp without subtracting the maximum",
         LOSS_32,
         loss(logsumexp="torch.log(torch.exp(logits).sum(dim=1))"),
+    ),
+    Bug(
+        "loss subtracts the self term after summing, log(sum - exp(diagonal))",
+        LOSS_64,
+        loss(
+            mask="logits",
+            logsumexp="top.squeeze(1) + torch.log(torch.exp(logits - top).sum(dim=1)"
+            " - torch.exp(logits.diagonal() - top.squeeze(1)))",
+        ),
     ),
     Bug(
         "loss normalises with a detached norm",
@@ -229,6 +239,11 @@ def alignment(z1, z2, alpha=2):
         "augment uses the noise strength as a variance",
         items("augment", "noise_std"),
         augment_code(noise="noise ** 0.5 * torch.randn(views.shape, **draw)"),
+    ),
+    Bug(
+        "augment reads the rotation in radians",
+        items("augment", "rotation_degrees"),
+        augment_code(radians="rotation"),
     ),
     Bug(
         "augment mixes align_corners between affine_grid and grid_sample",
@@ -322,6 +337,18 @@ with torch.no_grad():
     return torch.cat([encoder(x[s:s + batch_size]) for s in range(0, len(x), batch_size)])
 """),
         pattern="mode",
+    ),
+    Bug(
+        "features restore only the top module's training flag",
+        items("extract_features", "mode"),
+        features_code("""
+was_training = encoder.training
+encoder.eval()
+with torch.no_grad():
+    features = torch.cat([encoder(x[s:s + batch_size]) for s in range(0, len(x), batch_size)])
+encoder.training = was_training
+return features
+"""),
     ),
     Bug(
         "features computed in training mode",

@@ -153,6 +153,10 @@ INFO_NCE_CASES = (
     },
     {"N": 64, "D": 32, "temperature": 0.07, "spread": 0.2, "noise": 0.08, "noncontiguous": True},
     {"N": 3, "D": 3, "temperature": 2.0, "spread": 1.5, "noise": 0.8, "log_norm": 3.0},
+    # Positives as far as the spread at temperature 0.01: each row's self term exp(1 / tau)
+    # swamps the others, so a self term subtracted after summing (log(sum - exp(diag)))
+    # cancels to 0 or loses most digits; masking it before exp is exact.
+    {"N": 16, "D": 8, "temperature": 0.01, "spread": 0.3, "noise": 0.3},
 )
 
 # Cosines above 0.9 at temperature 0.01: exp(cos / 0.01) overflows float32 (max about e**88.7).
@@ -355,7 +359,21 @@ def exercise_augment(api: Any, case: dict[str, Any], rng: torch.Generator, out: 
             0.9 * case["noise"] <= std <= 1.1 * case["noise"] and abs(mean) <= 0.1 * case["noise"]
         )
 
-    run_independently(views, identity, each_strength, noise)
+    def rotation_unit() -> None:
+        # rotation=1 is one degree: pixels move by at most 0.09 of a pixel (the corners,
+        # 4.95 pixels from the centre), so no pixel of an image in [0, 1] changes by 0.3 or
+        # more; read as one radian (57 degrees), some of 32 copies turn by more than 10
+        # degrees unless all 32 draws fall within a sixth of the range ((1/6)**31 < 1e-24).
+        # Compared with the implementation's own view at strength 0, so that an identity
+        # bug (align_corners) costs only the identity item.
+        copies = _copies(rng, 32, dtype)
+        still = api.augment(copies, torch.Generator().manual_seed(seed), **ZERO)
+        views = api.augment(
+            copies, torch.Generator().manual_seed(seed), **{**ZERO, "rotation": 1.0}
+        )
+        out["rotation_degrees"] = torch.tensor(bool((views - still).abs().max() < 0.3))
+
+    run_independently(views, identity, each_strength, noise, rotation_unit)
 
 
 AUGMENT_CASES = (
@@ -709,6 +727,13 @@ CHECKS = [
                 hint="noise is the standard deviation of zero-mean Gaussian noise added "
                 "to every pixel (noise * torch.randn(...), not its variance).",
             ),
+            Output(
+                "rotation_degrees",
+                points=0.5,
+                hint="rotation is in degrees: the angle is uniform in [-rotation, "
+                "rotation] degrees, converted with math.radians before cos and sin "
+                "(with rotation=1 every view must stay within a degree of the image).",
+            ),
         ),
     ),
     Check(
@@ -785,8 +810,9 @@ CHECKS = [
                 "mode",
                 points=0.5,
                 hint="Remember encoder.training before switching to "
-                "eval mode and restore it afterwards "
-                "(encoder.train(was_training)).",
+                "eval mode and restore it afterwards with "
+                "encoder.train(was_training), which sets every submodule "
+                "(assigning encoder.training sets only the top module).",
             ),
             Output(
                 "no_grad",

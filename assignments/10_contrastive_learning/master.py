@@ -174,6 +174,8 @@ other = torch.tensor([[0.5, 2.0]], dtype=torch.float64, requires_grad=True)
 loss = info_nce_loss(single, other, temperature=0.1)
 loss.backward()
 assert loss.item() == 0.0 and not single.grad.any() and not other.grad.any(), "with N = 1 each anchor's only candidate is its positive: the loss and its gradients are exactly 0 (exclude the diagonal)"
+far = info_nce_loss(torch.tensor([[1.0, 0.0]], dtype=torch.float64), torch.tensor([[0.0, 1.0]], dtype=torch.float64), temperature=0.01)
+assert far.item() == 0.0, "N = 1 with the positive at cosine 0 and temperature 0.01: the loss is exactly 0. Leave each row's self term out before exp (mask the diagonal with -inf): subtracting exp(self) after summing cancels to 0 there, because exp(1 / 0.01) swamps exp(0)"
 
 # %%
 generator = torch.Generator().manual_seed(1)
@@ -277,9 +279,10 @@ assert contrastive_accuracy(torch.tensor([[1.0, 2.0]]), torch.tensor([[-3.0, 1.0
 #   `t = 2`); lower (more negative) is better. There are `N(N-1)/2` pairs: each unordered pair
 #   once, never `i = j`.
 #
-# The InfoNCE loss is (for many negatives) close to `alignment / tau + log-sum-exp of the
-# negatives`: its numerator pulls positives together (alignment) and its denominator pushes
-# everything apart (uniformity). A collapsed encoder has perfect alignment and the worst
+# On the unit sphere `cos(u, v) = 1 - ||u - v||^2 / 2`, so the positive's term of an anchor,
+# `-cos / tau`, is `||u - v||^2 / (2 tau) - 1 / tau`: the InfoNCE loss is (for many negatives)
+# close to `alignment / (2 tau) - 1 / tau + log-sum-exp of the negatives`: its numerator pulls
+# positives together (alignment) and its denominator pushes everything apart (uniformity). A collapsed encoder has perfect alignment and the worst
 # uniformity, 0; the two numbers together tell you whether training does what it should.
 #
 # Compute uniformity as a **stable log-mean-exp**: with `e_p = -t * d_p^2` the exponents,
@@ -450,6 +453,8 @@ generator = torch.Generator().manual_seed(2)
 assert not torch.equal(augment(images, generator), augment(images, generator)), "two calls with the same advancing generator give different views"
 same = augment(images, torch.Generator().manual_seed(3), crop=0.0, rotation=0.0, translation=0.0, noise=0.0)
 assert torch.allclose(same, images, atol=1e-6), "with every strength 0 the view is the image itself (same align_corners in affine_grid and grid_sample)"
+turned = augment(images, torch.Generator().manual_seed(4), crop=0.0, rotation=1.0, translation=0.0, noise=0.0)
+assert (turned - images).abs().max() < 0.3, "rotation=1 is one degree: the views must stay close to the images (convert with math.radians before cos and sin)"
 
 # %% [raw]
 # # END TESTS
@@ -620,12 +625,12 @@ encoder = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.BatchNorm1d(3), nn.Dro
 images = torch.randn(10, 1, 2, 2, generator=torch.Generator().manual_seed(0))
 features = extract_features(encoder, images, batch_size=4)
 assert features.shape == (10, 3), f"one row of features per image, got {tuple(features.shape)}: keep the last, smaller batch"
-assert encoder.training, "the encoder was in training mode: restore it"
+assert all(m.training for m in encoder.modules()), "the encoder was in training mode: restore it with encoder.train(was_training), which sets every submodule (assigning encoder.training sets only the top module)"
 assert not features.requires_grad, "compute the features under torch.no_grad()"
 encoder.eval()
 assert torch.allclose(features, encoder(images)), "features are encoder(x) in eval mode, in the order of x"
 extract_features(encoder, images, batch_size=3)
-assert not encoder.training, "the encoder was in eval mode: leave it in eval mode"
+assert not any(m.training for m in encoder.modules()), "the encoder was in eval mode: leave it (and every submodule) in eval mode"
 
 # %% [raw]
 # # END TESTS

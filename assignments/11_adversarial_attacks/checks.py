@@ -621,6 +621,12 @@ def exercise_accuracy(api, case, rng, out):
 
     def attack(m, xb, yb):
         received.append(xb.detach().clone())
+        if not torch.is_grad_enabled():  # else autograd's "does not require grad", unexplained
+            raise RuntimeError(
+                "the attack was called with gradients disabled (inside torch.no_grad()); "
+                "an attack differentiates the loss, so call attack(model, xb, yb) outside "
+                "torch.no_grad() and put only the prediction inside"
+            )
         return trusted_fgsm(m, xb, yb, case["eps"])
 
     accuracies = []

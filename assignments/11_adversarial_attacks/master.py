@@ -354,12 +354,14 @@ x_toy = torch.tensor([[0.5, 0.5, 0.5]], dtype=torch.float64)
 walked = pgd(toy, x_toy, torch.tensor([0]), eps=0.1, alpha=0.04, steps=5, random_start=False)
 assert torch.allclose(walked, torch.tensor([[0.4, 0.6, 0.5]], dtype=torch.float64), atol=1e-12), "by hand: 5 steps of 0.04 in the direction (-1, +1, 0) would go 0.2 far; the projection stops them at eps = 0.1 from the ORIGINAL x"
 one_step = pgd(toy, x_toy, torch.tensor([0]), eps=0.1, alpha=0.1, steps=1, random_start=False)
-assert torch.allclose(one_step, fgsm(toy, x_toy, torch.tensor([0]), 0.1), atol=1e-12), "one step of size eps without random start is FGSM"
+assert torch.allclose(one_step, torch.tensor([[0.4, 0.6, 0.5]], dtype=torch.float64), atol=1e-12), "one step of size eps = 0.1 without random start is FGSM: x + 0.1 * sign(gradient) = [0.4, 0.6, 0.5] by hand"
 
 # %%
 net = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Dropout(0.5), nn.Linear(6, 3)).double().train()
 images = torch.rand(6, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
 labels = torch.tensor([0, 1, 2, 0, 1, 2])
+# pgd calls your input_gradient (q2): check it first
+assert torch.equal(input_gradient(net, images, labels), input_gradient(net, images, labels)) and net.training and all(p.grad is None for p in net.parameters()), "q2 fails: pgd calls your input_gradient, which must compute in eval mode (two calls agree), restore the mode and leave the parameters' .grad alone; fix q2 first"
 first = pgd(net, images, labels, 0.2, 0.05, 7, generator=torch.Generator().manual_seed(3))
 again = pgd(net, images, labels, 0.2, 0.05, 7, generator=torch.Generator().manual_seed(3))
 assert torch.equal(first, again), "the same generator seed must give the same attack: draw the random start from the generator argument, and attack in eval mode"
@@ -586,7 +588,13 @@ assert abs(attacked - 0.4) < 1e-12, f"swapping the coordinates leaves 2 of 5 cor
 net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4, 2)).double().train()
 data = torch.rand(12, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 labels = torch.randint(0, 2, (12,), generator=torch.Generator().manual_seed(1))
-robust = [accuracy_under_attack(net, data, labels, lambda m, xb, yb: fgsm(m, xb, yb, 0.2), 5) for _ in range(2)]
+def sign_attack(m, xb, yb):
+    """The test's stand-in for an attack (q5 is checked apart from fgsm); real attacks differentiate the loss."""
+    assert torch.is_grad_enabled(), "accuracy_under_attack called the attack with gradients disabled: an attack differentiates the loss, so call attack(model, xb, yb) outside torch.no_grad() (only the prediction goes inside)"
+    return (xb + 0.2 * torch.sign(xb - 0.5)).clamp(0, 1)
+
+
+robust = [accuracy_under_attack(net, data, labels, sign_attack, 5) for _ in range(2)]
 assert robust[0] == robust[1], "predict in eval mode (dropout off): two evaluations must agree"
 assert net.training, "restore the mode the model had"
 
@@ -658,10 +666,13 @@ targets = torch.tensor([0, 1, 1, 0])
 sgd = torch.optim.SGD(toy.parameters(), lr=0.5)
 toy.weight.grad = torch.ones_like(toy.weight)  # stale gradient: zero_grad must clear it
 toy.eval()
+# adversarial_training_step calls your fgsm (q2): check it first against FGSM of a linear model by hand
+with torch.no_grad():
+    crafted = (batch + 0.1 * ((torch.softmax(twin(batch), 1) - F.one_hot(targets, 2)) @ twin.weight).sign()).clamp(0, 1)
+assert torch.allclose(fgsm(twin, batch, targets, 0.1), crafted, atol=1e-12) and all(p.grad is None for p in twin.parameters()), "q2 fails: adversarial_training_step calls your fgsm, which must give clamp(x + eps * sign(gradient of the loss), 0, 1) here and leave the parameters' .grad alone; fix q2 first"
 loss = adversarial_training_step(toy, sgd, batch, targets, 0.1)
 assert isinstance(loss, float), f"return the loss as a float (loss.item()), got {type(loss).__name__}"
 assert toy.training, "the update runs in train mode, and the model stays in train mode"
-crafted = fgsm(twin, batch, targets, 0.1)
 manual = F.cross_entropy(twin(crafted), targets)
 assert abs(loss - manual.item()) < 1e-12, "the returned loss is the cross-entropy on the FGSM batch, before the step"
 manual.backward()
@@ -791,8 +802,8 @@ show_images(torch.cat([sample_x, sample_adv]), titles=titles, columns=8);
 # ### 7.3 Targeted attacks: which digit can become which?
 # For every target class, a targeted PGD (eps = 0.2, 10 steps) on every test image; the cell
 # `(true, target)` is the share of images of class `true` classified as `target` afterwards
-# (the diagonal is trivially 1). In our run the mean off-diagonal success was
-# **0.64**; some pairs are much easier than others: read them off the grid.
+# (the diagonal is trivially 1). The cell prints the mean off-diagonal success: **0.64** in our
+# run; some pairs are much easier than others: read them off the grid.
 
 # %% tags=["experiment"]
 # EXPERIMENT: not run by the grader
@@ -814,6 +825,7 @@ axis.set_title("targeted PGD success, eps = 0.2")
 figure.colorbar(image)
 plt.show()
 off_diagonal = (success.sum() - success.diagonal().sum()) / 90
+print(f"mean off-diagonal success of the targeted attack: {off_diagonal:.2f}")
 record(targeted_success_off_diagonal=off_diagonal)
 
 # %% [markdown]
