@@ -75,8 +75,7 @@ def assert_check_agrees(check, reference, other) -> None:  # type: ignore[no-unt
     found: dict = {}
     for name, implementation in (("reference", reference), ("other", other)):
         found[name] = {}
-        report = run_check(check, implementation,
-                           lambda c, n, a, into=found[name]: into.__setitem__((c, n), a.copy()))
+        report = run_check(check, implementation, _saver(found[name]))
         assert not any(case["error"] for case in report["cases"]), (name, report)
     assert found["reference"].keys() == found["other"].keys()
     tolerance = {output.name: (output.rtol, output.atol) for output in check.outputs}
@@ -110,7 +109,7 @@ def proof_for():
 def _saver(into: dict):
     """A check's ``save(case, output, array)`` that keeps the arrays in ``into``."""
     def save(case: int, output: str, array) -> None:
-        into[(case, output)] = array
+        into[(case, output)] = array.copy()
     return save
 
 
