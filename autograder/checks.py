@@ -259,7 +259,14 @@ def short_error(exc: BaseException) -> str:
         return f"{exc.args[0]} not found: define it with exactly this name"
     if isinstance(exc, SystemExit):
         return "your code called sys.exit() / exit(); the process ended for this item"
-    location = ""
+    message = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return f"{type(exc).__name__}: {message}{error_location(exc)}"
+
+
+def error_location(exc: BaseException) -> str:
+    """The innermost place in the submission that ``exc`` passed through, as
+    `` (in Tanh.backward, line 3 of the code cell that begins ...; the line: ...)``; "" when
+    it passed through none."""
     for frame, line_number in reversed(list(traceback.walk_tb(exc.__traceback__))):
         filename = frame.f_code.co_filename
         if is_cell_filename(filename):
@@ -269,10 +276,8 @@ def short_error(exc: BaseException) -> str:
             where = describe_location(
                 cell_number(filename), lines, line_number, frame.f_code.co_qualname
             )
-            location = f" ({where}{shown})"
-            break
-    message = str(exc).splitlines()[0][:300] if str(exc) else ""
-    return f"{type(exc).__name__}: {message}{location}"
+            return f" ({where}{shown})"
+    return ""
 
 
 def run_check(

@@ -269,4 +269,4 @@ def test_dtype_mismatch_from_a_kept_linear_bias_is_explained(grade_file, tmp_pat
                                                            tmp_path / f"{CHAPTER}.ipynb"))
     message = next(t["output"] for t in results["tests"] if t["name"].endswith("GCNLayer: out"))
     assert "linear.bias" in message and "bias=False" in message, message
-    assert "(at " in message, message  # the student's cell and line are still named
+    assert "of the code cell that begins" in message, message  # the cell and line still named

@@ -14,9 +14,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.conftest import _ensure_built
 from tools import grade_all, merge_grades
 from tools.bench_class import make_class
+from tools.build import ensure_built
 from tools.chapter_package import REPO
 
 CHAPTER = "01_mlp_backprop"
@@ -56,7 +56,7 @@ def test_three_slurm_shards_merged_equal_one_batch(tmp_path):
     graded once on one machine and once as a Slurm array of three tasks (the real script,
     with the variables Slurm sets), then merged: the same results item for item, the same
     scores.csv byte for byte, the same report."""
-    _ensure_built(CHAPTER)
+    ensure_built(CHAPTER)
     class_dir = tmp_path / "class"
     (class_dir / "submissions").mkdir(parents=True)
     mix = make_class(class_dir / "submissions", 16)

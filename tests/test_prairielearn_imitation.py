@@ -18,9 +18,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.conftest import CHAPTERS, _ensure_built
+from tests.conftest import CHAPTERS
 from tests.test_gradescope_imitation import DOCKER_CAPABILITIES, SETPRIV
-from tools.build import DIST
+from tools.build import DIST, ensure_built
 from tools.prairielearn import build_question
 
 # PrairieLearn's results.json as its external-grader results element reads it.
@@ -51,7 +51,7 @@ def run_job(chapter: str, upload: Path | None) -> dict:
     """One grading job of ``chapter``'s question with ``upload`` (or nothing) submitted."""
     question = DIST / "prairielearn" / chapter
     if not (question / "tests" / "run_prairielearn").exists():
-        _ensure_built(chapter)
+        ensure_built(chapter)
         build_question(chapter)
     grade = Path(tempfile.mkdtemp(prefix="kit-pl-grade-"))
     try:
@@ -80,7 +80,7 @@ def run_job(chapter: str, upload: Path | None) -> dict:
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_prairielearn_gives_the_solution_1_and_the_stub_0(chapter):
-    _ensure_built(chapter)
+    ensure_built(chapter)
     solution = run_job(chapter, DIST / "solutions" / f"{chapter}-solution.ipynb")
     assert solution["gradable"] and solution["score"] == 1.0, solution["message"]
     assert solution["tests"] and all(t["points"] == t["max_points"] for t in solution["tests"])
@@ -95,7 +95,7 @@ def test_nothing_submitted_is_not_gradable():
 
 
 def test_question_folder_names_the_external_grader():
-    _ensure_built(CHAPTERS[0])
+    ensure_built(CHAPTERS[0])
     folder = build_question(CHAPTERS[0])
     info = json.loads((folder / "info.json").read_text())
     assert info["gradingMethod"] == "External"

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autograder.checks import Check, Output, short_error
+from autograder.checks import Check, Output, error_location
 from autograder.kit import (
     as_ints,
     assign_parameters,
@@ -314,8 +314,7 @@ def explained_dtype_error(
     extra = [name for name, _ in layer.named_parameters() if name not in installed]
     if not extra or not any(word in text for word in ("dtype", "scalar type", "double")):
         return exc
-    located = short_error(exc)
-    where = located[located.find(" (at ") :] if " (at " in located else ""
+    where = error_location(exc)
     return RuntimeError(
         f"dtype mismatch from {', '.join(extra)}: the notebook does not list it, so the "
         f"grader left it float32 next to float64 weights; use nn.Linear(..., bias=False) "
