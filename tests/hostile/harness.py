@@ -273,6 +273,14 @@ def _uid_of(pid: int) -> int | None:
         return None
 
 
+def _runs_child_script(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return b"child.py" in handle.read()
+    except OSError:
+        return False
+
+
 def descendants(root: int, table: dict[int, tuple[int, int, str]] | None = None) -> list[int]:
     table = table if table is not None else _proc_table()
     found = []
@@ -398,7 +406,9 @@ class Killer(threading.Thread):
             below = [pid for pid in _tree(self.grader_pid) if pid != self.grader_pid]
             if below and first_seen is None:
                 first_seen = time.monotonic()
-            owners = [_uid_of(pid) for pid in below]
+            # the sandboxed child itself: the judge's own short-lived probe of the Python
+            # installation (a fork that drops to the sandbox user) must not fire the trigger
+            owners = [_uid_of(pid) for pid in below if _runs_child_script(pid)]
             if first_seen is not None and self.trigger(time.monotonic() - first_seen,
                                                        self.run_dir, owners):
                 victims = descendants(self.grader_pid)
