@@ -254,14 +254,9 @@ def seal_file_system(job: dict, protections: dict, readable: list[str] | None) -
     makes the confinement partial, and the report says so."""
     if readable is None:
         return
-    import time
-
     from autograder import confinement
 
-    waited = time.monotonic() + 2.0
-    while confinement.threads() > 1 and time.monotonic() < waited:
-        time.sleep(0.01)
-    threads = confinement.threads()
+    threads = confinement.threads_after_waiting(2.0)
     state = confinement.confine(
         readable, [job["workdir"]], whole_proc=protections["proc"].startswith("active")
     )
@@ -309,10 +304,6 @@ def run_job(job: dict, preloaded: dict[str, float] | None) -> None:
 FORKED_PROTO_FD = 3  # where a forked child finds its protocol pipe
 
 
-def _threads() -> int:
-    return len(os.listdir("/proc/self/task"))
-
-
 def serve(control_fd: int, engine_root: str) -> None:
     """The fork server (``python -I -B -u child.py serve FD ENGINE_ROOT``), for batch grading.
 
@@ -326,19 +317,15 @@ def serve(control_fd: int, engine_root: str) -> None:
     a pidfd on them, so a pid the judge watches is never reused under it.
     """
     import socket
-    import time
 
     sys.path.insert(0, engine_root)
     timings = load_runtime()
-    from autograder import netfilter, submission  # noqa: F401 - what every child imports
+    from autograder import confinement, netfilter, submission  # noqa: F401 - every child's
 
     # fork() copies one thread; a second one (a library's helper) could hold a lock forever.
     # Importing torch leaves one briefly: wait for it, and refuse to serve if it stays.
-    waited = time.monotonic() + 5.0
-    while _threads() > 1 and time.monotonic() < waited:
-        time.sleep(0.01)
     control = socket.socket(fileno=control_fd)
-    threads = _threads()
+    threads = confinement.threads_after_waiting(5.0)
     hello = {"ready": threads == 1, "threads": threads, **timings}
     control.sendall(json.dumps(hello).encode())
     if threads != 1:

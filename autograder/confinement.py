@@ -99,6 +99,17 @@ def threads() -> int:
     return len(os.listdir("/proc/self/task"))
 
 
+def threads_after_waiting(seconds: float) -> int:
+    """Waits up to ``seconds`` for this process to be down to one thread (importing torch
+    leaves a helper thread briefly); returns the count then."""
+    import time
+
+    until = time.monotonic() + seconds
+    while threads() > 1 and time.monotonic() < until:
+        time.sleep(0.01)
+    return threads()
+
+
 def landlock_abi() -> int:
     """The kernel's Landlock ABI version; 0 where Landlock is missing or switched off."""
     version = _libc().syscall(
