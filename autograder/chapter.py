@@ -28,6 +28,7 @@ class OutputSpec:
     atol: float
     hint: str
     needs: tuple[str, ...] = ()
+    public_gap: str = ""  # what the public checks do not test (see autograder.checks.Output)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,10 @@ class Output:
         needs: earlier outputs of the same check this one is computed from (``dx`` from what
             ``forward`` cached: ``needs=("y",)``). When one of them fails in the same cases,
             the message tells the student to fix that one first.
+        public_gap: what the public checks of the question do not test about this output
+            ("they check the shapes and that each node's attention sums to 1, not the
+            attention values"); a failure's message then says so, so a student whose public
+            checks were green learns why. Empty: the check's ``public_gap``.
     """
 
     name: str
@@ -56,6 +60,7 @@ class Output:
     atol: float = 1e-7
     hint: str = ""
     needs: tuple[str, ...] = ()
+    public_gap: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class Check:
             may name only one of them, and only when exactly one of them separates the failing
             cases; other parameters that happen to separate them too (N, a shape) are ignored.
             Empty: any parameter, when exactly one separates the failing cases.
+        public_gap: the default of its outputs' ``public_gap`` (see :class:`Output`).
     """
 
     name: str
@@ -93,6 +99,7 @@ class Check:
     timeout_s: float = 10.0
     replaces: tuple[str, ...] = ()
     pattern_axes: tuple[str, ...] = ()
+    public_gap: str = ""
 
     def __post_init__(self) -> None:
         if set(self.replaces) & set(self.uses):
@@ -115,6 +122,10 @@ class Check:
 
     def item_name(self, output: Output) -> str:
         return f"{self.name}: {output.name}"
+
+    def public_gap_of(self, output: Output) -> str:
+        """What the public checks do not test about ``output`` ("" when they do)."""
+        return output.public_gap or self.public_gap
 
 
 class Recorder:

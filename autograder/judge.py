@@ -247,6 +247,10 @@ def _grade_output(
         )
     elif output.hint and not all(failure.raised for failure in failures):
         message += f"\nHint: {output.hint}"
+    if output.public_gap and not all(failure.raised for failure in failures):
+        message += (
+            f"\nThe public checks of {check.question} do not cover this: {output.public_gap}."
+        )
     return False, message
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import warnings
 from collections import Counter
 
 import nbformat
@@ -17,11 +16,6 @@ from tests.conftest import CHAPTERS, failed_items, notebook_with_extra_cell
 from tools.build import DIST, build_chapter
 from tools.leaks import scan_for_leaks
 from tools.zoo import load_bugs, pattern_mismatches, printed_patterns
-
-
-class UnannotatedPattern(UserWarning):
-    """A bug-zoo mutant prints a pattern, but its Bug(...) does not say which one is right."""
-
 
 BUG_CASES = [(chapter, bug) for chapter in CHAPTERS for bug in load_bugs(chapter)]
 
@@ -61,9 +55,12 @@ def test_bug_zoo_mutant_loses_exactly_its_items(chapter, bug, grade_file, packag
             assert "case" in test["output"] or "killed" in test["output"], test["output"]
     patterns = printed_patterns(results)
     assert pattern_mismatches(bug, patterns) == [], results["output"]
-    if patterns and not bug.annotated:
-        warnings.warn(f"{chapter}: {bug.name!r} prints patterns {patterns} but declares no "
-                      f"pattern= in its Bug(...)", UnannotatedPattern, stacklevel=1)
+    # every printed pattern is judged: a mutant that prints one must say which one is right
+    assert bug.annotated or not patterns, (
+        f"{bug.name!r} prints patterns {patterns} but declares no pattern= in its Bug(...): "
+        f"annotate the parameter its bug depends on (or None, and fix the cases or "
+        f"pattern_axes if the printed one is wrong)"
+    )
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)

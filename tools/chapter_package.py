@@ -103,6 +103,7 @@ def build_package(chapter: str, out: Path) -> dict:
                         "atol": o.atol,
                         "hint": o.hint,
                         "needs": list(o.needs),
+                        "public_gap": check.public_gap_of(o),
                     }
                     for o in check.outputs
                 ],

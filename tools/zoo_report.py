@@ -264,12 +264,19 @@ class QuestionRow:
     caught_public: list[str] = field(default_factory=list)
     statistical: list[str] = field(default_factory=list)  # excluded from the rate
     missed: list[str] = field(default_factory=list)
+    # missed, and some failed item's hidden message does not say the public checks skip it
+    silent: list[str] = field(default_factory=list)
 
 
 def chapter_rows(
     chapter: str, bugs: list[Bug], hidden: dict[str, dict] | None, public: dict
 ) -> list[QuestionRow]:
     questions = {check.name: check.question for check in chapter_checks(chapter).checks}
+    gaps = {
+        check.item_name(output): check.public_gap_of(output)
+        for check in chapter_checks(chapter).checks
+        for output in check.outputs
+    }
     statistical = statistical_checks(chapter)
     rows: dict[str, QuestionRow] = {}
     for bug in bugs:
@@ -291,6 +298,8 @@ def chapter_rows(
                 row.statistical.append(bug.name)
             else:
                 row.missed.append(bug.name)
+                if not all(gaps.get(item) for item in items):
+                    row.silent.append(bug.name)
     return [rows[question] for question in sorted(rows, key=_natural)]
 
 
@@ -340,30 +349,32 @@ def render(
         "that only statistical checks can catch (counted in *stat.*: checks whose exercise "
         "reaches `kit.gaussian_problem`, `kit.uniform_problem` or a chapter's `Statistical...` "
         "test; a check that mixes such items with exact ones, like chapter 02's "
-        "`chapter 01 layers`, counts as statistical whole). Hidden side: "
+        "`chapter 01 layers`, counts as statistical whole). *Missed silently*: missed publicly "
+        "and some failed item's hidden message does not say what the public checks leave out "
+        "(`Output.public_gap`). Hidden side: "
         + (
             "the real grading of every mutant."
             if hidden_used
             else "the zoo's `fails` lists (the suite proves they match the grading)."
         ),
         "",
-        "| chapter | question | caught hidden | also public | stat. | missed publicly | rate |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| chapter | question | caught hidden | also public | stat. | missed publicly "
+        "| missed silently | rate |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    totals = [0, 0, 0, 0]
+    totals = [0, 0, 0, 0, 0]
     for row in rows:
         counted = len(row.caught_hidden) - len(row.statistical)
         lines.append(
             f"| {row.chapter} | {row.question} | {len(row.caught_hidden)} | "
             f"{len(row.caught_public)} | {len(row.statistical)} | {len(row.missed)} | "
-            f"{_rate(len(row.caught_public), counted)} |"
+            f"{len(row.silent)} | {_rate(len(row.caught_public), counted)} |"
         )
-        for index, value in enumerate(
-            (len(row.caught_hidden), len(row.caught_public), len(row.statistical), len(row.missed))
-        ):
+        counts = (row.caught_hidden, row.caught_public, row.statistical, row.missed, row.silent)
+        for index, value in enumerate(len(names) for names in counts):
             totals[index] += value
     lines.append(
-        f"| **all** | | {totals[0]} | {totals[1]} | {totals[2]} | {totals[3]} | "
+        f"| **all** | | {totals[0]} | {totals[1]} | {totals[2]} | {totals[3]} | {totals[4]} | "
         f"**{_rate(totals[1], totals[0] - totals[2])}** |"
     )
     lines += ["", "## Per chapter", ""]
@@ -397,7 +408,8 @@ def render(
         lines.append("")
         for row in chapter_rows_:
             for name in row.missed:
-                lines.append(f"* {row.question} missed publicly: {name}")
+                told = "" if name in row.silent else " (the hidden message names the gap)"
+                lines.append(f"* {row.question} missed publicly: {name}{told}")
             for name in row.statistical:
                 lines.append(f"* {row.question} statistical only: {name}")
         lines.append("")
