@@ -42,6 +42,7 @@ class CheckSpec:
     outputs: tuple[OutputSpec, ...]
     replaces: tuple[str, ...] = ()
     pattern_axes: tuple[str, ...] = ()
+    error_hints: tuple[tuple[str, str], ...] = ()  # (regex, hint): see autograder.checks.Check
 
 
 @dataclass
@@ -64,6 +65,9 @@ class ChapterPackage:
                 uses=tuple(c["uses"]),
                 replaces=tuple(c.get("replaces", ())),
                 pattern_axes=tuple(c.get("pattern_axes", ())),
+                error_hints=tuple(
+                    (str(pattern), str(hint)) for pattern, hint in c.get("error_hints", ())
+                ),
                 timeout_s=float(c["timeout_s"]),
                 cases=tuple(c["cases"]),
                 outputs=tuple(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import linecache
+import re
 import traceback
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -88,6 +89,10 @@ class Check:
             cases; other parameters that happen to separate them too (N, a shape) are ignored.
             Empty: any parameter, when exactly one separates the failing cases.
         public_gap: the default of its outputs' ``public_gap`` (see :class:`Output`).
+        error_hints: ``(regex, hint)`` pairs for exceptions this check's code is known to
+            raise when a particular bug is present (a shape error from a head split without
+            the transpose): when an item failed with an exception whose text matches, the hint
+            follows the error. Tried before the kit's general table (``judge.ERROR_HINTS``).
     """
 
     name: str
@@ -100,6 +105,7 @@ class Check:
     replaces: tuple[str, ...] = ()
     pattern_axes: tuple[str, ...] = ()
     public_gap: str = ""
+    error_hints: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if set(self.replaces) & set(self.uses):
@@ -113,6 +119,8 @@ class Check:
                     f"which are not earlier outputs of the check"
                 )
             seen.append(output.name)
+        for pattern, _ in self.error_hints:
+            re.compile(pattern)  # a typo in a pattern fails the build, not a grading
         parameters = {key for case in self.cases for key in case}
         if set(self.pattern_axes) - parameters:
             raise ValueError(

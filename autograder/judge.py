@@ -25,6 +25,64 @@ from autograder.submission import SubmissionError, describe_cell, load_submissio
 MEMORY_ERRORS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "out of memory")
 
 
+# Known shapes of an exception raised by the student's code, and the likely cause: shown as the
+# hint of an item that failed with an exception (a check's own ``error_hints`` come first).
+# Patterns are regular expressions on the error text as the student sees it.
+ERROR_HINTS: tuple[tuple[str, str], ...] = (
+    (
+        r"does not require grad and does not have a grad_fn",
+        "the tensor you differentiate carries no graph: is it computed inside torch.no_grad() "
+        "(or torch.inference_mode()), from a .detach()ed tensor, or through .item(), .numpy() "
+        "or a new torch.tensor(...)? Gradients need the computation to stay in torch, "
+        "outside no_grad.",
+    ),
+    (
+        r"must have the same dtype|to have the same dtype|should be the same|"
+        r"must have the same scalar type|expected scalar type|Found dtype",
+        "two tensors of different dtypes meet (float32 and float64): the grader also runs your "
+        "code in float64. Create new tensors with the input's dtype (torch.zeros_like(x), "
+        "torch.zeros(..., dtype=x.dtype)) and do not hard-code float32 (a torch.tensor(...) of "
+        "Python floats, .float()).",
+    ),
+    (
+        r"shapes cannot be multiplied|must match the size of tensor b|Sizes of tensors must "
+        r"match|Expected size for first two dimensions|is invalid for input of size",
+        "a shape mismatch: the grader's cases use other sizes than the notebook's examples "
+        "(see the case above). Check each dimension against the docstring's shapes, and which "
+        "axis each reshape, transpose or sum works on.",
+    ),
+    (
+        r"a leaf Variable that requires grad is being used in an in-place operation",
+        "an in-place operation (x += ..., x.add_(...), x[...] = ...) on a tensor that requires "
+        "grad, such as a parameter or an input: work on a new tensor (y = x + ...), or update "
+        "parameters inside torch.no_grad().",
+    ),
+    (
+        r"modified by an inplace operation",
+        "a tensor that autograd saved for the backward pass was changed in place afterwards "
+        "(x += ..., relu_, x[...] = ...): use the out-of-place form (x = x + ...).",
+    ),
+    (
+        r"backward through the graph a second time",
+        "backward() ran twice through the same graph: compute the loss afresh for each "
+        "backward call, or detach what you keep from one step to the next.",
+    ),
+    (
+        r"Can't call numpy\(\) on Tensor that requires grad",
+        "stay in torch: .numpy() leaves autograd (use torch operations throughout).",
+    ),
+)
+
+
+def error_hint(error: str, check_hints: tuple[tuple[str, str], ...] = ()) -> str:
+    """The hint for an exception's text: the check's own ``error_hints`` first, then the kit's
+    :data:`ERROR_HINTS`; "" when none matches."""
+    for pattern, hint in (*check_hints, *ERROR_HINTS):
+        if re.search(pattern, error):
+            return hint
+    return ""
+
+
 def explain_error(error: str) -> str:
     """The child's one-line error, prefixed with the limit it ran into when it is one."""
     if any(marker in error for marker in MEMORY_ERRORS):
@@ -247,6 +305,8 @@ def _grade_output(
         )
     elif output.hint and not all(failure.raised for failure in failures):
         message += f"\nHint: {output.hint}"
+    elif first.raised and error_hint(first.message, check.error_hints):
+        message += f"\nHint: {error_hint(first.message, check.error_hints)}"
     if output.public_gap and not all(failure.raised for failure in failures):
         message += (
             f"\nThe public checks of {check.question} do not cover this: {output.public_gap}."

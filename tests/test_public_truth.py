@@ -197,3 +197,57 @@ def test_a_setting_given_only_in_the_failing_cases_separates_them_and_one_case_i
 def test_a_value_given_only_in_the_failing_case_is_named():
     cases = [{"N": 5}, {"N": 6, "bias": False}, {"N": 4}]
     assert separating_parameter(cases, {1}, ("bias",)) == "fails whenever bias = False"
+
+
+# ------------------------------------------------------------- 5: exceptions get a hint too
+@pytest.mark.parametrize("error,cause", [
+    ("RuntimeError: element 0 of tensors does not require grad and does not have a grad_fn",
+     "torch.no_grad()"),
+    ("RuntimeError: mat1 and mat2 must have the same dtype, but got Double and Float", "dtype"),
+    ("RuntimeError: Input type (double) and bias type (float) should be the same", "dtype"),
+    ("RuntimeError: index_add_(): self (Float) and source (Double) must have the same scalar "
+     "type", "dtype"),
+    ("RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x3 and 4x2)", "shape"),
+    ("RuntimeError: The size of tensor a (2) must match the size of tensor b (4) at "
+     "non-singleton dimension 0", "shape"),
+    ("RuntimeError: shape '[4, 2]' is invalid for input of size 6", "shape"),
+    ("RuntimeError: a leaf Variable that requires grad is being used in an in-place operation.",
+     "in-place"),
+    ("RuntimeError: one of the variables needed for gradient computation has been modified by "
+     "an inplace operation: [torch.FloatTensor [2]]", "in place"),
+    ("RuntimeError: Trying to backward through the graph a second time", "twice"),
+])
+def test_known_exception_shapes_name_their_likely_cause(error, cause):
+    from autograder.judge import error_hint
+
+    assert cause in error_hint(error)
+    # a check's own hint for the same text comes first
+    assert error_hint(error, ((r"RuntimeError", "chapter-specific"),)) == "chapter-specific"
+
+
+def test_an_unknown_exception_gets_no_guessed_hint():
+    from autograder.judge import error_hint
+
+    assert error_hint("ValueError: my own message") == ""
+    assert error_hint("NotImplementedError: Linear.forward") == ""
+
+
+def test_an_attack_run_under_no_grad_is_told_why_it_raises(grade_file, tmp_path):
+    no_grad_gradient = '''
+def input_gradient(model, x, y):
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        leaf = x.detach().clone().requires_grad_(True)
+        loss = F.cross_entropy(model(leaf), y)
+        (grad,) = torch.autograd.grad(loss, leaf)
+    model.train(was_training)
+    return grad
+'''
+    chapter = "11_adversarial_attacks"
+    results = grade_file(chapter, notebook_with_extra_cell(chapter, no_grad_gradient,
+                                                           tmp_path / "m.ipynb"))
+    raised = [test["output"] for test in results["tests"]
+              if test["status"] == "failed" and "does not require grad" in test["output"]]
+    assert raised, results["output"]
+    assert all("Hint: the tensor you differentiate carries no graph" in out for out in raised)

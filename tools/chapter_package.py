@@ -93,6 +93,11 @@ def build_package(chapter: str, out: Path) -> dict:
                 "uses": list(check.uses),
                 "replaces": list(check.replaces),
                 **({"pattern_axes": list(check.pattern_axes)} if check.pattern_axes else {}),
+                **(
+                    {"error_hints": [list(pair) for pair in check.error_hints]}
+                    if check.error_hints
+                    else {}
+                ),
                 "timeout_s": check.timeout_s,
                 "cases": [json.dumps(dict(case), sort_keys=True) for case in check.cases],
                 "outputs": [
