@@ -29,6 +29,7 @@ class OutputSpec:
     hint: str
     needs: tuple[str, ...] = ()
     public_gap: str = ""  # what the public checks do not test (see autograder.checks.Output)
+    case_hints: tuple[tuple[dict, str], ...] = ()  # (settings, hint): see autograder.checks
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,16 @@ class ChapterPackage:
                 timeout_s=float(c["timeout_s"]),
                 cases=tuple(c["cases"]),
                 outputs=tuple(
-                    OutputSpec(**{**o, "needs": tuple(o.get("needs", ()))}) for o in c["outputs"]
+                    OutputSpec(
+                        **{
+                            **o,
+                            "needs": tuple(o.get("needs", ())),
+                            "case_hints": tuple(
+                                (dict(scope), str(hint)) for scope, hint in o.get("case_hints", ())
+                            ),
+                        }
+                    )
+                    for o in c["outputs"]
                 ),
             )
             for c in data["checks"]

@@ -47,8 +47,13 @@ class Output:
         hint: the likely bug when only this output is wrong; shown to the student on failure
             (never after an exception: then the exception is the message). Required.
         needs: earlier outputs of the same check this one is computed from (``dx`` from what
-            ``forward`` cached: ``needs=("y",)``). When one of them fails in the same cases,
-            the message tells the student to fix that one first.
+            ``forward`` cached: ``needs=("y",)``), or items of earlier checks that run the same
+            code ("GCNLayer: out" for "GCNLayer at scale"). When one of them fails (an output
+            of the same check: in the same cases), the message tells the student to fix that
+            one first, and no hint is shown: the hints assume their upstream items pass.
+        case_hints: ``(settings, hint)`` pairs for failure modes that show only in some cases
+            (``({"extreme": True}, "do not clamp logvar")``): when every failing case has the
+            settings, that hint is shown instead of ``hint``, never otherwise.
         public_gap: what the public checks of the question do not test about this output
             ("they check the shapes and that each node's attention sums to 1, not the
             attention values"); a failure's message then says so, so a student whose public
@@ -62,6 +67,7 @@ class Output:
     hint: str = ""
     needs: tuple[str, ...] = ()
     public_gap: str = ""
+    case_hints: tuple[tuple[Mapping[str, Any], str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ class Check:
             raise ValueError(f"check bug: {self.name} replaces a name it uses")
         seen: list[str] = []
         for output in self.outputs:
-            unknown = [name for name in output.needs if name not in seen]
+            unknown = [name for name in output.needs if name not in seen and ": " not in name]
             if unknown:
                 raise ValueError(
                     f"check bug: {self.name}: {output.name} needs {unknown}, "
@@ -122,6 +128,13 @@ class Check:
         for pattern, _ in self.error_hints:
             re.compile(pattern)  # a typo in a pattern fails the build, not a grading
         parameters = {key for case in self.cases for key in case}
+        for output in self.outputs:
+            for scope, _ in output.case_hints:
+                if set(scope) - parameters:
+                    raise ValueError(
+                        f"check bug: {self.name}: {output.name}: case_hints name "
+                        f"{sorted(set(scope) - parameters)}, which are not case parameters"
+                    )
         if set(self.pattern_axes) - parameters:
             raise ValueError(
                 f"check bug: {self.name}: pattern_axes "

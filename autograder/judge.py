@@ -266,16 +266,18 @@ def _grade_output(
     session: SessionResult,
     failing: dict[str, set[int]],
 ) -> tuple[bool, str]:
-    """Grades one output over all cases. ``failing`` maps the check's outputs graded so far
-    to their failing case indices (for "fix the upstream item first"); this output is added."""
+    """Grades one output over all cases. ``failing`` maps the items graded so far ("Check:
+    output") to their failing case indices (for "fix the upstream item first"); this output is
+    added."""
+    key = f"{check.name}: {output.name}"
     cases = report.get("cases")
     if not isinstance(cases, list) or len(cases) != len(check.cases):
-        failing[output.name] = set(range(len(check.cases)))
+        failing[key] = set(range(len(check.cases)))
         return False, explain_error(
             str(report.get("error") or "the check did not run to the end")[:500]
         )
     failures = _case_failures(package, check, output, cases, session)
-    failing[output.name] = {failure.index for failure in failures}
+    failing[key] = {failure.index for failure in failures}
     if not failures:
         return True, f"passed on all {len(cases)} cases"
     settings = [_parse_case(text) for text in check.cases]
@@ -294,17 +296,19 @@ def _grade_output(
     pattern = separating_parameter(settings, set(indices), check.pattern_axes)
     if pattern:
         message += f"\nPattern: it {pattern}, and passes in every other case."
-    upstream = [
-        name for name in output.needs if failing.get(name) and failing[name] >= set(indices)
-    ]
+    upstream = upstream_failures(check, output, set(indices), failing)
     if upstream:
-        names = " and ".join(f"'{check.name}: {name}'" for name in upstream)
+        names = " and ".join(f"'{name}'" for name in upstream)
         message += (
             f"\nFix {names} first: {output.name} is computed from it, and it fails in "
             f"the same cases."
+            if all(name.startswith(f"{check.name}: ") for name in upstream)
+            else f"\nFix {names} first: this item runs the same code, and it fails there too."
         )
-    elif output.hint and not all(failure.raised for failure in failures):
-        message += f"\nHint: {output.hint}"
+    elif not all(failure.raised for failure in failures):
+        hint = hint_for(output, [settings[index] for index in indices])
+        if hint:
+            message += f"\nHint: {hint}"
     elif first.raised and error_hint(first.message, check.error_hints):
         message += f"\nHint: {error_hint(first.message, check.error_hints)}"
     if output.public_gap and not all(failure.raised for failure in failures):
@@ -312,6 +316,33 @@ def _grade_output(
             f"\nThe public checks of {check.question} do not cover this: {output.public_gap}."
         )
     return False, message
+
+
+def upstream_failures(
+    check: CheckSpec, output: OutputSpec, indices: set[int], failing: dict[str, set[int]]
+) -> list[str]:
+    """The items ``output`` declares it ``needs`` that failed where it fails: an output of the
+    same check failing in (at least) the same cases, or an item of an earlier check ("Check:
+    output", other cases) failing at all. Their failure explains this one: no hint then."""
+    found = []
+    for name in output.needs:
+        if ": " in name:
+            if failing.get(name):
+                found.append(name)
+        elif failing.get(f"{check.name}: {name}", set()) >= indices:
+            found.append(f"{check.name}: {name}")
+    return found
+
+
+def hint_for(output: OutputSpec, failing_cases: list[dict]) -> str:
+    """The hint for a value failure in ``failing_cases`` (their settings): the first of the
+    output's ``case_hints`` whose settings every failing case has, else its general hint."""
+    for scope, hint in output.case_hints:
+        if all(
+            all(case.get(key) == value for key, value in scope.items()) for case in failing_cases
+        ):
+            return hint
+    return output.hint
 
 
 def _grade_item(
@@ -379,11 +410,11 @@ def grade(
         if to_run
         else SessionResult(protections={"sandbox": "not started: nothing to run"})
     )
+    failing: dict[str, set[int]] = {}  # item -> its failing cases, for upstream_failures
     try:
         for check in package.checks:
             hits = forbidden_hits[check.index]
             report = session.check_reports.get(check.index)
-            failing: dict[str, set[int]] = {}
             for output in check.outputs:
                 try:
                     passed, message = _grade_item(
@@ -394,6 +425,8 @@ def grade(
                         False,
                         "could not be graded: the report of your code's run was malformed",
                     )
+                if not passed:  # failed before its cases were compared: all of them
+                    failing.setdefault(f"{check.name}: {output.name}", set(range(len(check.cases))))
                 items.append(ItemResult(check, output, passed, message))
     finally:
         session.close()

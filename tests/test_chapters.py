@@ -35,6 +35,25 @@ def test_untouched_student_notebook_scores_zero_with_not_implemented(chapter, gr
         assert "not implemented" in test["output"], (test["name"], test["output"])
 
 
+def assert_hints_hold(package: ChapterPackage, results: dict) -> None:
+    """Every hint a failed item shows is one of its own (general, for its cases, or for the
+    exception it raised), and is shown only while the items of earlier checks it needs pass."""
+    from autograder.judge import ERROR_HINTS
+
+    status = {test["name"].split(" ", 1)[1]: test["status"] for test in results["tests"]}
+    outputs = {f"{c.name}: {o.name}": (c, o) for c in package.checks for o in c.outputs}
+    for test in results["tests"]:
+        if test["status"] == "passed" or "\nHint: " not in test["output"]:
+            continue
+        check, output = outputs[test["name"].split(" ", 1)[1]]
+        shown = test["output"].split("\nHint: ", 1)[1].split("\nThe public checks of ")[0]
+        own = {output.hint, *(hint for _, hint in output.case_hints)}
+        own |= {hint for _, hint in (*check.error_hints, *ERROR_HINTS)}
+        assert shown in own, f"{test['name']} shows a hint that is not its own: {shown}"
+        failed_upstream = [n for n in output.needs if ": " in n and status[n] != "passed"]
+        assert not failed_upstream, f"{test['name']} hints while {failed_upstream} fail"
+
+
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_every_graded_check_has_at_least_three_bugs(chapter, package_for):
     checks = {check.name for check in package_for(chapter).checks}
@@ -53,6 +72,7 @@ def test_bug_zoo_mutant_loses_exactly_its_items(chapter, bug, grade_file, packag
     for test in results["tests"]:
         if test["status"] == "failed":
             assert "case" in test["output"] or "killed" in test["output"], test["output"]
+    assert_hints_hold(package_for(chapter), results)
     patterns = printed_patterns(results)
     assert pattern_mismatches(bug, patterns) == [], results["output"]
     # every printed pattern is judged: a mutant that prints one must say which one is right

@@ -251,3 +251,50 @@ def input_gradient(model, x, y):
               if test["status"] == "failed" and "does not require grad" in test["output"]]
     assert raised, results["output"]
     assert all("Hint: the tensor you differentiate carries no graph" in out for out in raised)
+
+
+# ------------------------------------------- 3: a hint is shown only when its condition holds
+def _spec(**fields):
+    from autograder.chapter import OutputSpec
+
+    return OutputSpec(**{"name": "y", "points": 1.0, "rtol": 0.0, "atol": 0.0, "hint": "general",
+                         **fields})
+
+
+def test_a_case_hint_is_shown_only_when_every_failing_case_has_its_settings():
+    from autograder.judge import hint_for
+
+    output = _spec(case_hints=(({"extreme": True}, "do not clamp"),))
+    assert hint_for(output, [{"N": 2, "extreme": True}]) == "do not clamp"
+    # one ordinary case fails too: the clamping story no longer explains it
+    assert hint_for(output, [{"N": 2, "extreme": True}, {"N": 3}]) == "general"
+    assert hint_for(output, [{"N": 3}]) == "general"
+
+
+def test_hints_assume_their_upstream_items_pass():
+    from autograder.chapter import CheckSpec
+    from autograder.judge import upstream_failures
+
+    check = CheckSpec(0, "GCNLayer at scale", "q2", ("GCNLayer",), 10.0, ('{"N": 5}',), ())
+    at_scale = _spec(needs=("GCNLayer: out",))
+    assert upstream_failures(check, at_scale, {0}, {"GCNLayer: out": {2}}) == ["GCNLayer: out"]
+    assert upstream_failures(check, at_scale, {0}, {"GCNLayer: out": set()}) == []
+    # within a check: only when the upstream output fails in (at least) the same cases
+    gradient = _spec(needs=("y",))
+    assert upstream_failures(check, gradient, {0, 1}, {"GCNLayer at scale: y": {0, 1, 2}}) == [
+        "GCNLayer at scale: y"]
+    assert upstream_failures(check, gradient, {0, 1}, {"GCNLayer at scale: y": {1}}) == []
+
+
+def test_every_hint_condition_names_what_exists():
+    """needs name earlier items, case_hints name case parameters: a condition that cannot
+    hold is a check bug, refused when the chapter is defined (tools.chapter_package checks the
+    earlier items at build time)."""
+    from autograder.checks import Check, Output
+
+    with pytest.raises(ValueError, match="not case parameters"):
+        Check("c", "q1", ("f",), lambda *args: None, ({"N": 1},),
+              (Output("y", hint="h", case_hints=(({"extreme": True}, "x"),)),))
+    with pytest.raises(ValueError, match="not earlier outputs"):
+        Check("c", "q1", ("f",), lambda *args: None, ({"N": 1},),
+              (Output("y", hint="h", needs=("dx",)),))

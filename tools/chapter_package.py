@@ -58,7 +58,19 @@ def build_package(chapter: str, out: Path) -> dict:
     expected_dir = out / "expected"
     expected_dir.mkdir(parents=True, exist_ok=True)
     checks_json = []
+    earlier_items: set[str] = set()
     for index, check in enumerate(definitions.checks):
+        unknown = [
+            need
+            for output in check.outputs
+            for need in output.needs
+            if ": " in need and need not in earlier_items
+        ]
+        if unknown:
+            raise BuildError(
+                f"{chapter}: {check.name} needs {unknown}: not items of earlier checks"
+            )
+        earlier_items |= {check.item_name(output) for output in check.outputs}
 
         def save(case_index, output_name, array, _index=index):
             np.save(
@@ -109,6 +121,7 @@ def build_package(chapter: str, out: Path) -> dict:
                         "hint": o.hint,
                         "needs": list(o.needs),
                         "public_gap": check.public_gap_of(o),
+                        "case_hints": [[dict(scope), hint] for scope, hint in o.case_hints],
                     }
                     for o in check.outputs
                 ],
