@@ -212,8 +212,12 @@ names = sorted(name for name, _ in block.named_parameters())
 assert names == ["bn1.bias", "bn1.weight", "bn2.bias", "bn2.weight", "conv1.weight", "conv2.weight"], f"ResidualBlock(4, 4) has an identity shortcut and bias-free convolutions; its parameters should be conv1/bn1/conv2/bn2 only, found {names}"
 names = sorted(name for name, _ in ResidualBlock(4, 8, stride=2).named_parameters())
 assert "shortcut.0.weight" in names and "shortcut.1.weight" in names, f"ResidualBlock(4, 8, stride=2) needs shortcut = nn.Sequential(conv 1x1, BatchNorm2d); found {names}"
-biased = [name for name, _ in PreActResidualBlock(4, 8, stride=2).named_parameters() if name.startswith(("conv", "shortcut")) and name.endswith("bias")]
-assert biased == [], f"every convolution of this chapter has bias=False, also those of the pre-activation block (see the conventions); found {biased}"
+names = sorted(name for name, _ in ResidualBlock(3, 6).named_parameters())
+assert "shortcut.0.weight" in names and "shortcut.1.weight" in names, f"ResidualBlock(3, 6) keeps the stride 1 but changes the channels, so it needs the projection shortcut too (a 3-channel x cannot be added to a 6-channel F(x)); found {names}"
+names = sorted(name for name, _ in PreActResidualBlock(4, 8, stride=2).named_parameters())
+assert names == ["bn1.bias", "bn1.weight", "bn2.bias", "bn2.weight", "conv1.weight", "conv2.weight", "shortcut.weight"], f"PreActResidualBlock(4, 8, stride=2): bn1, conv1, bn2, conv2 and shortcut = ONE 1x1 convolution (no batch norm, and like every convolution of the chapter bias=False); found {names}"
+names = sorted(name for name, _ in PreActResidualBlock(4, 4).named_parameters())
+assert names == ["bn1.bias", "bn1.weight", "bn2.bias", "bn2.weight", "conv1.weight", "conv2.weight"], f"PreActResidualBlock(4, 4) keeps the shape: identity shortcut, no parameters besides bn1, conv1, bn2, conv2 (all convolutions bias=False); found {names}"
 
 # %%
 x = torch.randn(2, 4, 7, 7, generator=torch.Generator().manual_seed(0))
@@ -230,6 +234,13 @@ for module in (block.bn2,):
     nn.init.zeros_(module.weight)
 x = torch.randn(2, 3, 5, 5, generator=torch.Generator().manual_seed(1))
 assert torch.allclose(block(x), torch.relu(x)), "with bn2's scale at zero the residual branch outputs zero, so the block must return relu(x + 0): is the shortcut the identity?"
+
+# %%
+block = PreActResidualBlock(4, 8, stride=2).double()
+nn.init.zeros_(block.conv2.weight)
+x = torch.randn(2, 4, 7, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+skip = nn.functional.conv2d(torch.relu(block.bn1(x)), block.shortcut.weight, stride=2)
+assert torch.allclose(block(x), skip), "with conv2's weights at zero the residual is zero, so the block must return shortcut(relu(bn1(x))): the projection takes the PRE-ACTIVATED input, the tensor that also enters conv1, not x itself"
 
 # %% [raw]
 # # END TESTS
@@ -327,6 +338,9 @@ assert y.shape == (2, 11, 5, 6), f"InceptionBlock(3, 2, 2, 3, 1, 2, 4) maps (2, 
 assert tuple(block.branch2[3].weight.shape) == (3, 2, 3, 3), "branch2[3] is the 3x3 convolution from c3x3_reduce to c3x3 channels"
 assert tuple(block.branch4[1].weight.shape) == (4, 3, 1, 1), "branch4[1] is the 1x1 pool projection"
 assert (y >= 0).all(), "every branch ends with a ReLU"
+block.eval()
+parts = [block.branch1(x), block.branch2(x), block.branch3(x), block.branch4(x)]
+assert torch.allclose(block(x), torch.cat(parts, dim=1)), "the output is torch.cat([branch1(x), branch2(x), branch3(x), branch4(x)], dim=1): the 1x1, 3x3, 5x5 and pool branches in this order"
 
 # %% [raw]
 # # END TESTS
@@ -467,6 +481,12 @@ x = torch.randn(2, 4, 5, 5, generator=torch.Generator().manual_seed(0))
 y = DenseLayer(4, 3, 2)(x)
 assert y.shape == (2, 7, 5, 5), f"DenseLayer(4, growth_rate=3, bn_size=2) maps 4 channels to 4 + 3 = 7, got {tuple(y.shape)}"
 assert torch.equal(y[:, :4], x), "the input comes first in the concatenation, unchanged"
+layer = DenseLayer(4, 3, 2)
+assert tuple(layer.conv1.weight.shape) == (6, 4, 1, 1) and tuple(layer.conv2.weight.shape) == (3, 6, 3, 3), "DenseLayer(4, growth_rate=3, bn_size=2): conv1 is the bottleneck, a 1x1 convolution to bn_size * growth_rate = 6 channels; conv2 maps those 6 to growth_rate = 3 with a 3x3 kernel"
+layer = layer.double()
+x = torch.randn(2, 4, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+new = layer.conv2(torch.relu(layer.bn2(layer.conv1(torch.relu(layer.bn1(x))))))
+assert torch.allclose(layer(x), torch.cat([x, new], dim=1)), "DenseLayer computes bn1 -> ReLU -> conv1 -> bn2 -> ReLU -> conv2 and appends the result after x (every convolution has its batch norm and ReLU before it)"
 biased = [f"{kind}.{name}" for kind, module in (("DenseLayer", DenseLayer(4, 3, 2)), ("TransitionLayer", TransitionLayer(6, 3))) for name, _ in module.named_parameters() if name.startswith("conv") and name.endswith("bias")]
 assert biased == [], f"every convolution of this chapter has bias=False, also DenseLayer.conv2 and TransitionLayer.conv (see the conventions); found {biased}"
 
@@ -481,6 +501,9 @@ assert block(x).shape == (2, 10, 5, 5), "DenseBlock(3, 4, 2, 2) maps 4 channels 
 x = torch.randn(2, 6, 7, 5, generator=torch.Generator().manual_seed(0))
 y = TransitionLayer(6, 3)(x)
 assert y.shape == (2, 3, 3, 2), f"TransitionLayer(6, 3) maps (2, 6, 7, 5) to (2, 3, 3, 2) (average pooling 2x2, sizes rounded down), got {tuple(y.shape)}"
+layer = TransitionLayer(6, 3).double()
+x = x.double()
+assert torch.allclose(layer(x), nn.functional.avg_pool2d(layer.conv(torch.relu(layer.bn(x))), 2)), "TransitionLayer computes avg_pool2d(conv(relu(bn(x))), 2): bn, ReLU, the 1x1 conv, then AVERAGE pooling with kernel 2 and stride 2"
 
 # %% [raw]
 # # END TESTS
@@ -513,7 +536,9 @@ assert y.shape == (2, 3, 3, 2), f"TransitionLayer(6, 3) maps (2, 6, 7, 5) to (2,
 # the parts the network owns itself (`stem_conv`, `stem_bn`, `final_bn`, `fc`), and compares
 # the logits in eval mode, the output shape for several input sizes, and the parameter count.
 # So: build the blocks by calling the classes above by their names inside `__init__`, pass
-# them the arguments of the table, and use each block only through its `forward`.
+# them the arguments of the table, and use each block only through its `forward`. The public
+# checks below do the same with stand-ins of their own, so they test the networks even before
+# your blocks work.
 
 # %% [raw]
 # # BEGIN QUESTION
@@ -619,20 +644,110 @@ class SmallDenseNet(nn.Module):
 # # BEGIN TESTS
 
 # %%
-x = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
-for network_class in (SmallResNet, SmallGoogLeNet, SmallDenseNet):
-    logits = network_class().eval()(x)
-    assert logits.shape == (3, 10), f"{network_class.__name__} maps (3, 1, 8, 8) to logits (3, 10), got {tuple(logits.shape)}"
+built = []
+
+
+class StandIn(nn.Module):
+    """The tests' stand-in for one of your blocks, so that q4 is checked apart from q1-q3: a 1x1
+    convolution (with the block's stride) and tanh, then optionally 2x2 average pooling, and
+    optionally appended after the input. It records the arguments it was built with."""
+
+    def __init__(self, args, c_in, c_out, stride=1, pool=1, concat=False):
+        super().__init__()
+        built.append(args)
+        generator = torch.Generator().manual_seed(len(built))
+        self.weight = nn.Parameter(torch.randn(c_out, c_in, 1, 1, generator=generator) / c_in**0.5)
+        self.stride, self.pool, self.concat = stride, pool, concat
+
+    def forward(self, x):
+        assert x.ndim == 4 and x.shape[1] == self.weight.shape[1], f"a block built for {self.weight.shape[1]} input channels received an input of shape {tuple(x.shape)}: the channels passed to the block's constructor and the tensor fed to its forward disagree"
+        y = torch.tanh(nn.functional.conv2d(x, self.weight, stride=self.stride))
+        y = nn.functional.avg_pool2d(y, self.pool)
+        return torch.cat([x, y], dim=1) if self.concat else y
+
+
+stand_ins = {
+    "ResidualBlock": lambda in_channels, out_channels, stride=1: StandIn(("ResidualBlock", in_channels, out_channels, stride), in_channels, out_channels, stride),
+    "InceptionBlock": lambda in_channels, c1x1, c3x3_reduce, c3x3, c5x5_reduce, c5x5, pool_proj: StandIn(("InceptionBlock", in_channels, c1x1, c3x3_reduce, c3x3, c5x5_reduce, c5x5, pool_proj), in_channels, c1x1 + c3x3 + c5x5 + pool_proj),
+    "DenseBlock": lambda num_layers, in_channels, growth_rate, bn_size: StandIn(("DenseBlock", num_layers, in_channels, growth_rate, bn_size), in_channels, num_layers * growth_rate, concat=True),
+    "TransitionLayer": lambda in_channels, out_channels: StandIn(("TransitionLayer", in_channels, out_channels), in_channels, out_channels, pool=2),
+}
+
+
+def build_with_stand_ins(network_class, **kwargs):
+    """network_class(**kwargs) built with the stand-ins in place of your blocks (as the grader
+    does), in float64, with seeded weights in the layers the network owns."""
+    built.clear()
+    names = network_class.__init__.__globals__  # where your __init__ looks up ResidualBlock etc.
+    saved = {name: names[name] for name in stand_ins}
+    names.update(stand_ins)
+    try:
+        network = network_class(**kwargs).double()
+    finally:
+        names.update(saved)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for name, parameter in network.named_parameters():
+            if not name.startswith(("stages", "inception", "block", "transition")):
+                parameter.copy_(0.2 + 0.5 * torch.randn(parameter.shape, dtype=torch.float64, generator=generator))
+    return network
+
+
+tables = {
+    SmallResNet: [("ResidualBlock", 16, 16, 1), ("ResidualBlock", 16, 32, 2), ("ResidualBlock", 32, 64, 2)],
+    SmallGoogLeNet: [("InceptionBlock", 32, 16, 16, 24, 4, 8, 8), ("InceptionBlock", 56, 24, 24, 32, 8, 16, 16)],
+    SmallDenseNet: [("DenseBlock", 3, 16, 8, 2), ("DenseBlock", 3, 20, 8, 2), ("TransitionLayer", 40, 20)],
+}
+owned = {
+    SmallResNet: ["fc.bias", "fc.weight", "stem_bn.bias", "stem_bn.weight", "stem_conv.weight"],
+    SmallGoogLeNet: ["fc.bias", "fc.weight", "stem_bn.bias", "stem_bn.weight", "stem_conv.weight"],
+    SmallDenseNet: ["fc.bias", "fc.weight", "final_bn.bias", "final_bn.weight", "stem_conv.weight"],
+}
+for network_class, table in tables.items():
+    network = build_with_stand_ins(network_class)
+    found = sorted(built, key=lambda args: args[0])  # per kind of block, in the order built
+    assert found == table, f"{network_class.__name__} builds its blocks with the arguments of the table (channels, strides, one call per block); it built {found}"
+    own = sorted(name for name, _ in network.named_parameters() if not name.startswith(("stages", "inception", "block", "transition")))
+    assert own == owned[network_class], f"{network_class.__name__}'s own layers are those of the table (every stem convolution with bias=False); found the parameters {own}"
 
 # %%
-x = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-logits = SmallResNet(num_classes=4).eval()(x)
+x = torch.randn(3, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+for network_class in (SmallResNet, SmallGoogLeNet, SmallDenseNet):
+    logits = build_with_stand_ins(network_class).eval()(x)
+    assert logits.shape == (3, 10), f"{network_class.__name__} maps (3, 1, 8, 8) to logits (3, 10), got {tuple(logits.shape)}"
+x = torch.randn(2, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+logits = build_with_stand_ins(SmallResNet, num_classes=4).eval()(x)
 assert logits.shape == (2, 4), f"global average pooling makes the network work for 16x16 inputs and any num_classes; got {tuple(logits.shape)}"
 sizes = []
-googlenet = SmallGoogLeNet().eval()
+googlenet = build_with_stand_ins(SmallGoogLeNet).eval()
 googlenet.inception2.register_forward_hook(lambda module, inputs, output: sizes.append(tuple(inputs[0].shape[2:])))
-googlenet(torch.randn(1, 1, 9, 9, generator=torch.Generator().manual_seed(1)))
+googlenet(torch.randn(1, 1, 9, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
 assert sizes == [(4, 4)], f"the 2x2 max-pool between the inception blocks floors odd sizes (max_pool2d(x, 2), ceil_mode=False): 9x9 becomes 4x4, got {sizes}"
+
+# %%
+def batch_norm(bn, z):
+    """Batch norm by its formula: the batch's statistics in training mode, the running ones in eval mode."""
+    mean, var = (z.mean(dim=(0, 2, 3)), z.var(dim=(0, 2, 3), unbiased=False)) if bn.training else (bn.running_mean, bn.running_var)
+    return (z - mean[:, None, None]) / torch.sqrt(var[:, None, None] + 1e-5) * bn.weight[:, None, None] + bn.bias[:, None, None]
+
+
+plans = {
+    SmallResNet: ("stem_conv -> stem_bn -> ReLU -> stages -> global average pooling -> fc",
+                  lambda net, x: net.fc(net.stages(torch.relu(batch_norm(net.stem_bn, net.stem_conv(x)))).mean(dim=(2, 3)))),
+    SmallGoogLeNet: ("stem_conv -> stem_bn -> ReLU -> inception1 -> max_pool2d(x, 2) -> inception2 -> global average pooling -> fc",
+                     lambda net, x: net.fc(net.inception2(nn.functional.max_pool2d(net.inception1(torch.relu(batch_norm(net.stem_bn, net.stem_conv(x)))), 2)).mean(dim=(2, 3)))),
+    SmallDenseNet: ("stem_conv -> block1 -> transition -> block2 -> final_bn -> ReLU -> global average pooling -> fc",
+                    lambda net, x: net.fc(torch.relu(batch_norm(net.final_bn, net.block2(net.transition(net.block1(net.stem_conv(x)))))).mean(dim=(2, 3)))),
+}
+x = torch.randn(3, 1, 9, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+for network_class, (plan, by_hand) in plans.items():
+    network = build_with_stand_ins(network_class)
+    for mode in ("eval", "training"):
+        network.train(mode == "training")
+        logits = network(x)
+        assert torch.allclose(logits, by_hand(network, x)), f"in {mode} mode, {network_class.__name__} computes {plan} (the blocks are the tests' stand-ins here, so this checks the network alone; its own batch norms use the batch's statistics in training mode and the running ones in eval mode)"
+    logits.sum().backward()
+    assert network.stem_conv.weight.grad is not None and network.stem_conv.weight.grad.abs().sum() > 0, f"the gradient of the loss must reach {network_class.__name__}.stem_conv: no .detach(), .data or torch.no_grad() in forward"
 
 # %% [raw]
 # # END TESTS
@@ -655,6 +770,8 @@ assert sizes == [(4, 4)], f"the 2x2 max-pool between the inception blocks floors
 #   pixels, like one 5x5; three see 7.
 # * `conv_multiply_adds(in_channels, out_channels, kernel_size, height, width)`: each of the
 #   `out_channels * height * width` outputs is a sum of `in_channels * k * k` products.
+#
+# Each of the three returns a Python `int` (not a float: `math.pow` and `/` give floats).
 #
 # With these you can check the design rules of VGG and GoogLeNet yourself: two stacked 3x3
 # convolutions see as far as one 5x5 with `2 * 9 = 18` instead of 25 weights per channel pair
@@ -713,11 +830,17 @@ def conv_multiply_adds(in_channels, out_channels, kernel_size, height, width):
 # %%
 assert count_parameters(nn.Linear(3, 2)) == 8, "nn.Linear(3, 2) has 3 * 2 weights and 2 biases"
 assert count_parameters(nn.BatchNorm2d(4)) == 8, "BatchNorm2d(4) has 4 scales and 4 shifts; its running statistics are buffers"
+frozen = nn.Linear(3, 2)
+frozen.weight.requires_grad_(False)
+assert count_parameters(frozen) == 2, "only trainable parameters count (requires_grad=True): nn.Linear(3, 2) with its weight frozen has 2 trainable scalars, its biases"
 
 # %%
 assert receptive_field([3, 3], [1, 1]) == 5, "two stacked 3x3 convolutions see 5 pixels"
 assert receptive_field([3, 3], [2, 1]) == 7, "after a stride-2 layer, each step of the next layer covers 2 input pixels"
 assert conv_multiply_adds(2, 3, 3, 4, 4) == 2 * 9 * 3 * 16, "each of the 3 * 4 * 4 outputs needs 2 * 3 * 3 products"
+answers = {"count_parameters": count_parameters(nn.Linear(3, 2)), "receptive_field": receptive_field([3, 3], [2, 1]), "conv_multiply_adds": conv_multiply_adds(2, 3, 3, 4, 4)}
+for function_name, answer in answers.items():
+    assert isinstance(answer, int) and not isinstance(answer, bool), f"{function_name} returns a Python int, got {type(answer).__name__} (math.pow and / give floats)"
 
 # %% [raw]
 # # END TESTS
