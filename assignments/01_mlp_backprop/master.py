@@ -177,6 +177,30 @@ errors = check_layer_gradients(layer, torch.randn(5, 4, generator=torch.Generato
 wrong = {name: f"{error:.1e}" for name, error in errors.items() if not error < TOLERANCE}
 assert not wrong, f"Linear: these gradients disagree with central differences (relative error): {wrong}"
 
+# %%
+layer = Linear(10, 20000)
+layer.init_params(0.1, generator=torch.Generator().manual_seed(6))
+weight, bias = layer.weight.double(), layer.bias.double()
+assert weight.shape == (10, 20000) and bias.shape == (20000,), "init_params: weight of shape (in_features, out_features), bias of shape (out_features,)"
+assert abs(weight.mean().item()) < 0.005 and abs(weight.std().item() / 0.1 - 1) < 0.05, "init_params(std): the weight should have mean 0 and standard deviation std (a standard Gaussian times std)"
+assert 0.035 < (weight.abs() > 0.2).double().mean().item() < 0.056, "init_params: the weight should be Gaussian (about 4.6% of its values beyond 2 std), not uniform"
+assert bias.min().item() >= 0 and bias.max().item() < 1 and abs(bias.mean().item() - 0.5) < 0.02, "init_params: the bias should be uniform on [0, 1), whatever std is"
+
+# %%
+weight = torch.tensor([[1., 0.], [0., 1.], [1., 1.]], dtype=torch.float64)
+bias = torch.tensor([0.5, -0.5], dtype=torch.float64)
+x_first, x_second = torch.tensor([[1., 2., 3.]], dtype=torch.float64), torch.tensor([[0., 1., -1.], [2., 0., 1.]], dtype=torch.float64)
+d_first, d_second = torch.tensor([[1., -1.]], dtype=torch.float64), torch.tensor([[2., 0.5], [-1., 1.]], dtype=torch.float64)
+fresh, reused = Linear(3, 2), Linear(3, 2)
+fresh.weight, fresh.bias, reused.weight, reused.bias = weight, bias, weight, bias
+fresh.forward(x_second)
+fresh.backward(d_second)
+reused.forward(x_first)
+reused.backward(d_first)
+reused.forward(x_second)
+reused.backward(d_second)
+assert torch.allclose(reused.grad_weight, fresh.grad_weight) and torch.allclose(reused.grad_bias, fresh.grad_bias), "a second forward and backward changed the gradients of a layer that had already run once: backward must SET grad_weight and grad_bias from the last forward's x (=), not add to the previous call's gradients"
+
 # %% [raw]
 # # END TESTS
 
@@ -428,6 +452,8 @@ class CrossEntropyLoss:
 loss = MSELoss().forward(torch.tensor([1.0, 3.0], dtype=torch.float64), torch.tensor([0.0, 0.0], dtype=torch.float64))
 assert loss.ndim == 0, "a loss is a scalar tensor (shape ())"
 assert abs(loss.item() - 5.0) < 1e-12, "MSE of [1, 3] against [0, 0] is (1 + 9) / 2 = 5"
+loss = MSELoss().forward(torch.tensor([[1.0, 3.0], [0.0, 2.0]], dtype=torch.float64), torch.zeros(2, 2, dtype=torch.float64))
+assert abs(loss.item() - 3.5) < 1e-12, "MSE of [[1, 3], [0, 2]] against zeros: the mean runs over all pred.numel() elements, not over the batch size pred.shape[0]"
 
 # %%
 import math
@@ -462,7 +488,7 @@ assert errors["x"] < TOLERANCE, f"MSELoss.backward disagrees with central differ
 # `optimizer_step(lr)` performs one step of plain gradient descent on every layer that has
 # parameters (`weight -= lr * grad_weight`, same for the bias), and `reset_params(std)` calls
 # `init_params(std, generator=generator)` on every layer that has such a method (the optional
-seeded generator makes experiments reproducible without touching the global random state).
+# seeded generator makes experiments reproducible without touching the global random state).
 
 # %% [raw]
 # # BEGIN QUESTION
@@ -528,27 +554,56 @@ class Net:
 # # BEGIN TESTS
 
 # %%
+class StandInLinear:
+    """y = x @ weight + bias, written for this check: q4 does not use your q1 and q2 layers."""
+    def __init__(self, weight, bias):
+        self.weight, self.bias, self.init_calls = weight, bias, []
+    def init_params(self, std=1.0, generator=None):
+        self.init_calls.append(std)
+    def forward(self, x):
+        self.x = x
+        return x @ self.weight + self.bias
+    def backward(self, dupstream):
+        self.grad_weight, self.grad_bias = self.x.T @ dupstream, dupstream.sum(dim=0)
+        return dupstream @ self.weight.T
+class StandInSquare:
+    """x ** 2 elementwise: an activation without parameters, written for this check."""
+    def forward(self, x):
+        self.x = x
+        return x ** 2
+    def backward(self, dupstream):
+        return 2 * self.x * dupstream
 generator = torch.Generator().manual_seed(4)
-net = Net([Linear(2, 3), ReLU(), Linear(3, 1)])
-for layer in (net.layers[0], net.layers[2]):
-    layer.init_params(generator=generator)
-out = net.forward(torch.randn(5, 2, generator=generator))
-assert out.shape == (5, 1), f"Net.forward output should be (5, 1), got {tuple(out.shape)}"
-dx = net.backward(torch.ones(5, 1))
-assert dx.shape == (5, 2), f"Net.backward should return the gradient w.r.t. the input, (5, 2), got {tuple(dx.shape)}"
-before = net.layers[0].weight.clone()
-net.optimizer_step(0.1)
-assert not torch.equal(before, net.layers[0].weight), "optimizer_step should change the weights"
+def stand_in_layers():
+    def values(*shape):
+        return torch.randn(*shape, generator=generator, dtype=torch.float64)
+    return [StandInLinear(values(3, 3), values(3)), StandInSquare(), StandInLinear(values(3, 3), values(3))]
+net = Net(stand_in_layers())
+first, square, last = net.layers
+x, dupstream = torch.randn(5, 3, generator=generator, dtype=torch.float64), torch.randn(5, 3, generator=generator, dtype=torch.float64)
+out = net.forward(x)
+assert out.shape == (5, 3) and torch.allclose(out, last.forward(square.forward(first.forward(x)))), "Net.forward should apply the layers in order, feeding each output to the next layer, and return the last layer's output"
+dx = net.backward(dupstream)
+assert dx.shape == (5, 3) and torch.allclose(dx, first.backward(square.backward(last.backward(dupstream)))), "Net.backward should visit the layers in REVERSE order, handing each returned gradient to the previous layer, and return the first layer's"
 
 # %%
-from student.gradcheck import TOLERANCE, check_gradients
-generator = torch.Generator().manual_seed(5)
-net = Net([Linear(3, 4), Tanh(), Linear(4, 2)])
+net = Net(stand_in_layers())
 for layer in (net.layers[0], net.layers[2]):
-    layer.init_params(generator=generator)
-errors = check_gradients(net, torch.randn(3, 3, generator=generator), verbose=False)
-wrong = {name: f"{error:.1e}" for name, error in errors.items() if not error < TOLERANCE}
-assert not wrong, f"Net: these gradients disagree with central differences (relative error; layers.0 is the first layer): {wrong}"
+    layer.grad_weight = torch.randn(3, 3, generator=generator, dtype=torch.float64)
+    layer.grad_bias = torch.randn(3, generator=generator, dtype=torch.float64)
+before = [(layer.weight.clone(), layer.bias.clone()) for layer in (net.layers[0], net.layers[2])]
+net.optimizer_step(0.5)
+for layer, (weight, bias) in zip((net.layers[0], net.layers[2]), before):
+    assert not torch.allclose(layer.weight, weight + 0.5 * layer.grad_weight), "optimizer_step moved the weight UPHILL: gradient descent subtracts, weight - lr * grad_weight"
+    assert torch.allclose(layer.weight, weight - 0.5 * layer.grad_weight), "optimizer_step should set weight to weight - lr * grad_weight on every layer that has parameters"
+    assert torch.allclose(layer.bias, bias - 0.5 * layer.grad_bias), "optimizer_step should update the bias too: bias - lr * grad_bias, on every layer that has parameters"
+
+# %%
+net = Net(stand_in_layers())
+net.reset_params(0.25)
+for layer in (net.layers[0], net.layers[2]):
+    assert layer.init_calls, "reset_params skipped a layer that has init_params: test for the method with hasattr(layer, 'init_params'), not for your own classes with isinstance"
+    assert layer.init_calls == [0.25], "reset_params(std) should call init_params exactly once on each layer that has it, passing std on (not the default)"
 
 # %% [raw]
 # # END TESTS

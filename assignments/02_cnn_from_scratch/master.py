@@ -141,14 +141,17 @@ def receptive_field(layers):
 assert conv_output_size(5, 3) == 3, "a 3x3 window fits at 3 positions of a length-5 row"
 assert conv_output_size(28, 5, 1, 2) == 28, "padding (k - 1) / 2 with stride 1 keeps the size"
 assert isinstance(conv_output_size(7, 3, 2, 0), int), "return an int: use // for integer division"
+assert conv_output_size(8, 3, 2, 0) == 3, "size 8, kernel 3, stride 2: a last window that does not fit is dropped (floor), not counted (round up)"
 
 # %%
 assert conv_param_count(1, 1, 3) == 10, "one 3x3 filter: 9 weights and 1 bias"
+assert conv_param_count(2, 1, 3) == 19, "one 3x3 filter on 2 input channels has 2 * 3 * 3 weights (a weight per input channel) and 1 bias"
 assert linear_param_count(4, 2) == 10, "4 * 2 weights and 2 biases"
 
 # %%
 assert receptive_field([(3, 1)]) == 3, "one 3x3 convolution sees 3 pixels across"
 assert receptive_field([(3, 1), (3, 1)]) == 5, "two stacked 3x3 convolutions see 5 pixels across"
+assert receptive_field([(2, 2), (3, 1)]) == 6, "a 2x2 pool with stride 2, then a 3x3 convolution: one step of the convolution's window moves 2 input pixels, the product of the strides of the layers BELOW it (not its own)"
 
 # %% [raw]
 # # END TESTS
@@ -343,14 +346,38 @@ assert y.shape == (1, 2, 2, 2), "(7 - 2) // 3 + 1 = 2: the last partial window i
 # %%
 from student.gradcheck import TOLERANCE, check_layer_gradients
 generator = torch.Generator().manual_seed(3)
-points = torch.randn(1, 2, 3, 4, generator=generator, dtype=torch.float64)
+points = torch.randn(2, 2, 3, 4, generator=generator, dtype=torch.float64)
 for stride, padding in [(1, 0), (3, 2)]:
     layer = Conv2dLoop(2, 2, 2, stride, padding)
     layer.weight = torch.randn(2, 2, 2, 2, generator=generator, dtype=torch.float64)
     layer.bias = torch.randn(2, generator=generator, dtype=torch.float64)
     errors = check_layer_gradients(layer, points, verbose=False)
     wrong = {name: f"{error:.1e}" for name, error in errors.items() if not error < TOLERANCE}
-    assert not wrong, f"stride {stride}, padding {padding}: these gradients disagree with central differences (relative error): {wrong}"
+    assert not wrong, f"stride {stride}, padding {padding}, a batch of 2: these gradients disagree with central differences (relative error): {wrong}"
+
+# %%
+generator = torch.Generator().manual_seed(8)
+fresh, reused = Conv2dLoop(2, 3, 2, 1, 1), Conv2dLoop(2, 3, 2, 1, 1)
+weight, bias = torch.randn(3, 2, 2, 2, generator=generator, dtype=torch.float64), torch.randn(3, generator=generator, dtype=torch.float64)
+fresh.weight, fresh.bias, reused.weight, reused.bias = weight, bias, weight, bias
+x_first, x_second = (torch.randn(2, 2, 3, 3, generator=generator, dtype=torch.float64) for _ in range(2))
+d_first, d_second = (torch.randn(2, 3, 4, 4, generator=generator, dtype=torch.float64) for _ in range(2))
+fresh.forward(x_second)
+fresh.backward(d_second)
+reused.forward(x_first)
+reused.backward(d_first)
+reused.forward(x_second)
+reused.backward(d_second)
+assert torch.allclose(reused.grad_weight, fresh.grad_weight) and torch.allclose(reused.grad_bias, fresh.grad_bias), "a second forward and backward changed the gradients of a layer that had already run once: backward must SET grad_weight and grad_bias from the last forward's input (=), not add to the previous call's gradients"
+
+# %%
+layer = Conv2dLoop(50, 100, 7)
+layer.init_params(0.1, generator=torch.Generator().manual_seed(9))
+weight, bias = layer.weight.double(), layer.bias
+assert weight.shape == (100, 50, 7, 7) and bias.shape == (100,), "init_params: weight of shape (out_channels, in_channels, kernel_size, kernel_size), bias of shape (out_channels,)"
+assert abs(weight.mean().item()) < 0.005 and abs(weight.std().item() / 0.1 - 1) < 0.05, "init_params(std): the weight should have mean 0 and standard deviation std (a standard Gaussian times std)"
+assert 0.035 < (weight.abs() > 0.2).double().mean().item() < 0.056, "init_params: the weight should be Gaussian (about 4.6% of its values beyond 2 std), not uniform"
+assert not bias.any(), "init_params: the bias should be zeros, whatever std is"
 
 # %% [raw]
 # # END TESTS
@@ -496,11 +523,11 @@ for stride, padding, kernel in [(1, 1, 3), (2, 0, 3), (3, 2, 5), (2, 1, 1)]:
     slow.weight, slow.bias, fast.weight, fast.bias = weight, bias, weight, bias
     x = torch.randn(2, 3, 9, 7, generator=generator, dtype=torch.float64)
     y = fast.forward(x)
-    assert torch.allclose(y, slow.forward(x)), f"Conv2d and Conv2dLoop disagree in forward (stride {stride}, padding {padding}, kernel {kernel})"
+    assert torch.allclose(y, slow.forward(x)), f"Conv2d and Conv2dLoop disagree in forward (stride {stride}, padding {padding}, kernel {kernel}); this compares with your Conv2dLoop: if q2's check fails too, fix q2 first"
     dy = torch.randn(y.shape, generator=generator, dtype=torch.float64)
-    assert torch.allclose(fast.backward(dy), slow.backward(dy)), f"Conv2d and Conv2dLoop disagree on dx (stride {stride}, padding {padding}, kernel {kernel})"
-    assert torch.allclose(fast.grad_weight, slow.grad_weight), "Conv2d and Conv2dLoop disagree on grad_weight"
-    assert torch.allclose(fast.grad_bias, slow.grad_bias), "Conv2d and Conv2dLoop disagree on grad_bias"
+    assert torch.allclose(fast.backward(dy), slow.backward(dy)), f"Conv2d and Conv2dLoop disagree on dx (stride {stride}, padding {padding}, kernel {kernel}); this compares with your Conv2dLoop: if q2's check fails too, fix q2 first"
+    assert torch.allclose(fast.grad_weight, slow.grad_weight), "Conv2d and Conv2dLoop disagree on grad_weight; this compares with your Conv2dLoop: if q2's check fails too, fix q2 first"
+    assert torch.allclose(fast.grad_bias, slow.grad_bias), "Conv2d and Conv2dLoop disagree on grad_bias; this compares with your Conv2dLoop: if q2's check fails too, fix q2 first"
 
 # %%
 from student.gradcheck import TOLERANCE, check_layer_gradients
@@ -511,6 +538,18 @@ layer.bias = torch.randn(2, generator=generator, dtype=torch.float64)
 errors = check_layer_gradients(layer, torch.randn(1, 2, 4, 3, generator=generator, dtype=torch.float64), verbose=False)
 wrong = {name: f"{error:.1e}" for name, error in errors.items() if not error < TOLERANCE}
 assert not wrong, f"Conv2d: these gradients disagree with central differences (relative error): {wrong}"
+
+# %%
+generator = torch.Generator().manual_seed(6)
+layer = Conv2d(2, 3, 3, 2, 1)
+layer.weight = torch.randn(3, 2, 3, 3, generator=generator, dtype=torch.float64)
+layer.bias = torch.randn(3, generator=generator, dtype=torch.float64)
+x = torch.randn(2, 2, 6, 7, generator=generator, dtype=torch.float64).transpose(2, 3)
+dy = torch.randn(2, 3, 3, 4, generator=generator, dtype=torch.float64).transpose(2, 3)
+y, dx = layer.forward(x), layer.backward(dy)
+grad_weight, grad_bias = layer.grad_weight.clone(), layer.grad_bias.clone()
+y_copy, dx_copy = layer.forward(x.contiguous()), layer.backward(dy.contiguous())
+assert torch.allclose(y, y_copy) and torch.allclose(dx, dx_copy) and torch.allclose(grad_weight, layer.grad_weight) and torch.allclose(grad_bias, layer.grad_bias), "Conv2d gives other results on non-contiguous inputs (transposed views) than on contiguous copies of them: use reshape, not view"
 
 # %% [raw]
 # # END TESTS
@@ -662,7 +701,8 @@ for kernel, stride, padding in [(2, 2, 0), (3, 2, 1), (3, 1, 1)]:
 #
 # Padding 1 keeps the size through each 3x3 convolution; each pooling halves it; the channel
 # count doubles when the resolution halves, a common design that keeps the work per layer
-# roughly balanced. `Flatten` turns `(N, C, H, W)` into `(N, C*H*W)` and its backward
+# roughly balanced. `Flatten` turns `(N, C, H, W)` into `(N, C*H*W)` in `(C, H, W)` order (the
+# `H*W` values of channel 0, row by row, then those of channel 1, ...), and its backward
 # reshapes the gradient back.
 #
 # `CNN` stores its layers **in this order in the list `self.layers`** and works like chapter
@@ -874,19 +914,105 @@ flatten = Flatten()
 x = torch.randn(3, 2, 4, 5, generator=torch.Generator().manual_seed(8)).transpose(2, 3)
 assert flatten.forward(x).shape == (3, 40), "Flatten keeps the batch dimension and flattens the rest"
 assert flatten.backward(torch.ones(3, 40)).shape == (3, 2, 5, 4), "Flatten.backward restores the input's shape"
+x = torch.arange(24, dtype=torch.float64).reshape(2, 3, 2, 2)
+y = flatten.forward(x)
+assert torch.equal(y[1, :4], x[1, 0].reshape(-1)) and torch.equal(y[1, 4:8], x[1, 1].reshape(-1)), "Flatten works in (C, H, W) order: the H*W values of channel 0 first, row by row, then those of channel 1, ..."
+assert torch.equal(flatten.backward(y), x), "Flatten.backward should undo forward: backward(forward(x)) gives x back"
 
 # %%
-generator = torch.Generator().manual_seed(9)
-net = CNN(1, 4, 10, image_size=16)
-assert len(net.layers) == 8, f"the CNN has 8 layers (see the table), found {len(net.layers)}"
-out = net.forward(torch.randn(5, 1, 16, 16, generator=generator))
-assert out.shape == (5, 10), f"CNN.forward should give (5, 10) logits, got {tuple(out.shape)}"
-dx = net.backward(torch.ones(5, 10))
-assert dx.shape == (5, 1, 16, 16), f"CNN.backward returns the gradient w.r.t. the input images, got {tuple(dx.shape)}"
-before = net.layers[0].weight.clone()
-net.optimizer_step(0.1)
-assert not torch.equal(before, net.layers[0].weight), "optimizer_step should change the first convolution's weight"
-assert CNN(3, 2, 5, image_size=8).forward(torch.randn(2, 3, 8, 8, generator=generator)).shape == (2, 5), "the linear layer's input size depends on image_size"
+from student.gradcheck import TOLERANCE, check_gradients, check_layer_gradients
+generator = torch.Generator().manual_seed(10)
+fresh, reused = Linear(3, 2), Linear(3, 2)
+weight, bias = torch.randn(3, 2, generator=generator, dtype=torch.float64), torch.randn(2, generator=generator, dtype=torch.float64)
+fresh.weight, fresh.bias, reused.weight, reused.bias = weight, bias, weight, bias
+errors = check_layer_gradients(fresh, torch.randn(4, 3, generator=generator, dtype=torch.float64), verbose=False)
+wrong = {name: f"{error:.1e}" for name, error in errors.items() if not error < TOLERANCE}
+assert not wrong, f"Linear (copied from chapter 01): these gradients disagree with central differences (relative error): {wrong}"
+x_first, x_second = (torch.randn(4, 3, generator=generator, dtype=torch.float64) for _ in range(2))
+d_first, d_second = (torch.randn(4, 2, generator=generator, dtype=torch.float64) for _ in range(2))
+fresh.forward(x_second)
+fresh.backward(d_second)
+reused.forward(x_first)
+reused.backward(d_first)
+reused.forward(x_second)
+reused.backward(d_second)
+assert torch.allclose(reused.grad_weight, fresh.grad_weight) and torch.allclose(reused.grad_bias, fresh.grad_bias), "Linear (copied from chapter 01): a second forward and backward changed the gradients of a layer that had already run once: backward must SET grad_weight and grad_bias (=), not add to the previous call's"
+layer = Linear(10, 20000)
+layer.init_params(0.1, generator=torch.Generator().manual_seed(11))
+weight, bias = layer.weight.double(), layer.bias.double()
+assert abs(weight.mean().item()) < 0.005 and abs(weight.std().item() / 0.1 - 1) < 0.05, "Linear.init_params(std) (copied from chapter 01): the weight should have mean 0 and standard deviation std"
+assert 0.035 < (weight.abs() > 0.2).double().mean().item() < 0.056 and bias.min().item() >= 0 and bias.max().item() < 1 and abs(bias.mean().item() - 0.5) < 0.02, "Linear.init_params (copied from chapter 01): a Gaussian weight and a bias uniform on [0, 1), whatever std is"
+
+# %%
+relu = ReLU()
+assert torch.equal(relu.forward(torch.tensor([[-2.0, -0.5, 0.5, 3.0]], dtype=torch.float64)), torch.tensor([[0.0, 0.0, 0.5, 3.0]], dtype=torch.float64)), "ReLU.forward (copied from chapter 01): max(0, x)"
+assert torch.equal(relu.backward(torch.tensor([[1.0, -1.0, -1.0, 1.0]], dtype=torch.float64)), torch.tensor([[0.0, 0.0, -1.0, 1.0]], dtype=torch.float64)), "ReLU.backward (copied from chapter 01): pass dupstream, whatever its sign, where the INPUT of the last forward was positive; 0 elsewhere"
+ce = CrossEntropyLoss()
+assert torch.isfinite(ce.forward(torch.tensor([[1000.0, 0.0], [0.0, 1000.0]], dtype=torch.float64), torch.tensor([0, 0]))), "CrossEntropyLoss (copied from chapter 01) must stay finite for logits around 1000: subtract the row max"
+generator = torch.Generator().manual_seed(12)
+errors = check_gradients(CrossEntropyLoss(), torch.randn(4, 3, generator=generator, dtype=torch.float64), target=torch.tensor([0, 2, 1, 2]), verbose=False)
+assert errors["x"] < TOLERANCE, f"CrossEntropyLoss.backward (copied from chapter 01) disagrees with central differences (relative error {errors['x']:.1e})"
+
+# %%
+for c, h, classes, size in [(1, 4, 10, 16), (3, 2, 5, 8)]:
+    net = CNN(c, h, classes, image_size=size)
+    assert len(net.layers) == 8, f"the CNN has 8 layers (see the table), found {len(net.layers)}"
+    table = [(Conv2d, (c, h, 3, 1, 1), "Conv2d(C, h, 3, 1, 1)"), (ReLU, (), "ReLU()"), (MaxPool2d, (2, 2, 0), "MaxPool2d(2, 2, 0)"),
+             (Conv2d, (h, 2 * h, 3, 1, 1), "Conv2d(h, 2h, 3, 1, 1)"), (ReLU, (), "ReLU()"), (MaxPool2d, (2, 2, 0), "MaxPool2d(2, 2, 0)"),
+             (Flatten, (), "Flatten()"), (Linear, (2 * h * (size // 4) ** 2, classes), "Linear(2h * (S/4)^2, out_features)")]
+    settings = {Conv2d: ("in_channels", "out_channels", "kernel_size", "stride", "padding"), MaxPool2d: ("kernel_size", "stride", "padding"), Linear: ("in_features", "out_features")}
+    for index, (layer, (kind, expected, name)) in enumerate(zip(net.layers, table)):
+        assert isinstance(layer, kind) and tuple(getattr(layer, a, None) for a in settings.get(kind, ())) == expected, f"CNN({c}, {h}, {classes}, image_size={size}): layers[{index}] should be {name} (see the table; C = in_channels, h = hidden_channels, S = image_size)"
+
+# %%
+class StandInLinear:
+    """y = x @ weight + bias, written for this check: the CNN's methods are checked with layers of its own."""
+    def __init__(self, weight, bias):
+        self.weight, self.bias, self.init_calls = weight, bias, []
+    def init_params(self, std=1.0, generator=None):
+        self.init_calls.append(std)
+    def forward(self, x):
+        self.x = x
+        return x @ self.weight + self.bias
+    def backward(self, dupstream):
+        self.grad_weight, self.grad_bias = self.x.T @ dupstream, dupstream.sum(dim=0)
+        return dupstream @ self.weight.T
+class StandInSquare:
+    """x ** 2 elementwise: an activation without parameters, written for this check."""
+    def forward(self, x):
+        self.x = x
+        return x ** 2
+    def backward(self, dupstream):
+        return 2 * self.x * dupstream
+generator = torch.Generator().manual_seed(13)
+def stand_in_cnn():
+    def values(*shape):
+        return torch.randn(*shape, generator=generator, dtype=torch.float64)
+    net = CNN(1, 2, 3, image_size=8)
+    net.layers = [StandInLinear(values(3, 3), values(3)), StandInSquare(), StandInLinear(values(3, 3), values(3))]
+    return net
+net = stand_in_cnn()
+first, square, last = net.layers
+x, dupstream = torch.randn(5, 3, generator=generator, dtype=torch.float64), torch.randn(5, 3, generator=generator, dtype=torch.float64)
+out = net.forward(x)
+assert out.shape == (5, 3) and torch.allclose(out, last.forward(square.forward(first.forward(x)))), "CNN.forward should apply the layers of self.layers in order, feeding each output to the next layer, and return the last layer's output"
+dx = net.backward(dupstream)
+assert dx.shape == (5, 3) and torch.allclose(dx, first.backward(square.backward(last.backward(dupstream)))), "CNN.backward should visit the layers in REVERSE order, handing each returned gradient to the previous layer, and return the first layer's"
+net = stand_in_cnn()
+for layer in (net.layers[0], net.layers[2]):
+    layer.grad_weight = torch.randn(3, 3, generator=generator, dtype=torch.float64)
+    layer.grad_bias = torch.randn(3, generator=generator, dtype=torch.float64)
+before = [(layer.weight.clone(), layer.bias.clone()) for layer in (net.layers[0], net.layers[2])]
+net.optimizer_step(0.5)
+for layer, (weight, bias) in zip((net.layers[0], net.layers[2]), before):
+    assert not torch.allclose(layer.weight, weight + 0.5 * layer.grad_weight), "optimizer_step moved the weight UPHILL: gradient descent subtracts, weight - lr * grad_weight"
+    assert torch.allclose(layer.weight, weight - 0.5 * layer.grad_weight), "optimizer_step should set weight to weight - lr * grad_weight on every layer that has parameters"
+    assert torch.allclose(layer.bias, bias - 0.5 * layer.grad_bias), "optimizer_step should update the bias too: bias - lr * grad_bias, on every layer that has parameters"
+net = stand_in_cnn()
+net.reset_params(0.25)
+for layer in (net.layers[0], net.layers[2]):
+    assert layer.init_calls, "reset_params skipped a layer that has init_params: test for the method with hasattr(layer, 'init_params'), not for your own classes with isinstance"
+    assert layer.init_calls == [0.25], "reset_params(std) should call init_params exactly once on each layer that has it, passing std on (not the default)"
 
 # %% [raw]
 # # END TESTS
