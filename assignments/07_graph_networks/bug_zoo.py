@@ -260,11 +260,12 @@ def segment_softmax(scores, index, num_nodes):
         gat_forward(score="F.leaky_relu(d[src] + s[dst], self.negative_slope)"),
         pattern=None,
     ),
-    Bug("LeakyReLU missing", GAT_SCORE, gat_forward(score="s[src] + d[dst]")),
+    Bug("LeakyReLU missing", GAT_SCORE, gat_forward(score="s[src] + d[dst]"), pattern=None),
     Bug(
         "LeakyReLU slope fixed at 0.01",
         GAT_SCORE,
         gat_forward(score="F.leaky_relu(s[src] + d[dst], 0.01)"),
+        pattern=None,
     ),
     Bug(
         "attention normalised over each source's edges",

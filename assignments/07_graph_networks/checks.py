@@ -415,6 +415,10 @@ GAT_CASES: tuple[Mapping[str, Any], ...] = (
         "concat": False,
         "bias": False,
     },
+    # one head on a graph whose nodes receive scores of both signs: the path above gives every
+    # node scores of one sign, so a_dst cancels in its softmax there (its gradient is 0) and a
+    # bug in the LeakyReLU would show on att_dst only where heads > 1, a false pattern
+    {"graph": "random", "N": 12, "E": 30, "isolated": 1, "heads": 1, "concat": True},
 )
 
 
