@@ -509,6 +509,7 @@ class EarlyStopping(EarlyStopping):
         self.calls += 1
         return self.bad_calls >= self.patience
 """,
+        pattern=None,
     ),
     Bug(
         "early stopping ignores min_delta",

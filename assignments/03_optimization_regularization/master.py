@@ -296,11 +296,34 @@ w = torch.tensor([1.0, -2.0], dtype=torch.float64)
 sgd = SGD([w], lr=0.5, momentum=0.9)
 w.grad = torch.tensor([1.0, 1.0], dtype=torch.float64)
 sgd.step()
+assert not torch.equal(w, torch.tensor([1.0, -2.0], dtype=torch.float64)), "SGD.step did not move the caller's tensor w: update each parameter in place (p.sub_(...), p -= ...), do not rebind it"
 assert torch.allclose(w, torch.tensor([0.5, -2.5], dtype=torch.float64)), "SGD: the first momentum step is p - lr * g (the buffer starts as g itself)"
 sgd.step()
 assert torch.allclose(w, torch.tensor([-0.45, -3.45], dtype=torch.float64)), "SGD: the second step uses buf = 0.9 * g + g = 1.9 (update p in place)"
 sgd.zero_grad()
 assert w.grad is None or (w.grad == 0).all(), "zero_grad clears .grad"
+
+# %%
+# Hand-computable SGD cases (lr = 0.5, momentum = 0.5: exact in binary), two steps each.
+def sgd_trajectory(start, grads, **options):
+    p = torch.tensor(start, dtype=torch.float64)
+    optimizer = SGD([p], lr=0.5, momentum=0.5, **options)
+    trajectory = []
+    for g in grads:
+        p.grad = torch.tensor(g, dtype=torch.float64)
+        optimizer.step()
+        trajectory.append(p.tolist())
+    return trajectory
+
+# buf = g = [1, 2]; step along g + 0.5 * buf = [1.5, 3]; then buf = 0.5 * buf + g = [1.5, 3], step [1.75, 3.5]
+steps = sgd_trajectory([1.0, -1.0], [[1.0, 2.0], [1.0, 2.0]], nesterov=True)
+assert torch.allclose(torch.tensor(steps, dtype=torch.float64), torch.tensor([[0.25, -2.5], [-0.625, -4.25]], dtype=torch.float64), atol=1e-12), "SGD nesterov: the step is g + momentum * buf (the fresh gradient plus the look-ahead), not buf alone"
+# g = 1 + 0.5 * p enters the buffer: g = 2, buf = 2, p = 1; then g = 1.5, buf = 0.5 * 2 + 1.5 = 2.5, p = -0.25
+steps = sgd_trajectory([2.0], [[1.0], [1.0]], weight_decay=0.5)
+assert torch.allclose(torch.tensor(steps, dtype=torch.float64), torch.tensor([[1.0], [-0.25]], dtype=torch.float64), atol=1e-12), "SGD weight decay: add weight_decay * p to the gradient BEFORE the momentum buffer (g = g + weight_decay * p, then buf = momentum * buf + (1 - dampening) * g)"
+# first step buf = g = 1 (no dampening), p = -0.5; then buf = 0.5 * 1 + (1 - 0.5) * 1 = 1, p = -1
+steps = sgd_trajectory([0.0], [[1.0], [1.0]], dampening=0.5)
+assert torch.allclose(torch.tensor(steps, dtype=torch.float64), torch.tensor([[-0.5], [-1.0]], dtype=torch.float64), atol=1e-12), "SGD dampening: the first step copies g into the buffer undamped (buf = g), so it is p - lr * g; dampening applies from the second step on"
 
 # %%
 w = torch.tensor([3.0], dtype=torch.float64)
@@ -309,6 +332,12 @@ for _ in range(3):
     w.grad = torch.tensor([-4.0], dtype=torch.float64)
     adam.step()
 assert abs(w.item() - 3.3) < 1e-6, "Adam: with bias correction each step on a constant gradient moves p by lr (here 0.1 up, three times)"
+# m = 0.5 * [2, -2] = [1, -1], v = 0.25 * [4, 4] = [1, 1]; m_hat = [2, -2], v_hat = [4, 4]; step 0.5 * m_hat / (2 + 1)
+w = torch.tensor([0.0, 1.0], dtype=torch.float64)
+adam = Adam([w], lr=0.5, betas=(0.5, 0.75), eps=1.0)
+w.grad = torch.tensor([2.0, -2.0], dtype=torch.float64)
+adam.step()
+assert torch.allclose(w, torch.tensor([-1.0 / 3.0, 4.0 / 3.0], dtype=torch.float64), atol=1e-12), "Adam: eps is added to sqrt(v_hat), the BIAS-CORRECTED average: p -= lr * m_hat / (sqrt(v_hat) + eps) (the paper's efficient form adds eps to the uncorrected sqrt(v))"
 
 # %%
 a, b = torch.tensor([1.0], dtype=torch.float64), torch.tensor([1.0], dtype=torch.float64)
@@ -340,6 +369,26 @@ p.grad = torch.tensor([2.0, -1.0], dtype=torch.float64)
 rms.step()
 assert torch.allclose(p, torch.tensor([1.0 - 0.01 * 2 / math.sqrt(2.0), 2.0 + 0.01 / math.sqrt(0.5)], dtype=torch.float64)), "RMSprop: v = 0.5 * 0 + 0.5 * g**2, p -= lr * g / (sqrt(v) + eps)"
 assert q.item() == 5.0, "a parameter whose .grad is None is skipped"
+
+# %%
+# Hand-computable RMSprop cases (lr = 0.5, alpha = 0.75: v = 0.25 * g**2 on the first step).
+def rms_trajectory(start, grads, **options):
+    p = torch.tensor(start, dtype=torch.float64)
+    optimizer = RMSprop([p], lr=0.5, alpha=0.75, **options)
+    trajectory = []
+    for g in grads:
+        p.grad = torch.tensor(g, dtype=torch.float64)
+        optimizer.step()
+        trajectory.append(p.tolist())
+    return torch.tensor(trajectory, dtype=torch.float64)
+
+# v = 0.25 * [4, 16] = [1, 4], p -= 0.5 * [2, -4] / [1, 2]; then v = 0.75 * [1, 4] + 0.25 * [4, 16] = [1.75, 7]
+expected = torch.tensor([[0.0, 2.0], [-1.0 / math.sqrt(1.75), 2.0 + 2.0 / math.sqrt(7.0)]], dtype=torch.float64)
+assert torch.allclose(rms_trajectory([1.0, 1.0], [[2.0, -4.0], [2.0, -4.0]], eps=0.0), expected, atol=1e-12), "RMSprop: v = alpha * v + (1 - alpha) * g**2: alpha weights the OLD average (with alpha = 0.75 the first v is 0.25 * g**2)"
+# v = 0.25 * 4 = 1, p -= 0.5 * 2 / (sqrt(1) + 1) = 0.5
+assert torch.allclose(rms_trajectory([0.0], [[2.0]], eps=1.0), torch.tensor([[-0.5]], dtype=torch.float64), atol=1e-12), "RMSprop: eps is added OUTSIDE the square root, g / (sqrt(v) + eps)"
+# g = 1 + 0.5 * 1 = 1.5, v = 0.25 * 2.25 = 0.5625, p -= 0.5 * 1.5 / 0.75 = 1
+assert torch.allclose(rms_trajectory([1.0], [[1.0]], eps=0.0, weight_decay=0.5), torch.tensor([[0.0]], dtype=torch.float64), atol=1e-12), "RMSprop weight decay: add weight_decay * p to the gradient first (g = g + weight_decay * p); v and the scaled step both use that g"
 
 # %% [raw]
 # # END TESTS
@@ -740,6 +789,12 @@ assert torch.allclose(y.mean(0), torch.zeros(2, dtype=torch.float64), atol=1e-9)
 assert torch.allclose(y.pow(2).mean(0), torch.ones(2, dtype=torch.float64), atol=1e-4), "training mode: biased variance 1 (up to eps)"
 assert torch.allclose(torch.as_tensor(bn.running_mean, dtype=torch.float64), torch.tensor([0.3, 3.0], dtype=torch.float64)), "running_mean = 0.9 * 0 + 0.1 * batch mean"
 assert torch.allclose(torch.as_tensor(bn.running_var, dtype=torch.float64), torch.tensor([0.9 + 0.1 * 4.0, 0.9 + 0.1 * 400.0], dtype=torch.float64)), "running_var = 0.9 * 1 + 0.1 * the UNBIASED batch variance (4 and 400 here)"
+bn.eval()
+x_new = torch.tensor([[0.3, 3.0], [1.6, 9.0], [-1.0, 0.0]], dtype=torch.float64)
+running = [torch.as_tensor(s, dtype=torch.float64).clone() for s in (bn.running_mean, bn.running_var)]
+y_new = bn.forward(x_new)
+assert torch.allclose(y_new, (x_new - running[0]) / torch.sqrt(running[1] + 1e-5)), "eval mode normalizes with running_mean and running_var, not with the mean and variance of the batch it is given"
+assert all(torch.equal(torch.as_tensor(s, dtype=torch.float64), r) for s, r in zip((bn.running_mean, bn.running_var), running)), "eval mode does not change the running statistics"
 
 # %%
 from student.gradcheck import check_layer_gradients
@@ -849,6 +904,9 @@ x = torch.arange(24, dtype=torch.float64).reshape(4, 2, 3) ** 1.5
 y = ln.forward(x)
 assert y.shape == x.shape, f"LayerNorm keeps the shape, expected {tuple(x.shape)}, got {tuple(y.shape)}"
 assert torch.allclose(y.mean(dim=(1, 2)), torch.zeros(4, dtype=torch.float64), atol=1e-9), "each example has mean 0 over its last two dimensions (not over the batch)"
+# one example whose rows are [0, 0, 0] and [1, 1, 1]: over its 6 entries mean 0.5 and variance 0.25
+y = LayerNorm((2, 3)).forward(torch.tensor([[[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]], dtype=torch.float64))
+assert torch.allclose(y, torch.tensor([[[-1.0] * 3, [1.0] * 3]], dtype=torch.float64), atol=1e-4), "LayerNorm((2, 3)) normalizes each example over BOTH trailing dimensions together (6 entries), not each row of 3 separately"
 
 # %%
 from student.gradcheck import check_layer_gradients
@@ -1013,6 +1071,10 @@ assert decisions == [False, False, False, False, True], "0.75 gains exactly min_
 assert stopper.best == 1.0 and stopper.best_step == 2, "best and best_step (0-based) come from the last improvement"
 stopper = EarlyStopping(patience=1, mode="min")
 assert [stopper.step(v) for v in (3.0, 2.0, 2.5)] == [False, False, True], "mode 'min': lower is better"
+stopper = EarlyStopping(patience=1)
+assert [stopper.step(v) for v in (0.5, 0.5)] == [False, True], "a tie (metric == best) is no improvement: with patience 1 the second call with the same value stops"
+stopper = EarlyStopping(patience=1, mode="min")
+assert [stopper.step(v) for v in (0.5, 0.5)] == [False, True], "mode 'min': a tie (metric == best) is no improvement either"
 
 # %%
 assert [round(step_lr(t, 1.0, 2, 0.5), 12) for t in range(5)] == [1.0, 1.0, 0.5, 0.5, 0.25], "step_lr: base_lr * gamma ** (step // step_size)"

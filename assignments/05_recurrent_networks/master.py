@@ -307,6 +307,9 @@ class GRUCell(nn.Module):
 gru = GRUCell(3, 5)
 shapes = {name: tuple(p.shape) for name, p in gru.named_parameters()}
 assert shapes == {"weight_xh": (3, 15), "weight_hh": (5, 15), "bias_xh": (15,), "bias_hh": (15,)}, f"GRUCell(3, 5) should own weight_xh (3, 15), weight_hh (5, 15), bias_xh (15,), bias_hh (15,); found {shapes}"
+assert all(p.abs().max() <= 1 / math.sqrt(5) for p in gru.parameters()), "reset_parameters draws from [-1/sqrt(hidden_size), 1/sqrt(hidden_size)]"
+constant = [name for name, p in gru.named_parameters() if p.min() == p.max()]
+assert not constant, f"reset_parameters draws EVERY parameter at random, the biases included; {constant} stayed constant"
 
 # %%
 gru = GRUCell(1, 1).double()
@@ -328,6 +331,10 @@ inputs = torch.randn(2, 4, dtype=torch.float64, generator=torch.Generator().manu
 state = torch.randn(2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
 assert torch.allclose(gru(inputs, state), state), "with the update gate z saturated at 1 (huge bias in slice z) the GRU keeps its old state"
 assert torch.allclose(gru(inputs), gru(inputs, torch.zeros(2, 3, dtype=torch.float64))), "a missing state means zeros"
+state.requires_grad_()
+gru.bias_xh.data[3:6] = 0.0
+gru(inputs, state).sum().backward()
+assert state.grad is not None and state.grad.abs().sum() > 0, "gradients must flow back to the initial state h: compute with h itself, not a detached copy"
 
 # %% [raw]
 # # END TESTS
@@ -432,6 +439,9 @@ class LSTMCell(nn.Module):
 lstm = LSTMCell(3, 5)
 shapes = {name: tuple(p.shape) for name, p in lstm.named_parameters()}
 assert shapes == {"weight_xh": (3, 20), "weight_hh": (5, 20), "bias_xh": (20,), "bias_hh": (20,)}, f"LSTMCell(3, 5) should own weight_xh (3, 20), weight_hh (5, 20), bias_xh (20,), bias_hh (20,); found {shapes}"
+assert all(p.abs().max() <= 1 / math.sqrt(5) for p in lstm.parameters()), "reset_parameters draws from [-1/sqrt(hidden_size), 1/sqrt(hidden_size)]"
+constant = [name for name, p in lstm.named_parameters() if p.min() == p.max()]
+assert not constant, f"reset_parameters draws EVERY parameter at random, the biases included; {constant} stayed constant"
 
 # %%
 lstm = LSTMCell(1, 1).double()
@@ -669,6 +679,8 @@ second.grad = torch.tensor([0.8])
 total = clip_grad_norm((p for p in [first, second]), max_norm=10.0)
 assert abs(float(total) - 1.0) < 1e-5, "a generator of parameters works too (iterate it once); the norm of [0.6, 0] and [0.8] is 1"
 assert torch.allclose(first.grad, torch.tensor([0.6, 0.0]), atol=1e-5), "below the threshold the gradients are left unchanged"
+total = clip_grad_norm((p for p in [first, second]), max_norm=0.5)
+assert abs(float(total) - 1.0) < 1e-5 and torch.allclose(second.grad, torch.tensor([0.4]), atol=1e-5), "with a generator of parameters the gradients must still be clipped (norm 1 to 0.5 halves them): turn `parameters` into a list first, a generator is empty the second time"
 
 # %% [raw]
 # # END TESTS
