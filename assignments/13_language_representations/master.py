@@ -759,7 +759,7 @@ ids, segments, mask = pack_pairs([(a, b)], 7)
 assert ids.tolist() == [[2, 5, 6, 3, 10, 11, 3]], f"too long by 3: remove the last token of the longer text, of b on a tie (5 + 2 -> 4 + 2 -> 3 + 2 -> 2 + 2); got {ids.tolist()}"
 assert a == [5, 6, 7, 8, 9] and b == [10, 11], "do not change the lists you are given"
 ids, _, _ = pack_pairs([([5, 6, 7], [8, 9, 10, 11, 12])], 8)
-assert ids.tolist() == [[2, 5, 6, 7, 3, 8, 9, 3]], f"too long by 3: remove the last token of the longer text each time (here b, until both have 3), and of b when they are equally long, never a first; got {ids.tolist()}"
+assert ids.tolist() == [[2, 5, 6, 7, 3, 8, 9, 3]], f"too long by 3: remove the last token of the longer text, one at a time (b here, as long as it is longer), and of b when both are equally long, not of a; got {ids.tolist()}"
 
 # %% [raw]
 # # END TESTS
