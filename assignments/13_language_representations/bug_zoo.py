@@ -164,6 +164,7 @@ BUGS = [
         "BPE counts each distinct word once",
         items("BytePairEncoding", "merges"),
         fit_choosing(MOST_FREQUENT, count_line="pairs[pair] = pairs.get(pair, 0) + 1"),
+        pattern=None,  # depends on repeated words, which no case parameter names
     ),
     Bug(
         "BPE keeps the merges of an earlier fit",
@@ -244,6 +245,7 @@ def subsample_probability(counts, total, t=1e-4):
     f = counts.double() / total
     return torch.where(counts > 0, 1 - torch.sqrt(t / f), torch.zeros_like(f))
 """,
+        pattern="t",  # the clamp matters once t exceeds some word's frequency
     ),
     Bug(
         "subsampling uses the count as the frequency",
@@ -285,6 +287,7 @@ def skipgram_pairs(sequence, window):
             for j in range(i - window, i + window + 1) if j != i and j % n != i]
     return torch.tensor(rows, dtype=torch.int64).reshape(-1, 2)
 """,
+        pattern="L",  # every sentence of two words or more has an edge to wrap around
     ),
     Bug(
         "noise distribution without the 0.75 power",
@@ -311,6 +314,7 @@ def negative_sampling_distribution(counts, power=0.75):
     weights = counts.double() ** power
     return weights / weights.sum()
 """,
+        pattern="power",  # 0 ** power is 0 for every power above 0
     ),
     # --------------------------------------------------------------------- SkipGramNS
     Bug(
@@ -433,11 +437,13 @@ def cosine_similarity_matrix(a, b):
         "80/10/10 draws in the wrong order",
         items("mask_tokens", "inputs", "labels"),
         mask_code(draws="action, selection"),
+        pattern=None,
     ),
     Bug(
         "80/10/10 with the keep and random branches swapped",
         items("mask_tokens", "inputs"),
         mask_code(thresholds=("0.8", "1.0")),
+        pattern=None,
     ),
     # --------------------------------------------------------------------- pack_pairs
     Bug(
@@ -520,6 +526,7 @@ def mlm_loss(logits, labels):
     total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), reduction="sum")
     return total / labels.numel()
 """,
+        pattern="share",  # right only when every position is labelled (share 1)
     ),
     Bug(
         "masked-LM loss on probabilities (softmax twice)",

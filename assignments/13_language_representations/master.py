@@ -205,6 +205,11 @@ assert bpe.encode("x") == ["x"] and bpe.encode("") == [], "a one-character word 
 bpe.fit(["aaa"], 5)
 assert bpe.merges == [("a", "a"), ("aa", "a")], f"merges are replaced left to right, and a second fit starts afresh: got {bpe.merges}"
 
+# %%
+bpe = BytePairEncoding()
+bpe.merges = [("b", "c"), ("a", "b")]
+assert bpe.encode("abc") == ["a", "bc"], f"encode applies self.merges one after the other in the order they were learned, (b, c) before (a, b), not the leftmost known pair first: got {bpe.encode('abc')}"
+
 # %% [raw]
 # # END TESTS
 
@@ -291,7 +296,9 @@ assert itos[5:] == ["x", "y", "z"], "ties in alphabetical order"
 # %%
 p = subsample_probability(torch.tensor([0, 1, 25, 100]), 100, t=0.01)
 assert p.dtype == torch.float64 and p.shape == (4,), "a float64 tensor (V,)"
-assert torch.allclose(p, torch.tensor([0.0, 0.0, 0.8, 0.9], dtype=torch.float64)), f"1 - sqrt(t / f), clamped at 0, and 0 for a count of 0: f = 0.25 gives 1 - sqrt(0.04) = 0.8; got {p.tolist()}"
+assert torch.allclose(p, torch.tensor([0.0, 0.0, 0.8, 0.9], dtype=torch.float64)), f"1 - sqrt(t / f) with f = count / total, and 0 for a count of 0: f = 0.25 gives 1 - sqrt(0.04) = 0.8; got {p.tolist()}"
+p = subsample_probability(torch.tensor([1, 4, 100]), 400, t=0.04)
+assert p[0] == 0 and p[1] == 0, f"a word rarer than t (here f = 1/400 and 4/400 < t) is always kept: clamp 1 - sqrt(t / f) at 0, never a negative probability; got {p.tolist()}"
 
 # %% [raw]
 # # END TESTS
@@ -372,6 +379,8 @@ q = negative_sampling_distribution(torch.tensor([0, 16, 1]))
 assert q.dtype == torch.float64 and abs(q.sum().item() - 1) < 1e-12, "a float64 distribution that sums to 1"
 assert torch.allclose(q, torch.tensor([0.0, 8 / 9, 1 / 9], dtype=torch.float64)), f"16 ** 0.75 = 8 and 1 ** 0.75 = 1: (0, 8/9, 1/9); got {q.tolist()}"
 assert torch.allclose(negative_sampling_distribution(torch.tensor([1, 4]), power=0.5), torch.tensor([1 / 3, 2 / 3], dtype=torch.float64)), "use the power argument"
+q = negative_sampling_distribution(torch.tensor([0, 3, 0, 5]), power=0.0)
+assert q[0] == 0 and q[2] == 0 and torch.allclose(q, torch.tensor([0.0, 0.5, 0.0, 0.5], dtype=torch.float64)), f"a count of 0 gets probability 0 for every power, power = 0 too (0 ** 0 is 1 in PyTorch and Python): got {q.tolist()}"
 
 # %% [raw]
 # # END TESTS
@@ -471,6 +480,16 @@ assert torch.isfinite(big) and abs(big.item() - 100.0) < 1e-3, "dot products of 
 big.backward()
 assert torch.isfinite(model.center.weight.grad).all() and torch.isfinite(model.context.weight.grad).all(), "the gradients must stay finite too"
 
+# %%
+model = SkipGramNS(2, 1).double()
+with torch.no_grad():
+    model.center.weight.copy_(torch.tensor([[1.0], [0.0]]))
+    model.context.weight.copy_(torch.tensor([[0.0], [2.0]]))
+value = model.loss(torch.tensor([0]), torch.tensor([1]), torch.tensor([[1]]))
+# u_1 . v_0 = 2: -log sigmoid(2) for the context word, -log sigmoid(-2) for the same word as noise
+expected = math.log1p(math.exp(-2.0)) + math.log1p(math.exp(2.0))
+assert abs(value.item() - expected) < 1e-9, "a noise word equal to the true context word is still a negative term, -log sigmoid(-u_k . v_c) with its real dot product: do not drop or zero it"
+
 # %% [raw]
 # # END TESTS
 
@@ -566,6 +585,10 @@ wv = WordVectors(vectors, ["man", "woman", "king", "queen", "cat"])
 assert wv.nearest("man", 2) == ["king", "queen"], f"most similar first, never the word itself: got {wv.nearest('man', 2)}"
 answer = wv.analogy("man", "king", "woman")
 assert isinstance(answer, str) and answer == "queen", f"man : king :: woman : ? should be queen (never one of the three query words), got {answer!r}"
+# woman is ten times longer than the others: added raw, it would outweigh king - man
+vectors = torch.tensor([[1.0, 0.0], [0.0, 10.0], [1.0, 1.0], [-1.0, 6.0], [0.1, 1.0]], dtype=torch.float64)
+answer = WordVectors(vectors, ["man", "woman", "king", "queen", "girl"]).analogy("man", "king", "woman")
+assert answer == "queen", f"normalise v_a, v_b and v_c before adding them, unit(b) - unit(a) + unit(c): the raw vectors let a long vector outweigh the others; got {answer!r}"
 
 # %% [raw]
 # # END TESTS
@@ -655,6 +678,8 @@ assert torch.equal(labels != -100, selected), "select exactly where the first to
 assert torch.equal(inputs == MASK, selected & (action < 0.8)), "the second draw decides: below 0.8 the input becomes <mask>"
 swap = selected & (action >= 0.8) & (action < 0.9)
 assert torch.equal(inputs[swap], random[swap]), "between 0.8 and 0.9, the token from the third draw, torch.randint(NUM_SPECIAL, vocab_size, ids.shape)"
+kept = ~selected | (action >= 0.9)
+assert torch.equal(inputs[kept], ids[kept]), "a selected token with action >= 0.9 is kept unchanged (as is every token not selected)"
 
 # %% [raw]
 # # END TESTS
@@ -733,6 +758,8 @@ a, b = [5, 6, 7, 8, 9], [10, 11]
 ids, segments, mask = pack_pairs([(a, b)], 7)
 assert ids.tolist() == [[2, 5, 6, 3, 10, 11, 3]], f"too long by 3: remove the last token of the longer text, of b on a tie (5 + 2 -> 4 + 2 -> 3 + 2 -> 2 + 2); got {ids.tolist()}"
 assert a == [5, 6, 7, 8, 9] and b == [10, 11], "do not change the lists you are given"
+ids, _, _ = pack_pairs([([5, 6, 7], [8, 9, 10, 11, 12])], 8)
+assert ids.tolist() == [[2, 5, 6, 7, 3, 8, 9, 3]], f"too long by 3: remove the last token of the longer text, one at a time (b here, as long as it is longer), and of b when both are equally long, not of a; got {ids.tolist()}"
 
 # %% [raw]
 # # END TESTS
@@ -859,12 +886,27 @@ assert torch.allclose(encoder(changed, segments, mask)[0, :5], h[0, :5], atol=1e
 assert not torch.allclose(encoder(ids, 1 - segments, mask), h), "the segment embedding must be added"
 
 # %%
+encoder = Encoder(vocab_size=12, d_model=8, num_heads=2, dim_feedforward=16, num_layers=2, max_len=6).double().eval()
+ids = torch.tensor([[2, 5, 3, 6, 3, 0], [2, 7, 8, 3, 9, 3]])
+segments = torch.tensor([[0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 1, 1]])
+mask = ids != PAD
+with torch.no_grad():
+    h = encoder(ids, segments, mask)
+    # the documented formula, written out with the encoder's own tables and blocks
+    summed = encoder.token_embedding.weight[ids] + encoder.segment_embedding.weight[segments] + encoder.position_embedding.weight[torch.arange(6)]
+    first, second = encoder.blocks[0], encoder.blocks[1]
+    in_order = second(first(summed, mask[:, None, None, :]), mask[:, None, None, :])
+    reversed_order = first(second(summed, mask[:, None, None, :]), mask[:, None, None, :])
+assert torch.allclose(h, in_order, atol=1e-8) or not torch.allclose(h, reversed_order, atol=1e-8), "apply the blocks in order, blocks[0] first: here they ran in reverse"
+assert torch.allclose(h, in_order, atol=1e-8), "h = the blocks in order applied to token_embedding(ids) + segment_embedding(segments) + position_embedding(positions): positions are 0 .. L-1 (the first token has position 0)"
+
+# %%
 logits = torch.zeros(1, 3, 4, dtype=torch.float64)
 logits[0, 0, 2] = math.log(3.0)
 labels = torch.tensor([[2, -100, 1]])
 value = mlm_loss(logits, labels)
 expected = (-math.log(3 / 6) - math.log(1 / 4)) / 2
-assert value.shape == () and abs(value.item() - expected) < 1e-12, f"the mean cross-entropy over the labelled positions only (0 and 2): expected {expected:.4f}, got {value.item():.4f}"
+assert value.shape == () and abs(value.item() - expected) < 1e-12, f"the mean cross-entropy over the labelled positions only (0 and 2): got {value.item():.4f}"
 
 # %% [raw]
 # # END TESTS
@@ -943,7 +985,7 @@ def fine_tune_step(model, optimizer, batch, labels):
 # # BEGIN TESTS
 
 # %%
-class LastTokenEncoder(nn.Module):
+class TableEncoder(nn.Module):
     """A stand-in encoder for this test: the embedding of each token, nothing else."""
 
     def __init__(self):
@@ -954,21 +996,45 @@ class LastTokenEncoder(nn.Module):
         return self.table(input_ids)
 
 
-classifier = PairClassifier(LastTokenEncoder(), 4, 3)
+stand_in = TableEncoder()
+classifier = PairClassifier(stand_in, 4, 3)
 assert isinstance(classifier.head, nn.Linear) and classifier.head.out_features == 3, "head = nn.Linear(d_model, num_classes)"
-ids = torch.tensor([[2, 5, 3], [2, 6, 3]])
+ids = torch.tensor([[2, 5, 3, 0], [2, 6, 7, 3]])
 logits = classifier(ids, torch.zeros_like(ids), ids > 0)
-assert logits.shape == (2, 3) and torch.allclose(logits[0], logits[1]), "the head reads position 0 (<cls>, the same token in both rows here)"
+assert logits.shape == (2, 3), f"logits are (N, num_classes) = (2, 3), got {tuple(logits.shape)}"
+with torch.no_grad():
+    at_cls = classifier.head(stand_in.table(ids[:, 0]))
+assert torch.allclose(logits, at_cls, atol=1e-6), "the head reads each row's encoder output at position 0 (<cls>) only, h[:, 0]: not the last position, not an average over positions"
 
 # %%
-classifier = PairClassifier(LastTokenEncoder(), 4, 2)
+class PlainSGD:
+    """A stand-in optimizer for this test, like the grader's: zero_grad() and step() only."""
+
+    def __init__(self, params, lr):
+        self.params, self.lr = list(params), lr
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self):
+        for p in self.params:
+            if p.grad is not None:
+                p -= self.lr * p.grad
+
+
+classifier = PairClassifier(TableEncoder(), 4, 2)
 classifier.eval()
-optimizer = torch.optim.SGD(classifier.parameters(), lr=0.1)
+optimizer = PlainSGD(classifier.parameters(), lr=0.1)
 batch = (ids, torch.zeros_like(ids), ids > 0)
 before = F.cross_entropy(classifier(*batch), torch.tensor([0, 1])).item()
+for parameter in classifier.parameters():  # stale gradients from an earlier batch
+    parameter.grad = torch.full_like(parameter, float("nan"))
 loss = fine_tune_step(classifier, optimizer, batch, torch.tensor([0, 1]))
 assert isinstance(loss, float) and abs(loss - before) < 1e-6, "return the loss computed before the step, as a Python float"
 assert classifier.training, "fine_tune_step puts the model in training mode"
+assert all(torch.isfinite(p).all() for p in classifier.parameters()), "the parameters arrived with stale gradients (NaN here): clear them with optimizer.zero_grad() before loss.backward()"
 assert F.cross_entropy(classifier(*batch), torch.tensor([0, 1])).item() < before, "the step must lower the loss on its batch (zero_grad, backward, optimizer.step)"
 
 # %% [raw]
