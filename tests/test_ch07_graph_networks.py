@@ -244,9 +244,12 @@ def degree(index, num_nodes, dtype=torch.float32):
     # the weights are wrong: the float32 item fails with them, and is not about dtype
     ("row normalisation 1/deg(target)", "gcn_normalization: default_dtype",
      "Fix 'gcn_normalization: weights' first", "are float32"),
-    # the edge direction is wrong on small graphs too: the scale item is not about memory
+    # the edge direction is wrong on small graphs too: the scale item is not about scale
     ("messages sent from target to source", "GCNLayer at scale: out_sample",
-     "if the layer's own items (on small graphs) fail too, fix those first", "runs out of memory"),
+     "Fix 'GCNLayer: out' first: this item runs the same code", "Hint:"),
+    # right on small graphs, too much memory at scale: the memory hint, nothing about values
+    ("dense normalised adjacency matrix", "GCNLayer at scale: out_sample",
+     "Hint: on 50,000 nodes a dense N x N matrix needs 10 GB", "index_add_ of"),
 ])
 def test_hint_not_shown_when_its_condition_does_not_hold(bug_name, item, shown, not_shown,
                                                          grade_file, tmp_path):

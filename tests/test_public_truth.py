@@ -298,3 +298,18 @@ def test_every_hint_condition_names_what_exists():
     with pytest.raises(ValueError, match="not earlier outputs"):
         Check("c", "q1", ("f",), lambda *args: None, ({"N": 1},),
               (Output("y", hint="h", needs=("dx",)),))
+
+
+# --------------------------------- 1: a mutant the public checks miss is told what they skip
+def test_a_concept_answer_the_public_checks_cannot_see_says_so(grade_file, tmp_path):
+    from tools.zoo import load_bugs
+
+    chapter = "03_optimization_regularization"
+    bug = next(bug for bug in load_bugs(chapter) if bug.name.startswith("concepts:"))
+    results = grade_file(chapter, notebook_with_extra_cell(chapter, bug.code, tmp_path / "m.ipynb"))
+    failed = [test for test in results["tests"] if test["status"] == "failed"]
+    assert failed, results["output"]
+    for test in failed:
+        assert "The public checks of q7 do not cover this: they check that every answer is a " \
+               "number" in test["output"], test["output"]
+    assert public_verdicts(chapter, [bug])["mutants"][bug.name]["q7"] == ""
