@@ -164,6 +164,9 @@ assert weights_hand.shape == (1, 2) and out_hand.shape == (1, 2), f"weights (Lq,
 p_hand = 1 / (1 + math.exp(-1 / math.sqrt(2)))
 assert torch.allclose(weights_hand, torch.tensor([[p_hand, 1 - p_hand]], dtype=torch.float64)), "the worked example: weights softmax([1/sqrt(2), 0]) = [0.670, 0.330] (scale by sqrt(d), softmax over the keys)"
 assert torch.allclose(out_hand, torch.tensor([[1 + 2 * (1 - p_hand), 2 + 2 * (1 - p_hand)]], dtype=torch.float64)), "out = weights @ v = [1.660, 2.660] in the worked example"
+_, weights_wide = scaled_dot_product_attention(torch.ones(1, 4, dtype=torch.float64), torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]], dtype=torch.float64), torch.tensor([[1.0], [0.0]], dtype=torch.float64))
+p_wide = 1 / (1 + math.exp(-4 / math.sqrt(4)))
+assert torch.allclose(weights_wide, torch.tensor([[p_wide, 1 - p_wide]], dtype=torch.float64)), "with d = 4 and dv = 1 the scores are [4, 0] / sqrt(4): scale by sqrt(d), d = q.shape[-1] (the query/key width), not by the value width dv"
 
 # %%
 gen = torch.Generator().manual_seed(0)
@@ -186,6 +189,7 @@ assert torch.isfinite(out_big).all() and torch.isfinite(weights_big).all(), "sco
 no_keys = torch.tensor([[True, False, True, True, False], [False] * 5, [True] * 5])
 out_none, weights_none = scaled_dot_product_attention(q_big, k_big, v_small, no_keys)
 assert (weights_none[1] == 0).all() and (out_none[1] == 0).all(), "a query whose keys are all masked gets zero weights and a zero output, not NaN"
+assert out_none.requires_grad, "out must stay connected to q for autograd: do not detach the scores or the weights"
 out_none.sum().backward()
 assert q_big.grad is not None and torch.isfinite(q_big.grad).all(), "gradients must reach q and stay finite, also for a fully masked row"
 
@@ -398,6 +402,11 @@ out_s, _ = mha_t(query_t, swapped, swapped)
 assert torch.allclose(out_s, out_t), "reordering the keys together with their values does not change the output (attention is a weighted sum over a set)"
 
 # %%
+q_gate = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64, requires_grad=True)
+out_gate, _ = scaled_dot_product_attention(q_gate, torch.eye(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64), torch.tensor([[True, True], [False, False]]))
+assert out_gate.requires_grad and (out_gate[1] == 0).all() and torch.isfinite(out_gate).all(), "q1 fails: MultiHeadAttention calls your scaled_dot_product_attention, which must give a fully masked query a zero output and keep out connected to q; fix q1 first (its own check says how)"
+out_gate.sum().backward()
+assert torch.isfinite(q_gate.grad).all(), "q1 fails: the gradients of your scaled_dot_product_attention are not finite with a fully masked query; fix q1 first"
 gen = torch.Generator().manual_seed(3)
 mha_t = MultiHeadAttention(4, 2).double()
 x_t = torch.randn(3, 5, 4, dtype=torch.float64, generator=gen, requires_grad=True)
@@ -407,6 +416,21 @@ assert (weights_t[1, :, :, 2:] == 0).all(), "the padding mask (N, 1, 1, L) hides
 assert torch.allclose(out_t[2], mha_t.out_proj.bias.detach().expand(5, 4)), "a sequence of length 0 has no key to attend to: the attention output is 0, so the layer returns out_proj's bias"
 out_t.sum().backward()
 assert x_t.grad is not None and all(p.grad is not None for p in mha_t.parameters()), "gradients must reach the input and all four projections"
+
+# %%
+# identity projections: head h attends with its own slice of features h * head_dim ... (h + 1) * head_dim - 1
+mha_t = MultiHeadAttention(4, 2).double()
+with torch.no_grad():
+    for proj_t in (mha_t.q_proj, mha_t.k_proj, mha_t.v_proj, mha_t.out_proj):
+        proj_t.weight.copy_(torch.eye(4, dtype=torch.float64))
+        proj_t.bias.zero_()
+x_t = torch.randn(2, 3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+out_t, weights_t = mha_t(x_t, x_t, x_t)
+slices_t = [x_t[:, :, 2 * h:2 * h + 2] for h in range(2)]
+heads_t = [torch.softmax(s_t @ s_t.transpose(1, 2) / math.sqrt(2), dim=-1) for s_t in slices_t]
+assert all(torch.allclose(scaled_dot_product_attention(s_t, s_t, s_t)[1], w_t) for s_t, w_t in zip(slices_t, heads_t)), "q1 fails: MultiHeadAttention calls your scaled_dot_product_attention, whose weights are wrong on this case; fix q1 first"
+assert torch.allclose(weights_t, torch.stack(heads_t, dim=1)), "with identity projections, head h compares the features h * head_dim ... (h + 1) * head_dim - 1 of the queries and keys, scaled once by sqrt(head_dim): split with reshape(N, L, heads, head_dim).transpose(1, 2), and scale only inside the attention"
+assert torch.allclose(out_t, torch.cat([w_t @ s_t for w_t, s_t in zip(heads_t, slices_t)], dim=-1)), "with identity projections, the output concatenates the heads' outputs feature-wise, head 0 first, at every position: merge with transpose(1, 2) then reshape(N, Lq, E)"
 
 # %% [raw]
 # # END TESTS
@@ -518,6 +542,11 @@ assert any(b.shape[-2:] == (10, 4) for b in module_t.buffers()), "store the tabl
 zeros_t = torch.zeros(2, 3, 4, dtype=torch.float64)
 added_t = module_t(zeros_t)
 assert added_t.shape == (2, 3, 4) and torch.allclose(added_t[1].double(), sinusoidal_positional_encoding(3, 4).double(), atol=1e-6), "forward adds the first L = x.shape[1] rows of the table to every sequence"
+try:
+    added_5 = module_t(torch.zeros(1, 5, 4, dtype=torch.float64))
+except RuntimeError as error_t:
+    raise AssertionError(f"a second call with another length (L = 5 after L = 3) failed ({error_t}): take pe[:L] at every call, nothing may carry over from one call to the next") from error_t
+assert added_5.shape == (1, 5, 4) and torch.allclose(added_5[0].double(), sinusoidal_positional_encoding(5, 4).double(), atol=1e-6), "a second call with L = 5 after L = 3 adds the first 5 rows: take pe[:L] at every call"
 
 # %% [raw]
 # # END TESTS
@@ -811,8 +840,9 @@ assert isinstance(wide_mha_param_count(8, 2), int) and wide_mha_param_count(8, 1
 # %%
 assert attention_matrix_bytes(10, 1, 1) == 400 and isinstance(attention_matrix_bytes(10, 1, 1), int), "a 10 x 10 float32 attention matrix takes 400 bytes; return an int"
 assert attention_matrix_bytes(20, 1, 1) == 4 * attention_matrix_bytes(10, 1, 1), "twice the sequence length, four times the memory"
+assert attention_matrix_bytes(10, 3, 2) == 6 * attention_matrix_bytes(10, 1, 1), "every sequence of the batch and every head has its own (seq_len, seq_len) matrix of weights"
 shift_t = lambda x: torch.roll(x, 1, dims=1)
-assert permutation_error(lambda x: 2 * x, torch.ones(1, 3, 2), torch.tensor([2, 0, 1])) == 0.0, "a token-wise module is permutation-equivariant: error 0"
+assert permutation_error(lambda x: 2 * x, torch.arange(6.0).reshape(1, 3, 2), torch.tensor([2, 0, 1])) == 0.0, "a token-wise module is permutation-equivariant: error 0 (compare module(x[:, perm]) with module(x)[:, perm], the output of the original input permuted the same way)"
 assert permutation_error(shift_t, torch.arange(3.0).reshape(1, 3, 1), torch.tensor([1, 0, 2])) > 0.5, "rolling the sequence depends on positions: the error is large"
 
 # %% [raw]

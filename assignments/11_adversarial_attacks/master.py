@@ -235,6 +235,7 @@ toy.weight.data = torch.tensor([[1.0, -2.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.
 x_toy = torch.tensor([[0.5, 0.5, 0.5]], dtype=torch.float64)
 label = torch.tensor([0])
 away = fgsm(toy, x_toy, label, 0.1)
+assert torch.equal(x_toy, torch.tensor([[0.5, 0.5, 0.5]], dtype=torch.float64)), "fgsm changed its input x: compute x_adv out of place (x.detach() + ..., then .clamp(...)), never x.add_(...) or x.data"
 assert away.dtype == torch.float64 and away.shape == (1, 3), f"x_adv has x's shape and dtype, got {away.dtype} {tuple(away.shape)}"
 assert torch.allclose(away, torch.tensor([[0.4, 0.6, 0.5]], dtype=torch.float64), atol=1e-12), "by hand: grad = (p0 - 1) * (1, -2, 0) with p0 < 1, so sign = (-1, +1, 0) and x_adv = (0.4, 0.6, 0.5); the third weight is 0, so that pixel must not move (torch.sign(0) = 0)"
 towards = fgsm(toy, x_toy, label, 0.1, targeted=True)
@@ -370,6 +371,19 @@ assert net.training and all(p.grad is None for p in net.parameters()) and not im
 start_only = pgd(net, images, labels, 0.2, 0.05, 0, generator=torch.Generator().manual_seed(3))
 noise = 2 * torch.rand(images.shape, generator=torch.Generator().manual_seed(3), dtype=images.dtype) - 1
 assert torch.allclose(start_only, (images + noise * 0.2).clamp(0, 1), atol=1e-12), "with 0 steps PGD returns the random start x + (2 * rand - 1) * eps, clamped"
+
+# %%
+class Bowl(nn.Module):
+    """Logits (0, -(x - 0.5)^2) for one feature x: raising the loss of class 0 pulls x towards 0.5."""
+
+    def forward(self, x):
+        return torch.cat([torch.zeros_like(x), -(x - 0.5) ** 2], dim=1)
+
+
+bowl = Bowl()
+assert torch.equal(input_gradient(bowl, torch.tensor([[0.45], [0.6]], dtype=torch.float64), torch.tensor([0, 0])).sign(), torch.tensor([[1.0], [-1.0]], dtype=torch.float64)), "q2 fails: pgd calls your input_gradient, whose signs are wrong on this small case; fix q2 first"
+walk = pgd(bowl, torch.tensor([[0.3]], dtype=torch.float64), torch.tensor([0]), eps=0.5, alpha=0.15, steps=3, random_start=False)
+assert abs(walk.item() - 0.45) < 1e-12, "by hand: from 0.3, steps of 0.15 towards 0.5 reach 0.45, then 0.6, and the third step comes back to 0.45: take the gradient at the current x_adv in every step, not at the original x"
 
 # %% [raw]
 # # END TESTS
@@ -512,6 +526,28 @@ again = train_patch(toy, pictures, 2, 2, steps=5, lr=0.1, generator=torch.Genera
 assert torch.equal(learned, again), "the same generator seed must give the same patch: draw the positions from the generator argument"
 assert all(p.grad is None for p in toy.parameters()), "train the patch only: the model's .grad must stay untouched"
 
+# %%
+class Recorder(nn.Module):
+    """A stand-in model that keeps where the patch was on every image it saw (the images are
+    black); its class 2 logit is the sum of the pixels, the other logits are 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(3, 16, dtype=torch.float64))
+        with torch.no_grad():
+            self.weight[2] = 1.0
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().flatten(1) != 0)
+        return x.flatten(1) @ self.weight.T
+
+
+recorder = Recorder()
+bright = train_patch(recorder, torch.zeros(8, 1, 4, 4, dtype=torch.float64), 2, 2, steps=5, lr=0.1, generator=torch.Generator().manual_seed(1))
+assert len(torch.unique(torch.cat(recorder.seen), dim=0)) > 1, "the patch was pasted at the same place on every image in every step: draw new positions (top, left) for every image in every step, or the patch only works at one spot"
+assert bright.mean() > 0.5, "this model's logit for the target class 2 is the sum of the pixels, so training must make the patch brighter than its gray start: minimise the cross-entropy towards target_class (do not step up the loss)"
+
 # %% [raw]
 # # END TESTS
 
@@ -598,6 +634,19 @@ robust = [accuracy_under_attack(net, data, labels, sign_attack, 5) for _ in rang
 assert robust[0] == robust[1], "predict in eval mode (dropout off): two evaluations must agree"
 assert net.training, "restore the mode the model had"
 
+
+class SwapsInTrainMode(nn.Module):
+    """A stand-in model that, like dropout or batch norm, behaves differently in train mode:
+    there it swaps its two outputs."""
+
+    def forward(self, x):
+        return x.flip(1) if self.training else x
+
+
+swapper = SwapsInTrainMode().train()
+assert abs(accuracy_under_attack(swapper, points, truth, None, batch_size=2) - 0.6) < 1e-12, "predict in eval mode (model.eval() before the prediction): this stand-in model answers differently in train mode"
+assert swapper.training, "restore the mode the model had"
+
 # %% [raw]
 # # END TESTS
 
@@ -669,7 +718,8 @@ toy.eval()
 # adversarial_training_step calls your fgsm (q2): check it first against FGSM of a linear model by hand
 with torch.no_grad():
     crafted = (batch + 0.1 * ((torch.softmax(twin(batch), 1) - F.one_hot(targets, 2)) @ twin.weight).sign()).clamp(0, 1)
-assert torch.allclose(fgsm(twin, batch, targets, 0.1), crafted, atol=1e-12) and all(p.grad is None for p in twin.parameters()), "q2 fails: adversarial_training_step calls your fgsm, which must give clamp(x + eps * sign(gradient of the loss), 0, 1) here and leave the parameters' .grad alone; fix q2 first"
+kept = batch.clone()
+assert torch.allclose(fgsm(twin, batch, targets, 0.1), crafted, atol=1e-12) and torch.equal(batch, kept) and all(p.grad is None for p in twin.parameters()), "q2 fails: adversarial_training_step calls your fgsm, which must give clamp(x + eps * sign(gradient of the loss), 0, 1) here and leave x and the parameters' .grad alone; fix q2 first"
 loss = adversarial_training_step(toy, sgd, batch, targets, 0.1)
 assert isinstance(loss, float), f"return the loss as a float (loss.item()), got {type(loss).__name__}"
 assert toy.training, "the update runs in train mode, and the model stays in train mode"
