@@ -152,11 +152,17 @@ def compare_output(
     bad = ~(error <= tolerance) & np.isfinite(expected64)
     if not np.any(bad):
         return Verdict(True)
-    ratio = np.where(bad, error / tolerance, 0.0)
+    # an element whose tolerance is 0 (an exact item: counts, indices) is off by its error
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(bad, error / tolerance, 0.0)
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape))
+    how_far = (
+        f"off by {float(error[worst]):.3g} where it must match exactly"
+        if tolerance[worst] == 0
+        else f"off by {float(ratio[worst]):.3g} times the tolerance"
+    )
     return Verdict(
         False,
         f"is wrong in {int(bad.sum())} of {bad.size} elements; worst at "
-        f"index {worst}, off by {float(ratio[worst]):.3g} times the "
-        f"tolerance.{_diagnose(actual64, expected64, rtol, atol)}",
+        f"index {worst}, {how_far}.{_diagnose(actual64, expected64, rtol, atol)}",
     )

@@ -56,3 +56,15 @@ def test_integers_compare_exactly_and_need_an_integer_dtype():
     as_float = compare_output(expected, dict(meta, dtype="float64"), np.array([3.0, 1.0, 2.0]),
                               1e-7, 1e-7)
     assert not as_float.passed and "integer" in as_float.message
+
+
+def test_an_exact_item_is_off_by_its_error_not_by_infinite_tolerances():
+    import warnings
+
+    expected = np.array([1.0, 2.0, 3.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division by a zero tolerance
+        verdict = compare_output(expected, TENSOR, np.array([1.0, 2.0, 5.0]), 0.0, 0.0)
+    assert not verdict.passed
+    assert "off by 2 where it must match exactly" in verdict.message, verdict.message
+    assert "inf" not in verdict.message
