@@ -229,6 +229,12 @@ def padding_mask(lengths, L):
         pattern=None,
     ),
     Bug(
+        "keys and values split with the query's length",
+        MHA_ALL,
+        mha(split="x.view(N, Lq, self.num_heads, self.head_dim).transpose(1, 2)"),
+        pattern=None,  # raises where Lq != Lk; E > 6 coincides there, and is not an axis
+    ),
+    Bug(
         "heads merged by a reshape without transpose",
         MHA_ALL - items(MHA, "weights"),
         mha(merge="heads.reshape(N, Lq, E)"),

@@ -407,6 +407,27 @@ MHA_CASES = (
     {"N": 3, "Lq": 2, "Lk": 6, "E": 10, "heads": 5, "mask": "per_query", "noncontiguous": True},
 )
 
+# Shape errors a head split or merge typically raises, and their usual cause.
+MHA_ERROR_HINTS = (
+    (
+        r"is invalid for input of size",
+        "splitting into heads: queries have Lq positions, keys and values Lk (they differ when "
+        "query and key are different sequences): split each projection with its own length, "
+        "(N, L, E) -> (N, L, heads, E // heads) -> transpose(1, 2).",
+    ),
+    (
+        r"view size is not compatible",
+        "merging the heads: after transpose(1, 2) the tensor is not contiguous, so view cannot "
+        "merge (heads, head_dim): use reshape(N, Lq, E) (or .contiguous().view).",
+    ),
+    (
+        r"must match the size of tensor b|shapes cannot be multiplied",
+        "the scores are (N, heads, Lq, Lk): split q, k and v into heads the same way (each "
+        "(N, heads, L, head_dim)), and pass the mask on unchanged: it is (Lq, Lk) or already "
+        "4-dimensional, broadcastable to the scores.",
+    ),
+)
+
 
 # -------------------------------------------------------------------- q4: positional encoding
 def exercise_encoding(api, case, rng, out):
@@ -708,6 +729,8 @@ CHECKS = [
         replaces=("scaled_dot_product_attention",),
         exercise=exercise_mha,
         cases=MHA_CASES,
+        pattern_axes=("heads", "mask", "bias", "noncontiguous", "fully_masked"),
+        error_hints=MHA_ERROR_HINTS,
         outputs=(
             Output(
                 "out",
