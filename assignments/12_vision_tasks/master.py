@@ -240,8 +240,12 @@ assert empty.shape == (0,) and empty.dtype == torch.int64, "an empty input gives
 
 # %%
 chain = torch.tensor([[0.0, 0.0, 2.0, 1.0], [1.0, 0.0, 3.0, 1.0], [2.0, 0.0, 4.0, 1.0]], dtype=torch.float64)
-overlaps = box_iou(chain, chain)
-assert overlaps[0, 1] > 0.3 and overlaps[1, 2] > 0.3 and overlaps[0, 2] == 0, "q1's box_iou fails on three boxes in a row: fix q1 first"
+try:
+    overlaps = box_iou(chain, chain)
+    iou_works = bool(overlaps[0, 1] > 0.3 and overlaps[1, 2] > 0.3 and overlaps[0, 2] == 0)
+except Exception:
+    iou_works = False
+assert iou_works, "q1's box_iou fails on three boxes in a row: fix q1 first"
 assert nms(chain, torch.tensor([0.9, 0.8, 0.7], dtype=torch.float64), 0.3).tolist() == [0, 2], "three boxes in a row, each overlapping only its neighbours: box 1 is suppressed by box 0, and a suppressed box suppresses nothing, so box 2 is kept"
 
 # %% [raw]
@@ -627,7 +631,11 @@ logits = model(torch.rand(2, 1, 6, 10, generator=torch.Generator().manual_seed(0
 assert logits.shape == (2, 3, 6, 10), f"one logit per class and pixel, at full resolution: expected (2, 3, 6, 10), got {tuple(logits.shape)}"
 
 # %%
-assert DilatedConvBlock(1, 1, 2).conv.dilation == (2, 2), "q4's DilatedConvBlock fails: fix q4 first"
+try:
+    block_works = DilatedConvBlock(1, 1, 2).conv.dilation == (2, 2)
+except Exception:
+    block_works = False
+assert block_works, "q4's DilatedConvBlock fails: fix q4 first"
 model = FCN(3, width=4)
 assert model.block1.conv.dilation == (1, 1) and model.block2.conv.dilation == (2, 2), "block1 = DilatedConvBlock(1, width, 1) and block2 = DilatedConvBlock(width, width, 2): the second block is dilated"
 assert model.up.transposed.in_channels == 3, "up = Upsample2x(num_classes): the 1x1 classifier comes first, then up upsamples the class scores"
