@@ -131,15 +131,31 @@ def extract_features(encoder, x, batch_size):
 
 BUGS = [
     # ------------------------------------------------------------------------ info_nce_loss
-    Bug("loss uses the dot product instead of the cosine", LOSS_ALL, loss(normalize="z")),
+    Bug(
+        "loss uses the dot product instead of the cosine",
+        LOSS_ALL,
+        loss(normalize="z"),
+        pattern=None,
+    ),
     Bug("loss keeps each row's similarity with itself", LOSS_ALL, loss(mask="logits")),
-    Bug("loss takes row i + 1 as the positive", LOSS_ALL, loss(positive="(rows + 1) % (2 * n)")),
+    Bug(
+        "loss takes row i + 1 as the positive",
+        LOSS_ALL,
+        loss(positive="(rows + 1) % (2 * n)"),
+        pattern=None,
+    ),
     Bug(
         "loss averages over the N anchors of the first view only",
         LOSS_ALL,
         loss(reduce="(logsumexp - positives)[:n].mean()"),
+        pattern=None,
     ),
-    Bug("loss multiplies by the temperature", LOSS_ALL, loss(logits="z @ z.T * temperature")),
+    Bug(
+        "loss multiplies by the temperature",
+        LOSS_ALL,
+        loss(logits="z @ z.T * temperature"),
+        pattern=None,
+    ),
     Bug(
         "loss computes log-sum-exp without subtracting the maximum",
         LOSS_32,
@@ -158,6 +174,7 @@ BUGS = [
         "loss normalises with a detached norm",
         GRADS_ALL,
         loss(normalize="z / z.norm(dim=1, keepdim=True).detach()"),
+        pattern=None,
     ),
     Bug(
         "loss stops the gradient of the second view",
@@ -168,6 +185,7 @@ BUGS = [
         "loss defaults to MoCo's temperature 0.07",
         LOSS_64,
         loss(signature="z1, z2, temperature=0.07"),
+        pattern="temperature",
     ),
     # ---------------------------------------------------------------- contrastive_accuracy
     Bug("accuracy lets ties favour the positive", ACCURACY, accuracy(compare="sims > positive")),
@@ -222,6 +240,7 @@ def alignment(z1, z2, alpha=2):
         "uniformity log-mean-exp without the maximum",
         UNIFORMITY,
         uniformity_code(result="torch.log(torch.exp(exponents).mean())"),
+        pattern=None,
     ),
     # ----------------------------------------------------------------------------- augment
     Bug("augment does not clamp to [0, 1]", items("augment", "range"), augment_code(clamp="views")),
@@ -349,6 +368,7 @@ with torch.no_grad():
 encoder.training = was_training
 return features
 """),
+        pattern="mode",
     ),
     Bug(
         "features computed in training mode",
@@ -381,6 +401,7 @@ with torch.no_grad():
 encoder.train(was_training)
 return features
 """),
+        pattern=None,
     ),
     # the case with N < batch_size has no full batch: torch.cat([]) raises, and every item
     # of that case is lost
@@ -395,6 +416,7 @@ with torch.no_grad():
 encoder.train(was_training)
 return torch.cat(parts)
 """),
+        pattern=None,
     ),
     # --------------------------------------------------------------------- concept answers
     Bug(

@@ -272,6 +272,9 @@ UNIFORMITY_CASES = (
     # every exp(-t * squared distance) underflows float64 (below about e**-745): only a
     # stable log-mean-exp is finite
     {"N": 5, "D": 6, "t": 500.0, "spread": 1.0, "basis": True},
+    # the same construction at the default t: nothing underflows, so a log-mean-exp without
+    # the maximum fails only at large t, not on nearly orthogonal rows as such
+    {"N": 4, "D": 6, "t": 2.0, "spread": 1.0, "basis": True},
     {"N": 40, "D": 16, "t": 2.0, "spread": 0.5},
 )
 
@@ -563,6 +566,11 @@ FEATURE_CASES = (
     {"N": 1, "batch_size": 1, "mode": "eval"},
     {"N": 33, "batch_size": 8, "mode": "eval"},
     {"N": 12, "batch_size": 5, "mode": "train"},
+    # N against batch_size, not N alone, decides whether there are several batches (N > 7
+    # in one batch; 3 rows in batches of 2) or none full (2 rows in batches of 3)
+    {"N": 9, "batch_size": 9, "mode": "train"},
+    {"N": 3, "batch_size": 2, "mode": "eval"},
+    {"N": 2, "batch_size": 3, "mode": "train"},
 )
 
 
@@ -582,6 +590,9 @@ CHECKS = [
         uses=("info_nce_loss",),
         exercise=exercise_info_nce,
         cases=INFO_NCE_CASES,
+        # N = 1 makes every bug vanish (the loss is exactly 0), so N alone separates the
+        # cases of most bugs without being their cause
+        pattern_axes=("temperature", "log_norm", "duplicates", "noncontiguous"),
         timeout_s=20.0,
         outputs=(
             Output("loss", rtol=1e-7, atol=1e-9, hint=LOSS_HINT),
@@ -833,6 +844,8 @@ CHECKS = [
         uses=("concept_answers",),
         exercise=exercise_concepts,
         cases=({},),
+        public_gap="they check that each answer is one of the allowed choices, not which one "
+        "is right",
         outputs=(
             Output(
                 "largest_loss_aligned",

@@ -158,6 +158,8 @@ loss = info_nce_loss(z1, z2, temperature=1.0)
 assert torch.is_tensor(loss) and loss.shape == (), f"the loss is a 0-dim tensor, got {type(loss).__name__} of shape {tuple(getattr(loss, 'shape', ()))}"
 by_hand = (2 * (math.log(math.exp(0) + math.exp(1) + math.exp(-1)) - 1) + math.log(3) + math.log(2 * math.exp(-1) + 1)) / 4
 assert abs(loss.item() - by_hand) < 1e-10, "the worked example of the text: check the diagonal (excluded), the positive (row i + N) and the mean over all 2N anchors"
+half = (2 * (math.log(1 + math.exp(2) + math.exp(-2)) - 2) + math.log(3) + math.log(2 * math.exp(-2) + 1)) / 4
+assert abs(info_nce_loss(z1, z2, temperature=0.5).item() - half) < 1e-10, "the worked example at temperature 0.5 (every cosine doubled): the logits are the cosines DIVIDED by the temperature (at tau = 1 dividing and multiplying agree)"
 
 # %%
 generator = torch.Generator().manual_seed(0)
@@ -176,6 +178,12 @@ loss.backward()
 assert loss.item() == 0.0 and not single.grad.any() and not other.grad.any(), "with N = 1 each anchor's only candidate is its positive: the loss and its gradients are exactly 0 (exclude the diagonal)"
 far = info_nce_loss(torch.tensor([[1.0, 0.0]], dtype=torch.float64), torch.tensor([[0.0, 1.0]], dtype=torch.float64), temperature=0.01)
 assert far.item() == 0.0, "N = 1 with the positive at cosine 0 and temperature 0.01: the loss is exactly 0. Leave each row's self term out before exp (mask the diagonal with -inf): subtracting exp(self) after summing cancels to 0 there, because exp(1 / 0.01) swamps exp(0)"
+
+# %%
+generator = torch.Generator().manual_seed(2)
+z1 = torch.randn(3, 4, dtype=torch.float64, generator=generator).requires_grad_(True)
+z2 = (3.0 * torch.randn(3, 4, dtype=torch.float64, generator=generator)).requires_grad_(True)
+assert torch.autograd.gradcheck(lambda a, b: info_nce_loss(a, b, temperature=0.3), (z1, z2), raise_exception=False), "the gradients of the loss with respect to z1 and z2 do not match the loss itself: autograd must see every step, so normalise with the tensor's own norm (no .detach(), .data, torch.no_grad() or torch.tensor(...) on the way)"
 
 # %%
 generator = torch.Generator().manual_seed(1)
@@ -258,6 +266,11 @@ collapsed = torch.ones(4, 3, dtype=torch.float64)
 assert contrastive_accuracy(collapsed, collapsed) == 0.0, "a collapsed representation (all embeddings equal) must score 0: a negative as similar as the positive counts against it"
 assert contrastive_accuracy(collapsed, collapsed, k=7) == 1.0, "with k = 2N - 1 every positive is in the top k"
 assert contrastive_accuracy(torch.tensor([[1.0, 2.0]]), torch.tensor([[-3.0, 1.0]])) == 1.0, "with N = 1 the positive is the only candidate"
+
+# %%
+long_negative = torch.tensor([[4.0, 0.0], [3.0, 4.0]], dtype=torch.float64)
+unit_views = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+assert contrastive_accuracy(long_negative, unit_views) == 1.0, "rank by cosine similarity, not by dot product: here every positive has the largest cosine, and a long negative such as (3, 4) must not win because of its length (normalise the rows)"
 
 # %% [raw]
 # # END TESTS
@@ -456,6 +469,19 @@ assert torch.allclose(same, images, atol=1e-6), "with every strength 0 the view 
 turned = augment(images, torch.Generator().manual_seed(4), crop=0.0, rotation=1.0, translation=0.0, noise=0.0)
 assert (turned - images).abs().max() < 0.3, "rotation=1 is one degree: the views must stay close to the images (convert with math.radians before cos and sin)"
 
+# %%
+copies = torch.rand(1, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(5)).expand(16, 1, 8, 8).clone()
+zero = dict(crop=0.0, rotation=0.0, translation=0.0, noise=0.0)
+for name, strength in (("crop", 0.3), ("rotation", 15.0), ("translation", 1.0)):
+    views = augment(copies, torch.Generator().manual_seed(6), **{**zero, name: strength})
+    assert any(not torch.equal(views[0], view) for view in views[1:]), f"16 copies of one image with only {name}={strength}: every view came out the same. Draw each image's own {name} parameters (n draws, one per image), not one for the whole batch"
+
+# %%
+flat = torch.full((128, 1, 8, 8), 0.5, dtype=torch.float64)
+views = augment(flat, torch.Generator().manual_seed(7), crop=0.0, rotation=0.0, translation=0.0, noise=0.05)
+spread = (views[:, :, 1:-1, 1:-1] - 0.5).std().item()
+assert 0.85 * 0.05 <= spread <= 1.15 * 0.05, f"with only noise=0.05 on constant images the pixels should deviate with a standard deviation of about 0.05, got {spread:.3g}: noise is the standard deviation (noise * torch.randn(...)), not the variance"
+
 # %% [raw]
 # # END TESTS
 
@@ -550,6 +576,8 @@ shapes = {name: tuple(p.shape) for name, p in head.named_parameters()}
 assert shapes == {"fc1.weight": (8, 6), "fc1.bias": (8,), "fc2.weight": (3, 8), "fc2.bias": (3,)}, f"ProjectionHead(6, 8, 3) should own fc1 = nn.Linear(6, 8) and fc2 = nn.Linear(8, 3); found {shapes}"
 z = head(torch.randn(4, 6, generator=torch.Generator().manual_seed(0)))
 assert z.shape == (4, 3) and (z < 0).any(), "nothing after fc2: z can be negative"
+h = torch.randn(5, 6, dtype=head.fc1.weight.dtype, generator=torch.Generator().manual_seed(2))
+assert torch.allclose(head(h), head.fc2(torch.relu(head.fc1(h)))), "z = fc2(relu(fc1(h))): one ReLU between the two layers, nothing after fc2"
 
 # %%
 encoder = nn.Sequential(nn.Flatten(), nn.Linear(16, 5))
@@ -560,6 +588,12 @@ views = torch.randn(2, 4, 1, 4, 4, generator=torch.Generator().manual_seed(1))
 outputs = model(views[0], views[1])
 assert len(outputs) == 4 and [tuple(o.shape) for o in outputs] == [(4, 5), (4, 5), (4, 3), (4, 3)], "forward returns (h1, h2, z1, z2)"
 assert torch.allclose(outputs[1], encoder(views[1])) and torch.allclose(outputs[2], head(encoder(views[0]))), "h2 = encoder(x2), z1 = head(h1)"
+linear_head = nn.Linear(5, 3)
+with torch.no_grad():
+    linear_head.weight.fill_(1.0)
+    linear_head.bias.fill_(0.0)
+SimCLR(encoder, linear_head)(views[0], views[1])[2].sum().backward()
+assert encoder[1].weight.grad is not None and encoder[1].weight.grad.abs().sum() > 0, "the loss on z must train the encoder too: z1 = head(h1) with h1 itself, not a detached copy"
 
 # %% [raw]
 # # END TESTS
@@ -631,6 +665,24 @@ encoder.eval()
 assert torch.allclose(features, encoder(images)), "features are encoder(x) in eval mode, in the order of x"
 extract_features(encoder, images, batch_size=3)
 assert not any(m.training for m in encoder.modules()), "the encoder was in eval mode: leave it (and every submodule) in eval mode"
+
+# %%
+class BatchCounter(nn.Module):
+    """Records the size of every batch it encodes."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 3)
+        self.sizes = []
+
+    def forward(self, x):
+        self.sizes.append(len(x))
+        return self.linear(x.flatten(1))
+
+
+counter = BatchCounter()
+extract_features(counter, torch.randn(11, 1, 2, 2, generator=torch.Generator().manual_seed(1)), batch_size=4)
+assert max(counter.sizes) <= 4 and sum(counter.sizes) == 11, f"11 images with batch_size=4: the encoder saw batches of {counter.sizes}. Feed it at most batch_size rows at a time, every row exactly once"
 
 # %% [raw]
 # # END TESTS

@@ -157,6 +157,7 @@ BUGS = [
 def box_area(boxes):
     return (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
 """,
+        pattern=None,
     ),
     Bug(
         "area uses the width twice",
@@ -200,6 +201,7 @@ def box_area(boxes):
         "NMS breaks ties by the higher index",
         items("nms", "keep"),
         nms_code(order="sorted(range(len(scores)), key=lambda i: (-scores[i].item(), -i))"),
+        pattern="kind",
     ),
     Bug(
         "NMS lets suppressed boxes suppress others",
@@ -215,6 +217,7 @@ def nms(boxes, scores, iou_threshold):
                 suppressed[later] = True
     return torch.tensor([i for i in order if not suppressed[i]], dtype=torch.int64)
 """,
+        pattern=None,
     ),
     Bug(
         "NMS returns float indices for an empty input",
@@ -413,6 +416,7 @@ def mean_iou(pred, target, num_classes):
             total += ((pred == c) & (target == c)).sum().item() / union
     return total / num_classes
 """,
+        pattern=None,
     ),
     Bug(
         "mean IoU divides by the target's pixels only",
@@ -486,21 +490,24 @@ def replace_head(model, num_classes):
 """,
     ),
     # --------------------------------------------------------------------- distillation
-    Bug("distillation without T^2", DISTILL_ALL, distill_code(soft="alpha * kl")),
+    Bug("distillation without T^2", DISTILL_ALL, distill_code(soft="alpha * kl"), pattern="T"),
     Bug(
         "distillation with the KL reversed",
         DISTILL_ALL,
         distill_code(kl="(student.exp() * (student - teacher)).sum(dim=1).mean()"),
+        pattern="alpha",
     ),
     Bug(
         "distillation with softmax(s) instead of softmax(s / T)",
         DISTILL_ALL,
         distill_code(student="log_probabilities(student_logits)"),
+        pattern="T",
     ),
     Bug(
         "distillation's cross-entropy at temperature T",
         DISTILL_ALL,
         distill_code(hard="log_probabilities(student_logits / temperature)"),
+        pattern=None,
     ),
     Bug(
         "distillation with log(softmax)",

@@ -211,6 +211,17 @@ def nms_inputs(rng: torch.Generator, case: dict[str, Any]) -> tuple[torch.Tensor
             dtype=torch.float64,
         )
         return boxes, torch.tensor([0.9, 0.8, 0.3, 0.6], dtype=torch.float64)
+    if kind == "chain":
+        # boxes in a row, each overlapping its neighbours by 1/3 and touching the next but
+        # one, scores falling along the row: every other box is kept (a suppressed box
+        # suppresses nothing)
+        starts = torch.arange(case["N"], dtype=torch.float64)
+        boxes = torch.stack(
+            [starts, torch.zeros_like(starts), starts + 2.0, torch.ones_like(starts)], dim=1
+        )
+        scores = torch.linspace(0.9, 0.1, case["N"], dtype=torch.float64)
+        order = torch.randperm(case["N"], generator=rng)
+        return boxes[order], scores[order]
     # clusters of jittered boxes around a few centres
     centres = grid_boxes(rng, case["clusters"], case["extent"])
     pick = randint(rng, case["clusters"], case["N"])
@@ -237,6 +248,7 @@ NMS_CASES = (
     {"kind": "empty", "threshold": 0.5},
     {"kind": "identical", "N": 5, "threshold": 0.5},
     {"kind": "threshold", "threshold": 0.5},
+    {"kind": "chain", "N": 7, "threshold": 0.3},
     {"kind": "clusters", "N": 12, "clusters": 3, "extent": 10, "threshold": 0.5},
     {"kind": "ties", "N": 15, "clusters": 4, "extent": 12, "threshold": 0.25},
     {"kind": "ties", "N": 20, "clusters": 3, "extent": 8, "threshold": 0.625},
@@ -410,6 +422,10 @@ METRIC_CASES = (
     {"N": 2, "H": 5, "W": 4, "classes": 6, "present": [0, 2, 5]},
     {"N": 3, "H": 4, "W": 6, "classes": 4, "present": [1, 3], "only_pred": 0},
     {"N": 1, "H": 8, "W": 8, "classes": 10, "present": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]},
+    # absent classes with N = 1, and N > 1 with every class present: the image count does not
+    # separate the cases a skipped (or counted) absent class fails
+    {"N": 1, "H": 3, "W": 4, "classes": 5, "present": [1, 4]},
+    {"N": 2, "H": 3, "W": 3, "classes": 3, "present": [0, 1, 2]},
 )
 
 
@@ -503,7 +519,7 @@ DISTILL_CASES = (
     {"N": 1, "K": 2, "T": 1.0, "alpha": 0.5},
     {"N": 4, "K": 5, "T": 4.0, "alpha": 0.5},
     {"N": 6, "K": 3, "T": 4.0, "alpha": 1.0},
-    {"N": 5, "K": 4, "T": 2.0, "alpha": 0.0},
+    {"N": 5, "K": 4, "T": 1.0, "alpha": 0.0},
     {"N": 8, "K": 10, "T": 1.0, "alpha": 1.0},
     {"N": 7, "K": 6, "T": 3.0, "alpha": 0.3, "noncontiguous": True},
     {"N": 3, "K": 4, "T": 8.0, "alpha": 0.9, "scale": 20.0},
@@ -710,6 +726,9 @@ CHECKS = [
         uses=("box_area",),
         exercise=exercise_area,
         cases=AREA_CASES,
+        # the empty input (N = 0) hides every area bug, so N > 0 would separate their
+        # failing cases without being a cause
+        pattern_axes=("zero", "special", "noncontiguous", "float32"),
         outputs=(
             Output(
                 "area",
@@ -927,6 +946,7 @@ CHECKS = [
         uses=("distillation_loss",),
         exercise=exercise_distillation,
         cases=DISTILL_CASES,
+        pattern_axes=("T", "alpha", "scale", "noncontiguous"),
         outputs=(
             Output(
                 "loss",
@@ -954,6 +974,7 @@ CHECKS = [
         uses=("distillation_loss",),
         exercise=exercise_distillation,
         cases=DISTILL_FLOAT32_CASES,
+        pattern_axes=("T", "alpha"),
         outputs=(
             Output(
                 "loss",

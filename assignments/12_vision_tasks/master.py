@@ -238,6 +238,16 @@ assert nms(same, torch.tensor([0.5, 0.5, 0.5], dtype=torch.float64), 0.5).tolist
 empty = nms(torch.zeros(0, 4, dtype=torch.float64), torch.zeros(0, dtype=torch.float64), 0.5)
 assert empty.shape == (0,) and empty.dtype == torch.int64, "an empty input gives an empty int64 tensor"
 
+# %%
+chain = torch.tensor([[0.0, 0.0, 2.0, 1.0], [1.0, 0.0, 3.0, 1.0], [2.0, 0.0, 4.0, 1.0]], dtype=torch.float64)
+try:
+    overlaps = box_iou(chain, chain)
+    iou_works = bool(overlaps[0, 1] > 0.3 and overlaps[1, 2] > 0.3 and overlaps[0, 2] == 0)
+except Exception:
+    iou_works = False
+assert iou_works, "q1's box_iou fails on three boxes in a row: fix q1 first"
+assert nms(chain, torch.tensor([0.9, 0.8, 0.7], dtype=torch.float64), 0.3).tolist() == [0, 2], "three boxes in a row, each overlapping only its neighbours: box 1 is suppressed by box 0, and a suppressed box suppresses nothing, so box 2 is kept"
+
 # %% [raw]
 # # END TESTS
 
@@ -345,6 +355,14 @@ assert anchors.shape == (4, 4) and anchors.dtype == torch.float64, f"1 x 2 cells
 assert torch.allclose(anchors[0], torch.tensor([1.0, 1.0, 3.0, 3.0], dtype=torch.float64)), "cell (0, 0) is centred at (2, 2); size 2, ratio 1 gives a 2 x 2 box"
 assert torch.allclose(anchors[1], torch.tensor([0.0, 1.5, 4.0, 2.5], dtype=torch.float64)), "ratio 4 = width / height: width 2 * 2 = 4, height 2 / 2 = 1; the ratios vary fastest"
 assert torch.allclose(anchors[2], torch.tensor([5.0, 1.0, 7.0, 3.0], dtype=torch.float64)), "then the next cell, (0, 1), centred at (6, 2)"
+
+# %%
+anchors = anchor_boxes(1, 1, 4, [2.0, 4.0], [1.0, 4.0])
+widths, heights = anchors[:, 2] - anchors[:, 0], anchors[:, 3] - anchors[:, 1]
+assert torch.allclose(widths, torch.tensor([2.0, 4.0, 4.0, 8.0], dtype=torch.float64)) and torch.allclose(heights, torch.tensor([2.0, 1.0, 4.0, 2.0], dtype=torch.float64)), "sizes [2, 4], ratios [1, 4]: within a cell the sizes come first and, within a size, the ratios vary fastest (row k * R + l is size k, ratio l)"
+grid = anchor_boxes(2, 3, 2, [1.0], [1.0])
+centres = torch.stack([(grid[:, 0] + grid[:, 2]) / 2, (grid[:, 1] + grid[:, 3]) / 2], dim=1)
+assert torch.allclose(centres[1], torch.tensor([3.0, 1.0], dtype=torch.float64)) and torch.allclose(centres[3], torch.tensor([1.0, 3.0], dtype=torch.float64)), "a 2 x 3 map: the cells are row-major, so anchor 1 belongs to cell (0, 1), to the right of the first one, and anchor 3 (= W) to cell (1, 0), the start of the second row"
 
 # %%
 boxes = torch.tensor([[1.0, 2.0, 4.0, 8.0], [0.0, 0.0, 1.0, 1.0]], dtype=torch.float64)
@@ -613,6 +631,19 @@ logits = model(torch.rand(2, 1, 6, 10, generator=torch.Generator().manual_seed(0
 assert logits.shape == (2, 3, 6, 10), f"one logit per class and pixel, at full resolution: expected (2, 3, 6, 10), got {tuple(logits.shape)}"
 
 # %%
+try:
+    block_works = DilatedConvBlock(1, 1, 2).conv.dilation == (2, 2)
+except Exception:
+    block_works = False
+assert block_works, "q4's DilatedConvBlock fails: fix q4 first"
+model = FCN(3, width=4)
+assert model.block1.conv.dilation == (1, 1) and model.block2.conv.dilation == (2, 2), "block1 = DilatedConvBlock(1, width, 1) and block2 = DilatedConvBlock(width, width, 2): the second block is dilated"
+assert model.up.transposed.in_channels == 3, "up = Upsample2x(num_classes): the 1x1 classifier comes first, then up upsamples the class scores"
+x = torch.rand(2, 1, 6, 4, generator=torch.Generator().manual_seed(1))
+steps = model.up(model.classifier(model.block2(torch.relu(model.down(model.block1(x))))))
+assert torch.allclose(model(x), steps, atol=1e-6), "forward(x) = up(classifier(block2(relu(down(block1(x)))))): check the order of the layers and the ReLU after down"
+
+# %%
 pred = torch.tensor([[[0, 1], [1, 1]]])
 target = torch.tensor([[[0, 1], [0, 1]]])
 assert abs(pixel_accuracy(pred, target) - 0.75) < 1e-12, "3 of the 4 pixels are right"
@@ -734,9 +765,14 @@ model = nn.Sequential()
 model.body = nn.Linear(4, 3)
 model.head = nn.Linear(3, 2)
 assert freeze(model) is model and not any(p.requires_grad for p in model.parameters()), "freeze returns the module with requires_grad False on every parameter"
-replace_head(model, 5)
+old_head = model.head
+assert replace_head(model, 5) is model, "replace_head returns the model"
 assert model.head.weight.shape == (5, 3) and model.head.weight.requires_grad, "the new head is nn.Linear(3, 5) and trainable"
+assert model.head is not old_head and isinstance(model.head, nn.Linear) and model.head.bias.shape == (5,), "model.head must be a NEW nn.Linear(in_features, num_classes), bias included, not the old layer with a new weight"
 assert not model.body.weight.requires_grad, "the body stays frozen"
+doubles = nn.Sequential()
+doubles.head = nn.Linear(3, 2).double()
+assert replace_head(doubles, 4).head.weight.dtype == torch.float64, "the new head has the old head's dtype (here float64): nn.Linear(..., dtype=old.weight.dtype)"
 
 # %%
 student = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]], dtype=torch.float64)
@@ -843,6 +879,8 @@ x = torch.randn(2, 3, 4, 5, dtype=torch.float64, generator=torch.Generator().man
 assert style_loss(x, x.flip(3)).item() < 1e-20, "the Gram matrix forgets positions: a mirrored image has the same style"
 assert content_loss(x, x.flip(3)).item() > 0.1, "the content loss compares position by position"
 assert abs(content_loss(x, x + 2).item() - 4.0) < 1e-12, "content_loss is the MEAN squared difference"
+y = torch.randn(2, 3, 4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+assert torch.allclose(style_loss(x, y), ((gram_matrix(x) - gram_matrix(y)) ** 2).mean()), "style_loss is the MEAN over the (N, C, C) entries of the squared difference of the Gram matrices"
 
 # %% [raw]
 # # END TESTS
@@ -1000,12 +1038,29 @@ tokens = embed(image)
 assert tokens.shape == (1, 4, 4), f"a 4x4 image in 2x2 patches gives 4 tokens: (1, 4, 4), got {tuple(tokens.shape)}"
 assert tokens[0, 1].tolist() == [2.0, 3.0, 6.0, 7.0], "token 1 is the top-RIGHT patch (row-major order), its pixels in reading order"
 assert torch.allclose(embed.forward_unfold(image), tokens), "forward_unfold must equal forward: same patch order, each patch flattened as (C, p, p)"
+colour = PatchEmbedding(4, 2, 2, 3)
+colour_image = torch.rand(1, 2, 4, 4, generator=torch.Generator().manual_seed(1))
+assert torch.allclose(colour.forward_unfold(colour_image), colour(colour_image), atol=1e-6), "with 2 channels forward_unfold must still equal forward: flatten each patch as (C, p, p), channel first, like proj.weight"
 
 # %%
 model = ViT(8, 2, 1, 8, 2, 2, 16, 10)
 assert model.cls_token.shape == (1, 1, 8) and model.pos_embedding.shape == (1, 17, 8), "cls_token (1, 1, dim) and pos_embedding (1, P + 1, dim): the class token is an extra position"
 assert isinstance(model.blocks, nn.ModuleList) and len(model.blocks) == 2, "blocks: an nn.ModuleList of depth EncoderBlocks"
 assert model(torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))).shape == (3, 10), "logits (N, num_classes)"
+
+# %%
+model = ViT(8, 2, 1, 8, 2, 2, 16, 10)
+generator = torch.Generator().manual_seed(1)
+with torch.no_grad():
+    model.cls_token.copy_(torch.randn(1, 1, 8, generator=generator))
+    model.pos_embedding.copy_(torch.randn(1, 17, 8, generator=generator))
+    model.norm.weight.copy_(1 + torch.rand(8, generator=generator))
+    model.norm.bias.copy_(torch.randn(8, generator=generator))
+x = torch.rand(3, 1, 8, 8, generator=generator)
+tokens = torch.cat([model.cls_token.expand(3, 1, 8), model.patch_embed(x)], dim=1) + model.pos_embedding
+for block in model.blocks:
+    tokens = block(tokens)
+assert torch.allclose(model(x), model.head(model.norm(tokens[:, 0])), atol=1e-5), "forward: [cls_token, patch tokens] PLUS pos_embedding, the blocks in order, then norm, then head on token 0 (the class token, not the mean of the tokens)"
 
 # %% [raw]
 # # END TESTS
