@@ -575,7 +575,7 @@ head = ProjectionHead(6, 8, 3)
 shapes = {name: tuple(p.shape) for name, p in head.named_parameters()}
 assert shapes == {"fc1.weight": (8, 6), "fc1.bias": (8,), "fc2.weight": (3, 8), "fc2.bias": (3,)}, f"ProjectionHead(6, 8, 3) should own fc1 = nn.Linear(6, 8) and fc2 = nn.Linear(8, 3); found {shapes}"
 z = head(torch.randn(4, 6, generator=torch.Generator().manual_seed(0)))
-assert z.shape == (4, 3) and (z < 0).any(), "nothing after fc2: z can be negative"
+assert z.shape == (4, 3), f"ProjectionHead(6, 8, 3) maps (4, 6) to (4, 3), got {tuple(z.shape)}"
 h = torch.randn(5, 6, dtype=head.fc1.weight.dtype, generator=torch.Generator().manual_seed(2))
 assert torch.allclose(head(h), head.fc2(torch.relu(head.fc1(h)))), "z = fc2(relu(fc1(h))): one ReLU between the two layers, nothing after fc2"
 

@@ -145,7 +145,7 @@ def box_iou(a, b):
 # %%
 boxes = torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 4.0, 2.0], [3.0, 3.0, 3.0, 5.0]], dtype=torch.float64)
 area = box_area(boxes)
-assert area.shape == (3,) and area.tolist() == [4.0, 3.0, 0.0], f"areas (x2 - x1) * (y2 - y1): expected [4, 3, 0], got {area.tolist()}"
+assert area.shape == (3,) and area.tolist() == [4.0, 3.0, 0.0], f"areas are (x2 - x1) * (y2 - y1), one per box, shape (N,): a 2 x 2 square, a 3 x 1 box and a box of zero width gave {area.tolist()}"
 
 # %%
 a = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 1.0, 1.0]], dtype=torch.float64)
@@ -228,7 +228,7 @@ def nms(boxes, scores, iou_threshold):
 boxes = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 2.0, 2.2], [5.0, 5.0, 6.0, 6.0], [0.0, 0.0, 2.0, 1.9]], dtype=torch.float64)
 keep = nms(boxes, torch.tensor([0.5, 0.9, 0.7, 0.1], dtype=torch.float64), 0.5)
 assert keep.dtype == torch.int64, f"return int64 indices, got {keep.dtype}"
-assert keep.tolist() == [1, 2], f"expected [1, 2] (box 1 has the best score and suppresses 0 and 3), got {keep.tolist()} (fix q1 first if box_iou fails)"
+assert keep.tolist() == [1, 2], f"box 1 has the best score and overlaps boxes 0 and 3 by IoU > 0.5, so it suppresses both; box 2 overlaps nothing: the kept indices, by decreasing score, were {keep.tolist()} (fix q1 first if box_iou fails)"
 
 # %%
 half = torch.tensor([[0.0, 0.0, 2.0, 1.0], [0.0, 0.0, 1.0, 1.0]], dtype=torch.float64)
