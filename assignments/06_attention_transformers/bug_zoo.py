@@ -226,7 +226,7 @@ def padding_mask(lengths, L):
         "heads split by a reshape without transpose",
         MHA_ALL,
         mha(split="x.reshape(N, self.num_heads, x.shape[1], self.head_dim)"),
-        pattern=None,
+        pattern="heads",  # one head: the reshape is the transpose
     ),
     Bug(
         "keys and values split with the query's length",
@@ -238,7 +238,7 @@ def padding_mask(lengths, L):
         "heads merged by a reshape without transpose",
         MHA_ALL - items(MHA, "weights"),
         mha(merge="heads.reshape(N, Lq, E)"),
-        pattern=None,
+        pattern="heads",  # one head: the reshape is the transpose
     ),
     Bug("out_proj forgotten", MHA_ALL - items(MHA, "weights"), mha(finish="merged")),
     Bug(
