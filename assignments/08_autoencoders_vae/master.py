@@ -392,6 +392,11 @@ assert (z.std(0) - torch.tensor([1.0, 2.0], dtype=torch.float64)).abs().max() < 
 # `kl_divergence(mu, logvar)` returns the KL per example, shape `(N,)`, summed over every
 # dimension but the first. It must stay finite and accurate for `logvar` from -30 to 30 and
 # `|mu|` up to 1000 (in float64 `exp(30)` is no problem; do not clamp).
+#
+# The KL is an expectation, so it can also be estimated by sampling: the average of
+# `log q(z) - log p(z)` over many draws `z` of your `sample_latent` (section 2) must agree with
+# `kl_divergence`. The grader checks this agreement too (one item of this question), so it
+# fails when either function is wrong.
 
 # %% [raw]
 # # BEGIN QUESTION
@@ -594,7 +599,7 @@ assert torch.allclose(gaussian_nll(mean, x, sigma=2.0), torch.full((2,), 4 * (0.
 #
 # | submodule | layer | output |
 # |---|---|---|
-# | `fc` | `nn.Linear(latent_dims, 256)`, then ReLU, reshaped | `(N, 16, 4, 4)` |
+# | `fc` | `nn.Linear(latent_dims, 256)`, then ReLU, reshaped in `(C, H, W)` order (`h.reshape(N, 16, 4, 4)`) | `(N, 16, 4, 4)` |
 # | `up1` | `UpConv2d(16, 8, 3, stride=2, padding=1, output_padding=1)`, then ReLU | `(N, 8, 8, 8)` |
 # | `up2` | `UpConv2d(8, 1, 3, padding=1)`, no activation | `(N, 1, 8, 8)` |
 #
@@ -878,6 +883,12 @@ class VAE(nn.Module):
 # # BEGIN TESTS
 
 # %%
+# the VAE's decoder calls your conv_transpose2d (q1): first its output size
+try:
+    q1_right = tuple(conv_transpose2d(torch.zeros(1, 16, 4, 4), torch.zeros(16, 8, 3, 3), stride=2, padding=1, output_padding=1).shape) == (1, 8, 8, 8) and tuple(conv_transpose2d(torch.zeros(1, 8, 8, 8), torch.zeros(8, 1, 3, 3), padding=1).shape) == (1, 1, 8, 8)
+except Exception:
+    q1_right = False
+assert q1_right, "q1 fails: the VAE's decoder calls your conv_transpose2d, whose output size is wrong for the decoder's layers; fix q1 first"
 vae = VAE(3)
 assert tuple(vae.encoder.fc.weight.shape) == (6, 256) and tuple(vae.decoder.fc.weight.shape) == (256, 3), "VAE(3): encoder = Encoder(6) (mu and logvar), decoder = Decoder(3)"
 images = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(0))
