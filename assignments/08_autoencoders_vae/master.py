@@ -783,6 +783,7 @@ model = Autoencoder(3)
 images = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
 reconstruction = model(images)
 assert reconstruction.shape == (4, 1, 8, 8) and (reconstruction > 0).all() and (reconstruction < 1).all(), "forward returns sigmoid(decoder(encoder(x))): pixel values in (0, 1)"
+assert torch.allclose(reconstruction, torch.sigmoid(model.decoder(model.encoder(images)))), "forward returns sigmoid(decoder(encoder(x))): the sigmoid of the decoder's logits"
 loss = model.loss(images)
 assert loss.ndim == 0 and torch.allclose(loss, ((reconstruction - images) ** 2).mean()), "loss(x) is the mean squared error over every pixel, a 0-dim tensor"
 loss.backward()
@@ -939,7 +940,9 @@ class CodeAsLogits(nn.Module):
 vae = VAE(2)
 vae.decoder = CodeAsLogits(2)
 with torch.no_grad():
-    codes = torch.logit(vae.sample(20000, torch.Generator().manual_seed(1)).flatten(1)[:, :2].double())
+    samples = vae.sample(20000, torch.Generator().manual_seed(1))
+assert (samples > 0).all() and (samples < 1).all(), "sample returns pixel probabilities, torch.sigmoid(self.decoder(z)), not the decoder's logits"
+codes = torch.logit(samples.flatten(1)[:, :2].double())
 assert codes.mean(0).abs().max() < 0.05 and (codes.std(0) - 1).abs().max() < 0.05, "sample decodes z ~ N(0, I) of shape (num, latent_dims): standard normal (torch.randn), not uniform, not scaled"
 
 # %% [raw]
