@@ -1343,6 +1343,8 @@ CHECKS = [
         uses=("kl_by_hand", "latent_dims_needed"),
         exercise=exercise_concepts,
         cases=({},),
+        public_gap="they check each answer's type and range (a positive float; an int among 2, "
+        "8 and 32), not its value",
         outputs=(
             Output(
                 "kl_by_hand",

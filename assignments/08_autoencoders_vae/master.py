@@ -392,6 +392,11 @@ assert (z.std(0) - torch.tensor([1.0, 2.0], dtype=torch.float64)).abs().max() < 
 # `kl_divergence(mu, logvar)` returns the KL per example, shape `(N,)`, summed over every
 # dimension but the first. It must stay finite and accurate for `logvar` from -30 to 30 and
 # `|mu|` up to 1000 (in float64 `exp(30)` is no problem; do not clamp).
+#
+# The KL is an expectation, so it can also be estimated by sampling: the average of
+# `log q(z) - log p(z)` over many draws `z` of your `sample_latent` (section 2) must agree with
+# `kl_divergence`. The grader checks this agreement too (one item of this question), so it
+# fails when either function is wrong.
 
 # %% [raw]
 # # BEGIN QUESTION
@@ -439,6 +444,22 @@ extreme = kl_divergence(torch.full((1, 2), 1000.0, dtype=torch.float64), torch.t
 assert torch.isfinite(extreme).all(), "the KL must stay finite for logvar in [-30, 30] and |mu| up to 1000"
 by_hand = 0.5 * (math.exp(-30.0) + 1e6 - 1.0 + 30.0) + 0.5 * (math.exp(30.0) + 1e6 - 1.0 - 30.0)
 assert abs(extreme.item() - by_hand) <= 1e-9 * by_hand, "the KL must stay accurate for logvar in [-30, 30] and |mu| up to 1000: do not clamp logvar or exp(logvar) (float64 holds exp(30))"
+
+# %%
+# The grader also compares kl_divergence with a Monte-Carlo estimate of E_q[log q(z) - log p(z)]
+# over draws z of YOUR sample_latent (q2), so both must be right.
+mu = torch.tensor([[1.0, -0.5, 0.0]], dtype=torch.float64)
+logvar = torch.tensor([[0.0, 2.0 * math.log(0.5), math.log(2.0)]], dtype=torch.float64)
+sigma = torch.exp(0.5 * logvar)
+try:
+    z = sample_latent(mu.repeat(100000, 1), logvar.repeat(100000, 1), torch.Generator().manual_seed(0))
+    w = (z - mu) / sigma  # standard normal draws when sample_latent is right
+    drawn_right = tuple(z.shape) == (100000, 3) and bool(w.mean(0).abs().max() < 0.02) and bool((w.std(0) - 1).abs().max() < 0.02)
+except Exception:
+    drawn_right = False
+assert drawn_right, "q2 fails: the grader checks kl_divergence against draws of your sample_latent, which must give z ~ N(mu, exp(logvar)): standard normal noise (torch.randn) scaled by exp(logvar / 2); fix q2 first"
+estimate = ((-0.5 * w ** 2 - torch.log(sigma)) - (-0.5 * z ** 2)).sum(dim=1).mean()
+assert abs(kl_divergence(mu, logvar).item() - estimate.item()) < 0.07, "kl_divergence disagrees with the average of log q(z) - log p(z) over the draws of your sample_latent"
 
 # %% [raw]
 # # END TESTS
@@ -578,7 +599,7 @@ assert torch.allclose(gaussian_nll(mean, x, sigma=2.0), torch.full((2,), 4 * (0.
 #
 # | submodule | layer | output |
 # |---|---|---|
-# | `fc` | `nn.Linear(latent_dims, 256)`, then ReLU, reshaped | `(N, 16, 4, 4)` |
+# | `fc` | `nn.Linear(latent_dims, 256)`, then ReLU, reshaped in `(C, H, W)` order (`h.reshape(N, 16, 4, 4)`) | `(N, 16, 4, 4)` |
 # | `up1` | `UpConv2d(16, 8, 3, stride=2, padding=1, output_padding=1)`, then ReLU | `(N, 8, 8, 8)` |
 # | `up2` | `UpConv2d(8, 1, 3, padding=1)`, no activation | `(N, 1, 8, 8)` |
 #
@@ -700,18 +721,69 @@ assert shapes == {"conv1.weight": (8, 1, 3, 3), "conv1.bias": (8,), "conv2.weigh
 assert encoder(torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))).shape == (3, 5), "Encoder(5) maps (3, 1, 8, 8) to (3, 5)"
 
 # %%
+# A case by hand: with these parameters conv1 outputs 1 everywhere and conv2 outputs the constant
+# maps 2, -1, 2, -1, ... (its bias), so after the ReLU its channels are 2, 0, 2, 0, ...
+encoder = Encoder(3)
+with torch.no_grad():
+    for p in encoder.parameters():
+        p.zero_()
+    encoder.conv1.bias.fill_(1.0)
+    encoder.conv2.bias.copy_(torch.tensor([2.0, -1.0] * 8))
+    encoder.fc.weight[0, :16] = 1.0  # output 0 sums the first 16 features: 16 * 2 in (C, H, W) order
+    encoder.fc.weight[1] = 1.0  # output 1 sums all 256 features: 8 channels * 16 pixels * 2
+    encoder.fc.bias[2] = -1.0  # output 2 is -1
+features = encoder(torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1)))
+assert torch.allclose(features[:, 2], torch.full((2,), -1.0)), "no activation after fc: the encoder's outputs (codes, or mu and logvar) may be negative"
+assert torch.allclose(features[:, 1], torch.full((2,), 256.0)), "apply the ReLU after conv2 too: here conv2's odd channels are negative and must become 0 before fc"
+assert torch.allclose(features[:, 0], torch.full((2,), 32.0)), "flatten in (C, H, W) order (h.flatten(1)): the first 16 features are channel 0's 4x4 map"
+
+# %%
 decoder = Decoder(4)
 shapes = {name: tuple(p.shape) for name, p in decoder.named_parameters()}
 assert shapes == {"fc.weight": (256, 4), "fc.bias": (256,), "up1.weight": (16, 8, 3, 3), "up1.bias": (8,), "up2.weight": (8, 1, 3, 3), "up2.bias": (1,)}, f"Decoder(4) parameters should be fc (256, 4), up1 (16, 8, 3, 3), up2 (8, 1, 3, 3) with biases; found {shapes}"
+assert isinstance(decoder.up1, UpConv2d) and isinstance(decoder.up2, UpConv2d), "up1 and up2 are UpConv2d layers (they call your conv_transpose2d)"
+# the decoder calls your conv_transpose2d (q1): what this test needs from it, with a kernel that
+# is 1 at its centre (channel c to channel c) and 0 elsewhere
+centre = torch.zeros(2, 2, 3, 3)
+centre[0, 0, 1, 1] = centre[1, 1, 1, 1] = 1.0
+grid = torch.arange(1.0, 33.0).reshape(1, 2, 4, 4)
+shift = torch.tensor([0.5, -0.5]).reshape(1, 2, 1, 1)
+spread_by_hand = shift.expand(1, 2, 8, 8).clone()
+spread_by_hand[:, :, ::2, ::2] += grid  # pixel (i, j) paints the centre tap at (2i, 2j)
+try:
+    spread = conv_transpose2d(grid, centre, shift.flatten(), stride=2, padding=1, output_padding=1)
+    kept = conv_transpose2d(grid, centre, shift.flatten(), padding=1)
+    q1_right = tuple(spread.shape) == (1, 2, 8, 8) and tuple(kept.shape) == (1, 2, 4, 4) and bool(torch.allclose(spread, spread_by_hand)) and bool(torch.allclose(kept, grid + shift))
+except Exception:
+    q1_right = False
+assert q1_right, "q1 fails: the decoder calls your conv_transpose2d, which is wrong for a kernel that is 1 at its centre (stride 2, padding 1, output_padding 1, or stride 1, padding 1, with a bias); fix q1 first"
 logits = decoder(torch.randn(2, 4, generator=torch.Generator().manual_seed(0)))
 assert logits.shape == (2, 1, 8, 8), f"Decoder(4) maps (2, 4) to logits (2, 1, 8, 8), got {tuple(logits.shape)}"
-assert isinstance(decoder.up1, UpConv2d) and isinstance(decoder.up2, UpConv2d), "up1 and up2 are UpConv2d layers (they call your conv_transpose2d)"
+# A case by hand: fc outputs its bias, 1 for the first 16 features (channel 0 of the 4x4 grid in
+# (C, H, W) order) and 0 for the rest; up1 copies channel 0 to the pixels (2i, 2j) of its channel
+# 0, and its channel 1 is -1 everywhere (its bias); up2 adds up1's two channels after the ReLU.
+# So the logits are 1 at the pixels (2i, 2j) and 0 elsewhere.
+decoder = Decoder(2)
+with torch.no_grad():
+    for p in decoder.parameters():
+        p.zero_()
+    decoder.fc.bias[:16] = 1.0
+    decoder.up1.weight[0, 0, 1, 1] = 1.0
+    decoder.up1.bias[1] = -1.0
+    decoder.up2.weight[0, 0, 1, 1] = decoder.up2.weight[1, 0, 1, 1] = 1.0
+logits = decoder(torch.randn(3, 2, generator=torch.Generator().manual_seed(1)))
+by_hand = torch.zeros(3, 1, 8, 8)
+by_hand[:, :, ::2, ::2] = 1.0
+assert (logits > -0.5).all(), "apply the ReLU after up1: here up1's second channel is negative and must become 0 before up2"
+assert torch.allclose(logits[by_hand == 0], torch.zeros(())), "return up2's output as it is, logits (no sigmoid): in this case most logits are exactly 0"
+assert torch.allclose(logits, by_hand), "reshape fc's 256 outputs to (N, 16, 4, 4) in (C, H, W) order (the first 16 are channel 0's 4x4 map), then up1, ReLU, up2"
 
 # %%
 model = Autoencoder(3)
 images = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
 reconstruction = model(images)
 assert reconstruction.shape == (4, 1, 8, 8) and (reconstruction > 0).all() and (reconstruction < 1).all(), "forward returns sigmoid(decoder(encoder(x))): pixel values in (0, 1)"
+assert torch.allclose(reconstruction, torch.sigmoid(model.decoder(model.encoder(images)))), "forward returns sigmoid(decoder(encoder(x))): the sigmoid of the decoder's logits"
 loss = model.loss(images)
 assert loss.ndim == 0 and torch.allclose(loss, ((reconstruction - images) ** 2).mean()), "loss(x) is the mean squared error over every pixel, a 0-dim tensor"
 loss.backward()
@@ -812,6 +884,12 @@ class VAE(nn.Module):
 # # BEGIN TESTS
 
 # %%
+# the VAE's decoder calls your conv_transpose2d (q1): first its output size
+try:
+    q1_right = tuple(conv_transpose2d(torch.zeros(1, 16, 4, 4), torch.zeros(16, 8, 3, 3), stride=2, padding=1, output_padding=1).shape) == (1, 8, 8, 8) and tuple(conv_transpose2d(torch.zeros(1, 8, 8, 8), torch.zeros(8, 1, 3, 3), padding=1).shape) == (1, 1, 8, 8)
+except Exception:
+    q1_right = False
+assert q1_right, "q1 fails: the VAE's decoder calls your conv_transpose2d, whose output size is wrong for the decoder's layers; fix q1 first"
 vae = VAE(3)
 assert tuple(vae.encoder.fc.weight.shape) == (6, 256) and tuple(vae.decoder.fc.weight.shape) == (256, 3), "VAE(3): encoder = Encoder(6) (mu and logvar), decoder = Decoder(3)"
 images = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(0))
@@ -819,6 +897,19 @@ logits, mu, logvar = vae(images, torch.zeros(5, 3))
 assert logits.shape == (5, 1, 8, 8) and mu.shape == (5, 3) and logvar.shape == (5, 3), "forward returns (logits (N, 1, 8, 8), mu (N, L), logvar (N, L))"
 assert torch.allclose(torch.cat([mu, logvar], dim=1), vae.encoder(images)), "mu is the first half of the encoder's output, logvar the second half"
 assert torch.allclose(logits, vae.decoder(mu)), "with eps = 0 the decoder sees z = mu"
+
+# %%
+# forward calls your reparameterize (q2): first a case by hand
+try:
+    q2_right = bool(torch.allclose(reparameterize(torch.tensor([[1.0, -2.0]]), torch.tensor([[0.0, 2.0 * math.log(3.0)]]), torch.tensor([[0.5, 1.0]])), torch.tensor([[1.5, 1.0]])))
+except Exception:
+    q2_right = False
+assert q2_right, "q2 fails: VAE.forward calls your reparameterize, which must return mu + exp(0.5 * logvar) * eps; fix q2 first"
+vae = VAE(2).double()
+images = torch.rand(3, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+eps = torch.randn(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+logits, mu, logvar = vae(images, eps)
+assert torch.allclose(logits, vae.decoder(mu + torch.exp(0.5 * logvar) * eps)), "forward decodes z = reparameterize(mu, logvar, eps), not mu: the noise eps must reach the decoder"
 
 # %%
 vae = VAE(2)
@@ -835,6 +926,24 @@ vae = VAE(2)
 samples = vae.sample(6, torch.Generator().manual_seed(0))
 assert samples.shape == (6, 1, 8, 8) and (samples > 0).all() and (samples < 1).all(), "sample returns pixel probabilities (sigmoid of the logits), shape (num, 1, 8, 8)"
 assert torch.equal(samples, vae.sample(6, torch.Generator().manual_seed(0))), "the same seed must give the same samples: draw z from the given generator"
+
+# %%
+class CodeAsLogits(nn.Module):
+    """A stand-in decoder whose first latent_dims logits are the code z itself (its layers, of
+    the decoder's sizes, only give sample a dtype to read)."""
+    def __init__(self, latent_dims):
+        super().__init__()
+        self.fc, self.up1, self.up2 = nn.Linear(latent_dims, 256), UpConv2d(16, 8, 3), UpConv2d(8, 1, 3)
+    def forward(self, z):
+        return F.pad(z, (0, 64 - z.shape[1])).reshape(-1, 1, 8, 8)
+
+vae = VAE(2)
+vae.decoder = CodeAsLogits(2)
+with torch.no_grad():
+    samples = vae.sample(20000, torch.Generator().manual_seed(1))
+assert (samples > 0).all() and (samples < 1).all(), "sample returns pixel probabilities, torch.sigmoid(self.decoder(z)), not the decoder's logits"
+codes = torch.logit(samples.flatten(1)[:, :2].double())
+assert codes.mean(0).abs().max() < 0.05 and (codes.std(0) - 1).abs().max() < 0.05, "sample decodes z ~ N(0, I) of shape (num, latent_dims): standard normal (torch.randn), not uniform, not scaled"
 
 # %% [raw]
 # # END TESTS
@@ -1103,7 +1212,8 @@ assert isinstance(answer, float), "kl_by_hand returns a Python float"
 assert answer > 0, "a KL divergence between different distributions is positive"
 
 # %%
-assert latent_dims_needed() in (2, 8, 32), "answer with one of the latent sizes of the experiment: 2, 8 or 32"
+answer = latent_dims_needed()
+assert isinstance(answer, int) and answer in (2, 8, 32), "answer with one of the latent sizes of the experiment, 2, 8 or 32, as a Python int"
 
 # %% [raw]
 # # END TESTS

@@ -202,6 +202,7 @@ def discriminator_loss(real_logits, fake_logits):
         "generator loss labels its samples fake",
         G_LOSS | G_LOSS_32,
         g_loss(SP.format(z="f") + ".mean()"),
+        pattern=None,
     ),
     Bug(
         "generator loss computes -log(sigmoid(f)) literally",
@@ -296,6 +297,7 @@ def gan_training_step(generator, discriminator, opt_g, opt_d, real, z):
         "Langevin without gradient clipping",
         items("langevin_sample", "samples"),
         langevin(move="x + step_size * g"),
+        pattern=None,
     ),
     Bug(
         "Langevin clamps only after the gradient step",

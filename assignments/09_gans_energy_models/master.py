@@ -477,6 +477,41 @@ far = langevin_sample(Flat(), start, 1, 1.0, 10.0, torch.Generator().manual_seed
 assert far.min() >= 0.0 and far.max() <= 1.0, "clamp the samples to [clamp[0], clamp[1]]"
 
 # %%
+class Bowl(nn.Module):
+    """s(x) = -scale * |x|^2 per row: the gradient is -2 * scale * x."""
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones((), dtype=torch.float64))
+    def forward(self, x):
+        return -self.scale * x.flatten(1).pow(2).sum(dim=1)
+
+# one step with noise on the bowl (step 0.1, no clipping): x -> x + noise, clamped, then 0.8 times that
+start = torch.tensor([[0.5, -0.25, 0.0], [0.25, 0.125, -0.5]], dtype=torch.float64)
+noise = 0.1 * torch.randn(start.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+moved = langevin_sample(Bowl(), start, 1, 0.1, 0.1, torch.Generator().manual_seed(7), grad_clip=100.0)
+assert torch.allclose(moved, 0.8 * (start + noise)), "add the noise first (step 1), then take the gradient step at the noisy point (steps 3 and 4)"
+start = torch.tensor([[0.9, -0.9, 0.95], [-0.95, 0.85, -0.8]], dtype=torch.float64)
+noise = torch.randn(start.shape, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+moved = langevin_sample(Bowl(), start, 1, 0.1, 1.0, torch.Generator().manual_seed(8), grad_clip=100.0)
+assert torch.allclose(moved, 0.8 * (start + noise).clamp(-1, 1)), "clamp after adding the noise (step 2), before the gradient step, and again after it"
+
+# %%
+class ModeBowl(nn.Module):
+    """s(x) = -|x|^2, but 3 times steeper in training mode (as batch norm or dropout, the
+    network behaves differently there)."""
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones((), dtype=torch.float64))
+    def forward(self, x):
+        return -self.scale * (3.0 if self.training else 1.0) * x.flatten(1).pow(2).sum(dim=1)
+
+start = torch.tensor([[0.5, -0.25], [0.0, 1.0]], dtype=torch.float64)
+mode_bowl = ModeBowl()
+mode_bowl.train()
+moved = langevin_sample(mode_bowl, start, 1, 0.1, 0.0, torch.Generator().manual_seed(0), grad_clip=100.0)
+assert torch.allclose(moved, 0.8 * start), "sample with the model in eval mode (model.eval(), then restore its mode): this score is steeper in training mode"
+
+# %%
 bowl = Bowl()
 bowl.train()
 bowl.scale.requires_grad_(False)
@@ -575,6 +610,8 @@ assert abs(regularization.item() - 0.3) < 1e-12, "regularization = alpha * mean(
 assert abs(loss.item() + 0.7) < 1e-12, "loss = regularization + divergence"
 loss.backward()
 assert torch.allclose(real.grad, torch.tensor([0.1 * 2 * 2 / 2 - 0.5, -0.5], dtype=torch.float64)), "the gradient must flow from the loss to real_scores"
+# d loss / d fake_j = (2 * alpha * fake_j + 1) / N: (2 * 0.1 * -1 + 1) / 2 and (2 * 0.1 * 1 + 1) / 2
+assert fake.grad is not None and torch.allclose(fake.grad, torch.tensor([0.4, 0.6], dtype=torch.float64)), "the gradient must flow from the loss to fake_scores too (do not detach them: the samples are constants, their scores are not)"
 
 # %% [raw]
 # # END TESTS
@@ -674,6 +711,8 @@ buffer = ReplayBuffer(2, (3,))
 first = buffer.sample(4, torch.Generator().manual_seed(0))
 assert tuple(first.shape) == (4, 3) and (first >= -1).all() and (first < 1).all(), "an empty buffer gives fresh noise (n, *sample_shape), uniform in [-1, 1)"
 assert torch.equal(first, buffer.sample(4, torch.Generator().manual_seed(0))), "draw every random number from the generator argument"
+many = buffer.sample(1000, torch.Generator().manual_seed(2))
+assert (many >= -1).all() and (many < 1).all() and abs(many.mean().item()) < 0.1, "fresh noise is uniform in [-1, 1) (2 * torch.rand(..., generator=generator) - 1): its mean is near 0"
 
 # %%
 buffer = ReplayBuffer(2, (3,))
@@ -686,6 +725,12 @@ kept = set(rows[rows[:, 0] > 2, 0].tolist())
 assert kept == {6.0, 7.0}, f"with max_size 2 after pushing rows 5, 6, 7 the buffer keeps copies of the two newest, 6 and 7; sampled stored rows hold {sorted(kept)}"
 fresh_share = (rows[:, 0] < 2).double().mean().item()
 assert 0.03 < fresh_share < 0.07, f"about 5% of the sampled rows are fresh noise, got {fresh_share:.3f}"
+assert torch.equal(buffer.sample(50, torch.Generator().manual_seed(3)), buffer.sample(50, torch.Generator().manual_seed(3))), "the same seed must give the same rows once the buffer holds samples too: draw the choice of rows and of fresh rows from the generator argument"
+buffer = ReplayBuffer(2, (3,))
+buffer.push(torch.tensor([[5.0] * 3, [6.0] * 3, [7.0] * 3]))  # one push larger than max_size
+rows = buffer.sample(2000, torch.Generator().manual_seed(4))
+kept = set(rows[rows[:, 0] > 2, 0].tolist())
+assert kept == {6.0, 7.0}, f"one push of rows 5, 6, 7 into a buffer of max_size 2 keeps the two newest, its last rows 6 and 7; sampled stored rows hold {sorted(kept)}"
 
 # %% [raw]
 # # END TESTS
