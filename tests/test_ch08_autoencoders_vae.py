@@ -290,3 +290,18 @@ def kl_divergence(mu, logvar):
     assert "do not clamp" in outputs["kl_divergence: kl"]
     gradient = outputs["kl_divergence: grad_logvar"]
     assert "Fix 'kl_divergence: kl' first" in gradient and ".detach()" not in gradient
+
+
+def test_a_wrong_kl_formula_is_not_told_about_clamping(tmp_path, grade_file):
+    """The clamping hint is a case hint: shown only when the extreme case alone fails."""
+    code = """
+def kl_divergence(mu, logvar):
+    per_dimension = 0.5 * (torch.exp(logvar) + mu ** 2 - 1 - 0.5 * logvar)
+    return per_dimension.reshape(per_dimension.shape[0], -1).sum(dim=1)
+"""
+    results = grade_file(CHAPTER, notebook_with_extra_cell(CHAPTER, code,
+                                                           tmp_path / f"{CHAPTER}.ipynb"))
+    outputs = {test["name"].split(" ", 1)[1]: test["output"] for test in results["tests"]}
+    assert "kl_divergence: kl" in failed_items(results)
+    assert "not log sigma" in outputs["kl_divergence: kl"]
+    assert "do not clamp" not in outputs["kl_divergence: kl"]
