@@ -443,3 +443,29 @@ def _param_differences(
         forward[i] = (plus - at_point) / eps
         backward[i] = (at_point - minus) / eps
     return tuple(t.view(param.shape) for t in (central, forward, backward))  # type: ignore
+
+
+def check_second_call_sets_gradients(
+    make_layer: Callable[[], Any],
+    inputs: tuple[torch.Tensor, torch.Tensor],
+    upstreams: tuple[torch.Tensor, torch.Tensor],
+    name: str = "the layer",
+) -> None:
+    """Asserts that a layer that already ran once (forward ``inputs[0]``, backward
+    ``upstreams[0]``) has, after a second forward and backward, the same ``grad_weight`` and
+    ``grad_bias`` as a fresh layer that ran only the second call: backward SETS its gradients.
+    ``make_layer()`` returns a new layer with fixed parameters (the same every call)."""
+    fresh, reused = make_layer(), make_layer()
+    fresh.forward(inputs[1])
+    fresh.backward(upstreams[1])
+    for x, dupstream in zip(inputs, upstreams):
+        reused.forward(x)
+        reused.backward(dupstream)
+    same = torch.allclose(reused.grad_weight, fresh.grad_weight) and torch.allclose(
+        reused.grad_bias, fresh.grad_bias
+    )
+    assert same, (
+        f"{name}: a second forward and backward changed the gradients of a layer that had "
+        f"already run once: backward must SET grad_weight and grad_bias from the last "
+        f"forward's input (=), not add to the previous call's gradients"
+    )

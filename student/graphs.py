@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 # Zachary's karate club: each undirected friendship once, as (smaller, larger) member number.
 KARATE_EDGES = (
@@ -276,3 +277,26 @@ def spring_layout(
         pos = pos + move / length * torch.clamp(length, max=temperature)
     pos = pos - pos.mean(dim=0)
     return (pos / pos.abs().max()).float()
+
+
+def ring(n: int) -> torch.Tensor:
+    """The undirected cycle 0 - 1 - ... - (n-1) - 0 as edge_index (2, 2n), both directions."""
+    nodes = torch.arange(n)
+    return both_directions(torch.stack([nodes, (nodes + 1) % n]))
+
+
+class LargestTensor(TorchFunctionMode):
+    """``with LargestTensor() as seen: ...``: afterwards ``seen.entries`` is the number of
+    entries of the largest (strided) tensor any torch operation returned inside the block.
+    The public checks use it to see whether a layer built an N x N or N x E matrix."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        result = func(*args, **(kwargs or {}))
+        for value in result if isinstance(result, (tuple, list)) else (result,):
+            if isinstance(value, torch.Tensor) and value.layout == torch.strided:
+                self.entries = max(self.entries, value.numel())
+        return result

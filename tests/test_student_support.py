@@ -176,3 +176,32 @@ def test_seeded_builds_reproducibly_and_leaves_the_global_generator_alone():
     with pytest.raises(RuntimeError), seeded(5):
         raise RuntimeError("restored even on an exception")
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_largest_tensor_sees_a_dense_matrix_and_the_ring_is_a_cycle():
+    from student.graphs import LargestTensor, ring
+
+    edges = ring(5)
+    assert edges.shape == (2, 10) and sorted(edges[0].tolist()) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert {(int(a), int(b)) for a, b in edges.T} >= {(0, 1), (1, 0), (4, 0), (0, 4)}
+    with LargestTensor() as seen:
+        torch.zeros(5).index_add_(0, edges[1], torch.ones(10))
+    assert seen.entries == 10
+    with LargestTensor() as seen:
+        torch.eye(50) @ torch.ones(50, 2)
+    assert seen.entries == 2500
+
+
+def test_stand_ins_check_a_container_and_catch_a_reversed_backward():
+    from student.stand_ins import check_layer_container
+
+    check_layer_container(Net, "Net", torch.Generator().manual_seed(0))
+
+    class ForwardOrderBackward(Net):
+        def backward(self, dupstream):
+            for layer in self.layers:
+                dupstream = layer.backward(dupstream)
+            return dupstream
+
+    with pytest.raises(AssertionError, match="REVERSE order"):
+        check_layer_container(ForwardOrderBackward, "Net", torch.Generator().manual_seed(0))

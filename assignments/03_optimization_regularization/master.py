@@ -304,26 +304,31 @@ sgd.zero_grad()
 assert w.grad is None or (w.grad == 0).all(), "zero_grad clears .grad"
 
 # %%
-# Hand-computable SGD cases (lr = 0.5, momentum = 0.5: exact in binary), two steps each.
-def sgd_trajectory(start, grads, **options):
+# Hand-computable cases (lr = 0.5, momentum = 0.5: exact in binary), two steps each.
+def trajectory(optimizer_class, start, grads, **options):
+    """The parameter after each step of optimizer_class([p], **options) fed the given gradients."""
     p = torch.tensor(start, dtype=torch.float64)
-    optimizer = SGD([p], lr=0.5, momentum=0.5, **options)
-    trajectory = []
+    optimizer = optimizer_class([p], **options)
+    steps = []
     for g in grads:
         p.grad = torch.tensor(g, dtype=torch.float64)
         optimizer.step()
-        trajectory.append(p.tolist())
-    return trajectory
+        steps.append(p.tolist())
+    return torch.tensor(steps, dtype=torch.float64)
+
+
+def sgd_trajectory(start, grads, **options):
+    return trajectory(SGD, start, grads, lr=0.5, momentum=0.5, **options)
 
 # buf = g = [1, 2]; step along g + 0.5 * buf = [1.5, 3]; then buf = 0.5 * buf + g = [1.5, 3], step [1.75, 3.5]
 steps = sgd_trajectory([1.0, -1.0], [[1.0, 2.0], [1.0, 2.0]], nesterov=True)
-assert torch.allclose(torch.tensor(steps, dtype=torch.float64), torch.tensor([[0.25, -2.5], [-0.625, -4.25]], dtype=torch.float64), atol=1e-12), "SGD nesterov: the step is g + momentum * buf (the fresh gradient plus the look-ahead), not buf alone"
+assert torch.allclose(steps, torch.tensor([[0.25, -2.5], [-0.625, -4.25]], dtype=torch.float64), atol=1e-12), "SGD nesterov: the step is g + momentum * buf (the fresh gradient plus the look-ahead), not buf alone"
 # g = 1 + 0.5 * p enters the buffer: g = 2, buf = 2, p = 1; then g = 1.5, buf = 0.5 * 2 + 1.5 = 2.5, p = -0.25
 steps = sgd_trajectory([2.0], [[1.0], [1.0]], weight_decay=0.5)
-assert torch.allclose(torch.tensor(steps, dtype=torch.float64), torch.tensor([[1.0], [-0.25]], dtype=torch.float64), atol=1e-12), "SGD weight decay: add weight_decay * p to the gradient BEFORE the momentum buffer (g = g + weight_decay * p, then buf = momentum * buf + (1 - dampening) * g)"
+assert torch.allclose(steps, torch.tensor([[1.0], [-0.25]], dtype=torch.float64), atol=1e-12), "SGD weight decay: add weight_decay * p to the gradient BEFORE the momentum buffer (g = g + weight_decay * p, then buf = momentum * buf + (1 - dampening) * g)"
 # first step buf = g = 1 (no dampening), p = -0.5; then buf = 0.5 * 1 + (1 - 0.5) * 1 = 1, p = -1
 steps = sgd_trajectory([0.0], [[1.0], [1.0]], dampening=0.5)
-assert torch.allclose(torch.tensor(steps, dtype=torch.float64), torch.tensor([[-0.5], [-1.0]], dtype=torch.float64), atol=1e-12), "SGD dampening: the first step copies g into the buffer undamped (buf = g), so it is p - lr * g; dampening applies from the second step on"
+assert torch.allclose(steps, torch.tensor([[-0.5], [-1.0]], dtype=torch.float64), atol=1e-12), "SGD dampening: the first step copies g into the buffer undamped (buf = g), so it is p - lr * g; dampening applies from the second step on"
 
 # %%
 w = torch.tensor([3.0], dtype=torch.float64)
@@ -373,14 +378,7 @@ assert q.item() == 5.0, "a parameter whose .grad is None is skipped"
 # %%
 # Hand-computable RMSprop cases (lr = 0.5, alpha = 0.75: v = 0.25 * g**2 on the first step).
 def rms_trajectory(start, grads, **options):
-    p = torch.tensor(start, dtype=torch.float64)
-    optimizer = RMSprop([p], lr=0.5, alpha=0.75, **options)
-    trajectory = []
-    for g in grads:
-        p.grad = torch.tensor(g, dtype=torch.float64)
-        optimizer.step()
-        trajectory.append(p.tolist())
-    return torch.tensor(trajectory, dtype=torch.float64)
+    return trajectory(RMSprop, start, grads, lr=0.5, alpha=0.75, **options)
 
 # v = 0.25 * [4, 16] = [1, 4], p -= 0.5 * [2, -4] / [1, 2]; then v = 0.75 * [1, 4] + 0.25 * [4, 16] = [1.75, 7]
 expected = torch.tensor([[0.0, 2.0], [-1.0 / math.sqrt(1.75), 2.0 + 2.0 / math.sqrt(7.0)]], dtype=torch.float64)

@@ -319,28 +319,11 @@ layer(x[:3], torch.tensor([[0, 2], [1, 1]]))
 assert torch.allclose(layer(x, chain), twin(x, chain)), "called first on a 3-node graph, then on a 5-node chain, the layer must give what a fresh copy gives on the chain: compute gcn_normalization inside forward on every call (nothing kept from the previous call)"
 
 # %%
-from torch.overrides import TorchFunctionMode
+from student.graphs import LargestTensor, ring
 
-
-class LargestTensor(TorchFunctionMode):
-    """Inside `with LargestTensor() as seen:`, seen.entries is the size of the largest tensor a torch operation returned."""
-
-    def __init__(self):
-        super().__init__()
-        self.entries = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        result = func(*args, **(kwargs or {}))
-        for value in result if isinstance(result, (tuple, list)) else (result,):
-            if isinstance(value, torch.Tensor) and value.layout == torch.strided:
-                self.entries = max(self.entries, value.numel())
-        return result
-
-
-nodes = torch.arange(1000)
-ring = torch.cat([torch.stack([nodes, (nodes + 1) % 1000]), torch.stack([(nodes + 1) % 1000, nodes])], dim=1)
+# the largest tensor any torch operation returns while the layer runs on a ring of 1,000 nodes
 with LargestTensor() as seen:
-    GCNLayer(2, 2)(torch.ones(1000, 2), ring)
+    GCNLayer(2, 2)(torch.ones(1000, 2), ring(1000))
 assert seen.entries < 100_000, f"on a ring of 1,000 nodes and 2,000 edges, GCNLayer (or a helper it calls) built a tensor of {seen.entries:,} entries: a dense N x N adjacency, a one-hot (N, E) matrix or torch.diag of the degrees. Work per edge: gather h[source], scale by the weights, index_add_ into the targets"
 
 # %% [raw]
@@ -558,28 +541,10 @@ for k, (w, a_src, a_dst, b) in enumerate(heads):
     assert abs(out[0, k].item() - (sum(a * h[j] for a, j in zip(alpha, (1, 2, 0))) + b)) < 1e-12, f"head {k}: column {k} of out_0 must be sum over j of alpha_j0 * h_j in head {k} alone, plus the bias: with concat=True the heads stay side by side (not averaged)"
 
 # %%
-from torch.overrides import TorchFunctionMode
+from student.graphs import LargestTensor, ring
 
-
-class LargestTensor(TorchFunctionMode):
-    """Inside `with LargestTensor() as seen:`, seen.entries is the size of the largest tensor a torch operation returned."""
-
-    def __init__(self):
-        super().__init__()
-        self.entries = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        result = func(*args, **(kwargs or {}))
-        for value in result if isinstance(result, (tuple, list)) else (result,):
-            if isinstance(value, torch.Tensor) and value.layout == torch.strided:
-                self.entries = max(self.entries, value.numel())
-        return result
-
-
-nodes = torch.arange(1000)
-ring = torch.cat([torch.stack([nodes, (nodes + 1) % 1000]), torch.stack([(nodes + 1) % 1000, nodes])], dim=1)
 with LargestTensor() as seen:
-    GATLayer(2, 2, heads=2)(torch.ones(1000, 2), ring)
+    GATLayer(2, 2, heads=2)(torch.ones(1000, 2), ring(1000))
 assert seen.entries < 100_000, f"on a ring of 1,000 nodes and 2,000 edges, GATLayer (or a helper it calls) built a tensor of {seen.entries:,} entries: a dense N x N attention or score matrix, or a one-hot (N, E) matrix. Work per edge: scores from the per-node parts gathered at the edges, segment_softmax by target, index_add_ into the targets"
 
 # %% [raw]

@@ -477,14 +477,6 @@ far = langevin_sample(Flat(), start, 1, 1.0, 10.0, torch.Generator().manual_seed
 assert far.min() >= 0.0 and far.max() <= 1.0, "clamp the samples to [clamp[0], clamp[1]]"
 
 # %%
-class Bowl(nn.Module):
-    """s(x) = -scale * |x|^2 per row: the gradient is -2 * scale * x."""
-    def __init__(self):
-        super().__init__()
-        self.scale = nn.Parameter(torch.ones((), dtype=torch.float64))
-    def forward(self, x):
-        return -self.scale * x.flatten(1).pow(2).sum(dim=1)
-
 # one step with noise on the bowl (step 0.1, no clipping): x -> x + noise, clamped, then 0.8 times that
 start = torch.tensor([[0.5, -0.25, 0.0], [0.25, 0.125, -0.5]], dtype=torch.float64)
 noise = 0.1 * torch.randn(start.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
