@@ -922,7 +922,7 @@ assert torch.equal(y[1, :4], x[1, 0].reshape(-1)) and torch.equal(y[1, 4:8], x[1
 assert torch.equal(flatten.backward(y), x), "Flatten.backward should undo forward: backward(forward(x)) gives x back"
 
 # %%
-from student.gradcheck import TOLERANCE, check_gradients, check_layer_gradients
+from student.gradcheck import TOLERANCE, check_gradients, check_layer_gradients, check_second_call_sets_gradients
 generator = torch.Generator().manual_seed(10)
 fresh, reused = Linear(3, 2), Linear(3, 2)
 weight, bias = torch.randn(3, 2, generator=generator, dtype=torch.float64), torch.randn(2, generator=generator, dtype=torch.float64)
