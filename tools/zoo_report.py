@@ -86,8 +86,14 @@ def _run_public_worker(chapter: str, codes: dict[str, str], timeout_s: float) ->
         for name in question_names(bundle / "tests")
     }
 
+    global_seed = os.environ.get("KIT_ZOO_GLOBAL_SEED")
+
     def verdicts(env: dict[str, Any]) -> dict[str, str]:
-        """Question -> "" when its public checks pass, else the first failure's line."""
+        """Question -> "" when its public checks pass, else the first failure's line.
+        With KIT_ZOO_GLOBAL_SEED set, the global generator is seeded with it first: a verdict
+        that changes with it depends on luck (an unseeded draw in a public check)."""
+        if global_seed is not None:
+            torch.manual_seed(int(global_seed))
         found = {}
         for name, test_file in tests.items():
             test_file.run(env)

@@ -194,6 +194,7 @@ fake = torch.tensor([0.0], dtype=torch.float64, requires_grad=True)
 loss = generator_loss(fake)
 loss.backward()
 assert abs(loss.item() - math.log(2)) < 1e-12 and abs(fake.grad.item() + 0.5) < 1e-12, "generator_loss([0]) = log 2 with gradient -0.5"
+assert abs(generator_loss(torch.zeros(2, dtype=torch.float64)).item() - math.log(2)) < 1e-12, "generator_loss is a MEAN over the batch, not a sum: two samples at logit 0 still cost log 2"
 assert generator_loss(torch.tensor([-5.0], dtype=torch.float64)).item() > 5.0, "a rejected sample (logit -5) must cost the generator a lot: the non-saturating loss sp(-f), not log(1 - sigmoid(f))"
 
 # %%

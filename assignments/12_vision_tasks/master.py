@@ -639,6 +639,10 @@ assert block_works, "q4's DilatedConvBlock fails: fix q4 first"
 model = FCN(3, width=4)
 assert model.block1.conv.dilation == (1, 1) and model.block2.conv.dilation == (2, 2), "block1 = DilatedConvBlock(1, width, 1) and block2 = DilatedConvBlock(width, width, 2): the second block is dilated"
 assert model.up.transposed.in_channels == 3, "up = Upsample2x(num_classes): the 1x1 classifier comes first, then up upsamples the class scores"
+generator = torch.Generator().manual_seed(2)
+with torch.no_grad():  # seeded weights of both signs: some pre-activations after down are negative
+    for parameter in model.parameters():
+        parameter.copy_(torch.randn(parameter.shape, generator=generator))
 x = torch.rand(2, 1, 6, 4, generator=torch.Generator().manual_seed(1))
 steps = model.up(model.classifier(model.block2(torch.relu(model.down(model.block1(x))))))
 assert torch.allclose(model(x), steps, atol=1e-6), "forward(x) = up(classifier(block2(relu(down(block1(x)))))): check the order of the layers and the ReLU after down"
