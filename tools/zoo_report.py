@@ -92,8 +92,8 @@ def _run_public_worker(chapter: str, codes: dict[str, str], timeout_s: float) ->
         """Question -> "" when its public checks pass, else the first failure's line.
         With KIT_ZOO_GLOBAL_SEED set, the global generator is seeded with it first: a verdict
         that changes with it depends on luck (an unseeded draw in a public check)."""
-        if global_seed is not None:
-            torch.manual_seed(int(global_seed))
+        if global_seed is not None:  # a worker process of its own, for this diagnosis only
+            torch.manual_seed(int(global_seed))  # global seed on purpose: a state to vary
         found = {}
         for name, test_file in tests.items():
             test_file.run(env)
